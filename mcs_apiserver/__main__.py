@@ -1,0 +1,5 @@
+import sys
+
+from mcs_apiserver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""The ``mcs-apiserver`` command: one binary, subcommands like kubeadm's."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mcs_apiserver.local.cli import add_binaries_arguments, add_local_arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcs-apiserver",
+        description="Kubernetes Multi-Cluster Services, made real: an aggregated API server serving "
+                    "live ServiceImport and ClusterSet views (views.multicluster.x-k8s.io/v1alpha1) "
+                    "computed from every member cluster, plus the admission webhooks of KEP-1645 and "
+                    "KEP-2149.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    from certs.cli import add_arguments as add_certs_arguments
+
+    add_certs_arguments(sub.add_parser(
+        "certs", help="create the CA, serving and client certificates and the caBundle",
+        description="Create the PKI an instance needs: a CA, a serving certificate for "
+                    "<service>.<namespace>.svc, client certificates, and the caBundle for manifests."))
+    add_local_arguments(sub.add_parser(
+        "local", help="a local ClusterSet of real control planes (up, down, status, stop, start)",
+        description="Run a ClusterSet of real Kubernetes control planes on this machine, "
+                    "with one mcs-apiserver instance per member."))
+    add_binaries_arguments(sub.add_parser(
+        "binaries", help="build the pinned upstream Kubernetes and etcd binaries",
+        description="Build kube-apiserver, kube-controller-manager, kubectl and etcd from their Go "
+                    "modules into ~/.cache/mcs-apiserver (or $MCS_APISERVER_CACHE)."))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""``mcs-apiserver local ...`` and ``mcs-apiserver binaries ...`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from mcs_apiserver.local import cluster
+from mcs_apiserver.local.binaries import BinariesError, Versions, describe, ensure_binaries, find_binaries
+
+DEFAULT_STATE_DIR = Path(".local/clusterset")
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
+
+    def state_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
+                       help="where the ClusterSet keeps its state, certificates, logs and kubeconfig "
+                            f"(default: {DEFAULT_STATE_DIR})")
+
+    up = sub.add_parser("up", help="start a local ClusterSet of real control planes",
+                        description="Start N member control planes (etcd, kube-apiserver, "
+                                    "kube-controller-manager) on loopback, install the CRDs, set each "
+                                    "member's ClusterProperties and write DIR/kubeconfig with one context "
+                                    "per member (member-1 ... member-N). Returns when everything is ready.")
+    up.add_argument("--members", type=int, default=3, metavar="N", help="number of member clusters (default: 3)")
+    up.add_argument("--clusterset", default="local", metavar="NAME",
+                    help="the ClusterSet name, the value of each member's clusterset.k8s.io (default: local)")
+    state_dir(up)
+    up.set_defaults(func=_up)
+
+    down = sub.add_parser("down", help="stop everything a local ClusterSet started")
+    state_dir(down)
+    down.set_defaults(func=_down)
+
+    status = sub.add_parser("status", help="report the processes of a local ClusterSet and their health")
+    state_dir(status)
+    status.set_defaults(func=_status)
+
+    for verb, func, help_text in (
+        ("stop", _stop, "stop one member's processes (e.g. to see it become Unreachable)"),
+        ("start", _start, "start one member's stopped processes again"),
+    ):
+        p = sub.add_parser(verb, help=help_text)
+        p.add_argument("member", metavar="MEMBER", help="the member, e.g. member-2")
+        p.add_argument("--component", choices=["kube-apiserver", "kube-controller-manager", "mcs-apiserver"],
+                       help="only this component (default: all of the member's)")
+        state_dir(p)
+        p.set_defaults(func=func)
+
+
+def add_binaries_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="binaries_command", metavar="COMMAND", required=True)
+    build = sub.add_parser("build", help="build the pinned upstream binaries into the cache (reused when present)")
+    build.add_argument("--rebuild", action="store_true", help="build again even if a finished build exists")
+    build.set_defaults(func=_build)
+    path = sub.add_parser("path", help="print where the binaries are (exit 1 if not built yet)")
+    path.set_defaults(func=_path)
+
+
+def _up(args: argparse.Namespace) -> int:
+    options = cluster.UpOptions(state_dir=args.state_dir, members=args.members, clusterset=args.clusterset)
+    try:
+        state = asyncio.run(cluster.up(options))
+    except cluster.AlreadyRunning as error:
+        print(error, file=sys.stderr)
+        return 0 if error.complete else 1
+    except (cluster.LocalClusterSetError, BinariesError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    kubeconfig_path = args.state_dir.resolve() / cluster.ADMIN_KUBECONFIG
+    first = state.members[min(1, len(state.members) - 1)].name
+    print(f"kubeconfig: {kubeconfig_path}")
+    print("contexts:   " + ", ".join(m.name for m in state.members))
+    print("try:")
+    print(f"  export KUBECONFIG={kubeconfig_path}")
+    print(f"  kubectl --context {first} get clusterproperties")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        cluster.down(args.state_dir)
+    except (cluster.LocalClusterSetError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state, report = asyncio.run(cluster.status(args.state_dir))
+    if state is None:
+        print(f"no local ClusterSet in {args.state_dir.resolve()}")
+        return 1
+    print(f"ClusterSet {state.clusterset!r}: {len(state.members)} members, "
+          f"kubeconfig {args.state_dir.resolve() / cluster.ADMIN_KUBECONFIG}")
+    width = max(len(c.name) for c in report) if report else 10
+    for component in report:
+        state_text = "running" if component.running else "stopped"
+        print(f"  {component.name:<{width}}  {state_text:<7}  pid {component.pid:<7}  {component.detail}".rstrip())
+    return 0 if all(c.running for c in report) else 1
+
+
+def _stop(args: argparse.Namespace) -> int:
+    try:
+        stopped = cluster.stop_member(args.state_dir, args.member, args.component)
+    except (cluster.LocalClusterSetError, KeyError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("stopped: " + (", ".join(stopped) or "nothing (already stopped)"))
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    try:
+        started = asyncio.run(cluster.start_member(args.state_dir, args.member, args.component))
+    except (cluster.LocalClusterSetError, KeyError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("started: " + (", ".join(started) or "nothing (already running)"))
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        binaries = ensure_binaries(rebuild=args.rebuild)
+    except BinariesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(describe(binaries))
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    binaries = find_binaries()
+    if binaries is None:
+        versions = Versions.pinned()
+        print(f"Kubernetes {versions.kubernetes} / etcd {versions.etcd} are not built yet; "
+              "run: mcs-apiserver binaries build", file=sys.stderr)
+        return 1
+    print(describe(binaries))
+    return 0

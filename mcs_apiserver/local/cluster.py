@@ -1,0 +1,403 @@
+"""``mcs-apiserver local up|down|status|stop|start``: a ClusterSet of real control planes on one machine.
+
+``up`` builds (or reuses) the upstream binaries, generates the PKI, starts one shared etcd and, per
+member, a kube-apiserver and a kube-controller-manager on loopback and free ports, installs the
+CRDs, sets each member's ClusterProperties, starts one mcs-apiserver instance per member and
+registers it, and returns once everything is ready. A failure at any step stops everything that
+step and the earlier ones started, so a failed ``up`` never leaves a process behind. The e2e tests
+use exactly this code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from mcs_apiserver.local import apply as applier
+from mcs_apiserver.local import controlplane, kubeconfig, processes
+from mcs_apiserver.local import state as statefile
+from mcs_apiserver.local.binaries import Binaries, ensure_binaries
+from mcs_apiserver.local.pki import LocalPKI, generate as generate_pki
+from mcs_apiserver.local.processes import ProcessRecord
+from mcs_apiserver.local.state import LocalState, MemberPorts
+from mcs_apiserver.members.client import KubeClient, connection_from_files, wait_for
+from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+ADMIN_KUBECONFIG = "kubeconfig"
+READY_TIMEOUT = 180.0
+
+
+class LocalClusterSetError(RuntimeError):
+    """A local ClusterSet command cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    state_dir: Path
+    members: int = 3
+    clusterset: str = "local"
+
+
+class Progress:
+    """Timestamped progress lines on stderr, so a slow step shows where the time goes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)
+
+
+def member_name(index: int) -> str:
+    return f"member-{index}"
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ask the kernel for ``count`` distinct free loopback ports (held open until all are chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _pki(state_dir: Path) -> LocalPKI:
+    return LocalPKI(state_dir / "pki")
+
+
+def admin_client(state_dir: Path, member: MemberPorts) -> KubeClient:
+    pki = _pki(state_dir)
+    connection = connection_from_files(
+        f"https://127.0.0.1:{member.apiserver_port}",
+        ca_file=str(pki.ca_cert), cert_file=str(pki.cert("admin")), key_file=str(pki.key("admin")),
+    )
+    return KubeClient(connection, user_agent="mcs-apiserver-local")
+
+
+# --- up ----------------------------------------------------------------------------------------
+
+
+def live_processes(state: LocalState) -> list[ProcessRecord]:
+    return [record for record in state.processes if processes.alive(record)]
+
+
+async def up(options: UpOptions, out: TextIO = sys.stderr) -> LocalState:
+    """Bring the whole ClusterSet up; see the module docstring."""
+    if options.members < 1:
+        raise LocalClusterSetError("--members must be at least 1")
+    if options.members > 150:
+        raise LocalClusterSetError("--members must be at most 150 (one service CIDR each)")
+    state_dir = options.state_dir.resolve()
+    with statefile.locked(state_dir):
+        existing = statefile.load(state_dir)
+        if existing is not None:
+            running = live_processes(existing)
+            if running:
+                raise AlreadyRunning(state_dir, existing, running)
+        progress = Progress(out)
+        progress("checking the upstream binaries")
+        binaries = await asyncio.to_thread(ensure_binaries, out=out)
+        state = _plan(options)
+        statefile.save(state_dir, state)
+        try:
+            await _bring_up(state_dir, state, binaries, progress)
+        except BaseException:
+            progress("bring-up failed: stopping everything it started")
+            _stop_all(state)
+            statefile.save(state_dir, state)
+            raise
+        statefile.save(state_dir, state)
+        progress(f"ClusterSet {options.clusterset!r} is up with {options.members} members")
+        return state
+
+
+class AlreadyRunning(LocalClusterSetError):
+    def __init__(self, state_dir: Path, state: LocalState, running: list[ProcessRecord]) -> None:
+        total = len(state.processes)
+        if len(running) == total:
+            message = (
+                f"a local ClusterSet is already running in {state_dir} ({total} processes); nothing "
+                f"was changed. Use it with: kubectl --kubeconfig {state_dir / ADMIN_KUBECONFIG} "
+                f"get clusterproperties, or stop it with: mcs-apiserver local down --state-dir {state_dir}"
+            )
+        else:
+            message = (
+                f"a local ClusterSet in {state_dir} is partly running ({len(running)} of {total} "
+                f"processes); nothing was changed. Stop it with: mcs-apiserver local down "
+                f"--state-dir {state_dir}"
+            )
+        super().__init__(message)
+        self.complete = len(running) == total
+
+
+def _plan(options: UpOptions) -> LocalState:
+    ports = _free_ports(2 + 3 * options.members)
+    members = [
+        MemberPorts(
+            name=member_name(i),
+            index=i,
+            apiserver_port=ports[2 + 3 * (i - 1)],
+            controller_manager_port=ports[3 + 3 * (i - 1)],
+            mcs_port=ports[4 + 3 * (i - 1)],
+            service_cidr=f"10.{100 + i}.0.0/16",
+        )
+        for i in range(1, options.members + 1)
+    ]
+    return LocalState(
+        clusterset=options.clusterset,
+        etcd_client_port=ports[0],
+        etcd_peer_port=ports[1],
+        members=members,
+    )
+
+
+async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, progress: Progress) -> None:
+    progress("generating certificates")
+    pki = generate_pki(
+        state_dir / "pki",
+        [(m.name, controlplane.first_service_ip(m.service_cidr)) for m in state.members],
+    )
+    _write_kubeconfigs(state_dir, state, pki)
+
+    progress(f"starting etcd on 127.0.0.1:{state.etcd_client_port}")
+    _start(state_dir, state, "etcd", controlplane.etcd_argv(
+        binaries, state_dir / "etcd" / "data", state.etcd_client_port, state.etcd_peer_port))
+    async with aiohttp.ClientSession() as session:
+        await _wait_process(state, "etcd", lambda: controlplane.etcd_healthy(session, state.etcd_client_port),
+                            "etcd to be healthy")
+
+    progress(f"starting {len(state.members)} kube-apiservers")
+    for member in state.members:
+        _start(state_dir, state, f"{member.name}/kube-apiserver",
+               controlplane.kube_apiserver_argv(binaries, pki, member, state.etcd_client_port))
+    await asyncio.gather(*(_wait_apiserver_ready(state_dir, state, m) for m in state.members))
+    progress("kube-apiservers ready; starting controller managers and installing CRDs")
+
+    for member in state.members:
+        _start(state_dir, state, f"{member.name}/kube-controller-manager",
+               controlplane.kube_controller_manager_argv(
+                   binaries, pki, member, state_dir / member.name / "kube-controller-manager.kubeconfig"))
+    await asyncio.gather(*(_bootstrap_member(state_dir, state, m) for m in state.members))
+    await asyncio.gather(*(_wait_controller_manager(state, m) for m in state.members))
+    progress("control planes ready: CRDs installed, ClusterProperties set")
+
+
+def _write_kubeconfigs(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:
+    contexts = [kubeconfig.KubeContext(m.name, f"https://127.0.0.1:{m.apiserver_port}") for m in state.members]
+    kubeconfig.write(state_dir / ADMIN_KUBECONFIG, contexts, ca_file=pki.ca_cert, user="admin",
+                     cert_file=pki.cert("admin"), key_file=pki.key("admin"))
+    for member, context in zip(state.members, contexts):
+        kubeconfig.write(
+            state_dir / member.name / "kube-controller-manager.kubeconfig", [context],
+            ca_file=pki.ca_cert, user="system:kube-controller-manager",
+            cert_file=pki.cert("kube-controller-manager"), key_file=pki.key("kube-controller-manager"),
+        )
+
+
+def _start(state_dir: Path, state: LocalState, name: str, argv: list[str]) -> ProcessRecord:
+    log = state_dir / "logs" / (name.replace("/", ".") + ".log")
+    record, _ = processes.start(name, argv, log)
+    state.replace_process(record)
+    statefile.save(state_dir, state)
+    return record
+
+
+async def _wait_process(state: LocalState, name: str, probe, what: str, timeout: float = READY_TIMEOUT) -> None:
+    """Wait for ``probe`` to succeed, failing fast (with the log's tail) if the process dies."""
+    record = state.process(name)
+    assert record is not None
+
+    async def check() -> bool:
+        if not processes.alive(record):
+            raise LocalClusterSetError(
+                f"{name} exited during start-up; the end of its log ({record.log}):\n"
+                + processes.log_tail(record)
+            )
+        return await probe()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except LocalClusterSetError:
+            raise
+        except Exception:  # noqa: BLE001 - not ready yet (connection refused, 5xx...)
+            pass
+        if time.monotonic() > deadline:
+            raise LocalClusterSetError(
+                f"timed out after {timeout:.0f}s waiting for {what}; the end of {record.log}:\n"
+                + processes.log_tail(record)
+            )
+        await asyncio.sleep(0.25)
+
+
+async def _wait_apiserver_ready(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
+    client = admin_client(state_dir, member)
+    try:
+        async def ready() -> bool:
+            status, body, _ = await client.request("GET", "/readyz", timeout=5)
+            return status == 200 and body.strip() == b"ok"
+        await _wait_process(state, f"{member.name}/kube-apiserver", ready,
+                            f"{member.name}'s kube-apiserver to be ready")
+    finally:
+        await client.close()
+
+
+async def _wait_controller_manager(state: LocalState, member: MemberPorts) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = f"https://127.0.0.1:{member.controller_manager_port}/healthz"
+        await _wait_process(state, f"{member.name}/kube-controller-manager",
+                            lambda: controlplane.https_ok(session, url, False),
+                            f"{member.name}'s kube-controller-manager to be healthy")
+
+
+async def _bootstrap_member(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
+    """CRDs, then the member's ClusterProperties (its ID first, then its ClusterSet, as KEP-2149
+    orders them)."""
+    client = admin_client(state_dir, member)
+    try:
+        crds = applier.load_manifests(MANIFESTS / "crds")
+        await applier.apply(client, crds)
+        for crd in crds:
+            await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
+                           timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
+        for name, value in ((CLUSTER_ID_PROPERTY, member.name), (CLUSTERSET_PROPERTY, state.clusterset)):
+            await applier.apply(client, [cluster_property(name, value)])
+    finally:
+        await client.close()
+
+
+def cluster_property(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "about.k8s.io/v1beta1", "kind": "ClusterProperty",
+            "metadata": {"name": name}, "spec": {"value": value}}
+
+
+async def _crd_established(client: KubeClient, name: str) -> bool:
+    crd = await client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    conditions = crd.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+# --- down, status, stop, start -------------------------------------------------------------------
+
+
+def _stop_all(state: LocalState) -> list[str]:
+    """Stop every recorded process, newest first (instances, then controllers, apiservers, etcd)."""
+    failed = []
+    for record in reversed(state.processes):
+        if not processes.stop(record):
+            failed.append(f"{record.name} (pid {record.pid})")
+    return failed
+
+
+def down(state_dir: Path, out: TextIO = sys.stderr) -> None:
+    state_dir = state_dir.resolve()
+    with statefile.locked(state_dir):
+        state = statefile.load(state_dir)
+        if state is None:
+            print(f"no local ClusterSet in {state_dir}; nothing to stop", file=out)
+            return
+        running = live_processes(state)
+        failed = _stop_all(state)
+        if failed:
+            raise LocalClusterSetError("could not stop: " + ", ".join(failed))
+        statefile.remove(state_dir)
+        print(f"stopped {len(running)} processes of the local ClusterSet in {state_dir}", file=out)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int
+    running: bool
+    detail: str = ""
+
+
+async def status(state_dir: Path) -> tuple[LocalState | None, list[ComponentStatus]]:
+    state_dir = state_dir.resolve()
+    state = statefile.load(state_dir)
+    if state is None:
+        return None, []
+    report: list[ComponentStatus] = []
+    for record in state.processes:
+        report.append(ComponentStatus(record.name, record.pid, processes.alive(record)))
+    for member in state.members:
+        entry = next((c for c in report if c.name == f"{member.name}/kube-apiserver"), None)
+        if entry is None or not entry.running:
+            continue
+        client = admin_client(state_dir, member)
+        try:
+            code, body, _ = await client.request("GET", "/readyz", timeout=5)
+            entry.detail = f"https://127.0.0.1:{member.apiserver_port} readyz: " + (
+                body.decode().strip() if code == 200 else f"HTTP {code}")
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            entry.detail = f"https://127.0.0.1:{member.apiserver_port} unreachable: {error}"
+        finally:
+            await client.close()
+    return state, report
+
+
+def _component_names(state: LocalState, member: str, component: str | None) -> list[str]:
+    state.member(member)  # validates the name
+    names = [p.name for p in state.processes if p.name.startswith(member + "/")]
+    if component:
+        names = [n for n in names if n == f"{member}/{component}"]
+        if not names:
+            raise LocalClusterSetError(f"{member} has no component {component!r}")
+    return names
+
+
+def stop_member(state_dir: Path, member: str, component: str | None = None) -> list[str]:
+    """Stop one member's processes (all, or one component) and keep their records for ``start``."""
+    state_dir = state_dir.resolve()
+    with statefile.locked(state_dir):
+        state = _require(state_dir)
+        stopped = []
+        for name in reversed(_component_names(state, member, component)):
+            record = state.process(name)
+            assert record is not None
+            if processes.stop(record):
+                stopped.append(name)
+        return stopped
+
+
+async def start_member(state_dir: Path, member: str, component: str | None = None) -> list[str]:
+    """Restart stopped processes of one member with their recorded command lines and wait for them."""
+    state_dir = state_dir.resolve()
+    with statefile.locked(state_dir):
+        state = _require(state_dir)
+        ports = state.member(member)
+        started = []
+        for name in _component_names(state, member, component):
+            record = state.process(name)
+            assert record is not None
+            if processes.alive(record):
+                continue
+            _start(state_dir, state, name, record.argv)
+            started.append(name)
+            if name.endswith("/kube-apiserver"):
+                await _wait_apiserver_ready(state_dir, state, ports)
+        return started
+
+
+def _require(state_dir: Path) -> LocalState:
+    state = statefile.load(state_dir)
+    if state is None:
+        raise LocalClusterSetError(
+            f"no local ClusterSet in {state_dir}; start one with: mcs-apiserver local up --state-dir {state_dir}")
+    return state

@@ -1,0 +1,121 @@
+"""Command lines of the upstream components of one local member, and their readiness probes.
+
+One etcd serves every member, each under its own key prefix: on a 2-core machine, N etcds cost
+memory and fsyncs for nothing. Each member gets a kube-apiserver with the aggregation layer enabled
+and a kube-controller-manager running only the controllers an MCS cluster without nodes needs.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import aiohttp
+
+from mcs_apiserver.local.binaries import Binaries
+from mcs_apiserver.local.pki import LocalPKI
+from mcs_apiserver.local.state import MemberPorts
+
+#: Controllers that matter without nodes or pods: namespace deletion, garbage collection,
+#: EndpointSlices for Services, service accounts and their tokens, and RBAC role aggregation
+#: (admin/edit/view pick up our ServiceImport rules through it).
+CONTROLLERS = ",".join([
+    "namespace-controller",
+    "garbage-collector-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+])
+
+
+def etcd_argv(binaries: Binaries, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
+    client = f"http://127.0.0.1:{client_port}"
+    peer = f"http://127.0.0.1:{peer_port}"
+    return [
+        str(binaries.etcd),
+        "--name=local",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=local={peer}",
+        # A throwaway development store: durability is not worth an fsync per write here.
+        "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=8589934592",
+        "--log-level=warn",
+    ]
+
+
+def first_service_ip(service_cidr: str) -> str:
+    network, _ = service_cidr.split("/")
+    parts = network.split(".")
+    return ".".join(parts[:3] + ["1"])
+
+
+def kube_apiserver_argv(binaries: Binaries, pki: LocalPKI, member: MemberPorts, etcd_port: int) -> list[str]:
+    return [
+        str(binaries.kube_apiserver),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        f"--etcd-prefix=/{member.name}/registry",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={member.apiserver_port}",
+        f"--tls-cert-file={pki.cert(member.name + '-apiserver')}",
+        f"--tls-private-key-file={pki.key(member.name + '-apiserver')}",
+        f"--client-ca-file={pki.ca_cert}",
+        f"--service-cluster-ip-range={member.service_cidr}",
+        f"--service-account-issuer=https://{member.name}.clusterset.local",
+        f"--service-account-key-file={pki.path('service-account.pub')}",
+        f"--service-account-signing-key-file={pki.path('service-account.key')}",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        # There are no nodes: nothing would ever reconcile the kubernetes Service's endpoints
+        # usefully, and loopback addresses are refused in Endpoints anyway.
+        "--endpoint-reconciler-type=none",
+        # The aggregation layer: kube-apiserver proxies /apis/views.multicluster.x-k8s.io to the
+        # instance with this client certificate and X-Remote-* headers.
+        f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.cert('front-proxy-client')}",
+        f"--proxy-client-key-file={pki.key('front-proxy-client')}",
+        "--profiling=false",
+        "--event-ttl=1h",
+    ]
+
+
+def kube_controller_manager_argv(
+    binaries: Binaries, pki: LocalPKI, member: MemberPorts, kubeconfig: Path
+) -> list[str]:
+    return [
+        str(binaries.kube_controller_manager),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={member.controller_manager_port}",
+        f"--controllers={CONTROLLERS}",
+        f"--service-account-private-key-file={pki.path('service-account.key')}",
+        f"--root-ca-file={pki.ca_cert}",
+        "--use-service-account-credentials=false",
+        "--leader-elect=false",
+        f"--cluster-name={member.name}",
+        "--profiling=false",
+    ]
+
+
+async def etcd_healthy(session: aiohttp.ClientSession, port: int) -> bool:
+    async with session.get(f"http://127.0.0.1:{port}/health", timeout=aiohttp.ClientTimeout(total=3)) as r:
+        return r.status == 200 and b'"health":"true"' in (await r.read()).replace(b" ", b"")
+
+
+async def https_ok(session: aiohttp.ClientSession, url: str, ssl_context: ssl.SSLContext | bool) -> bool:
+    """GET ``url`` and report whether it answered 200 ``ok`` (readyz/healthz style)."""
+    async with session.get(url, ssl=ssl_context, timeout=aiohttp.ClientTimeout(total=5)) as response:
+        return response.status == 200

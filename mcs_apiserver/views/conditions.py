@@ -1,0 +1,69 @@
+"""Status conditions and timestamps, shared by the ServiceImport and ClusterSet views.
+
+The views are recomputed from scratch, so a freshly derived condition knows nothing of when it
+last changed. To stay pure, the caller hands in the previously served conditions: a condition whose
+``status`` is unchanged keeps its ``lastTransitionTime`` (the Kubernetes convention of
+``meta.SetStatusCondition``: a new reason or message is not a transition), anything else gets ``now``.
+This also keeps a recomputation that changes nothing from producing a different object, which would
+otherwise send a spurious watch event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+from mcs_apiserver.kube_types import Condition
+
+#: Kubernetes caps a condition message at 32768 characters; longer ones are rejected on write.
+MAX_CONDITION_MESSAGE = 32768
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 with second precision and a ``Z``, as ``metav1.Time`` is serialised."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> datetime:
+    """The default clock of the engine."""
+    return datetime.now(timezone.utc)
+
+
+def truncate_message(message: str) -> str:
+    """Keep a condition message within the length Kubernetes accepts."""
+    if len(message) <= MAX_CONDITION_MESSAGE:
+        return message
+    return message[: MAX_CONDITION_MESSAGE - 3] + "..."
+
+
+def condition(type_: str, status: bool, reason: str, message: str) -> Condition:
+    """A condition without ``lastTransitionTime`` (see ``stamp_transitions``)."""
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": truncate_message(message),
+    }
+
+
+def stamp_transitions(
+    conditions: Sequence[Condition], previous: Iterable[Condition] | None, now: str
+) -> list[Condition]:
+    """Set ``lastTransitionTime`` on ``conditions`` (in place, and returned).
+
+    A condition whose type had the same status in ``previous`` keeps that condition's time; any
+    other gets ``now``.
+    """
+    before: dict[str, Condition] = {}
+    if previous:
+        for old in previous:
+            before[old.get("type", "")] = old
+    for cond in conditions:
+        old = before.get(cond["type"])
+        if old is not None and old.get("status") == cond["status"] and old.get("lastTransitionTime"):
+            cond["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            cond["lastTransitionTime"] = now
+    return list(conditions)

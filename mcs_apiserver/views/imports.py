@@ -1,0 +1,566 @@
+"""ServiceImport derivation for one (namespace, name): KEP-1645's merge and conflict rules.
+
+Input: the *contributions* of the eligible members for that key (a ServiceExport, the Service of the
+same name in the same cluster, and its ready endpoint count). Output: a ``DerivedImport`` (everything
+except the ClusterSetIP addresses, which depend on every other import, see ``ipalloc``), turned into
+the served object by ``build_service_import``.
+
+The rules, and why:
+
+* A cluster contributes only where its ServiceExport *and* a Service of the same name exist; a
+  missing Service (``NoService``) or an ``ExternalName`` Service (``InvalidServiceType``) makes that
+  export invalid and it is left out entirely, as if it were not exported.
+* ``clusterIP: None`` gives ``Headless``, anything else (ClusterIP, NodePort, LoadBalancer)
+  ``ClusterSetIP``.
+* The contributions are ordered by *export age*: the ``exported-at`` annotation stamped by our
+  mutating webhook (microseconds), else ``metadata.creationTimestamp`` (seconds); the cluster ID
+  breaks ties. The oldest export is the *winner*: it decides every whole-service property, so a newer,
+  conflicting export never changes the traffic of an existing import (KEP: raising a conflict must
+  not change traffic).
+* Ports are a union, merged by name first, then by (protocol, port); the result has unique names
+  (the empty name included) and unique (protocol, port) pairs, and a port that would break that is
+  dropped with ``PortConflict``: the older export's definition stays.
+* ``ipFamilies`` conflict (``IPFamilyConflict``) when a cluster lacks a family the import serves,
+  i.e. when an address of the import could reach only a subset of the backends (the KEP's wording);
+  a cluster that has *more* families than the winner, or the same in another order, can be reached.
+
+The conflict detection is a single function (``derive_import``) used by both the views and the
+admission webhook (``export_conflicts``), so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+from mcs_apiserver.kube_types import (
+    ClusterStatus,
+    Condition,
+    Service,
+    ServiceExport,
+    ServiceImport,
+    ServiceImportPort,
+)
+from mcs_apiserver.views.clusterset import UID_NAMESPACE
+from mcs_apiserver.views.conditions import condition, stamp_transitions
+from mcs_apiserver.views.model import API_VERSION, EXPORTED_AT_ANNOTATION, Key
+
+CLUSTERSET_IP = "ClusterSetIP"
+HEADLESS = "Headless"
+IPV4 = "IPv4"
+IPV6 = "IPv6"
+
+# Conflict reasons (mcs-api ServiceExport ``Conflict`` condition), in the order they are listed.
+TYPE_CONFLICT = "TypeConflict"
+PORT_CONFLICT = "PortConflict"
+SESSION_AFFINITY_CONFLICT = "SessionAffinityConflict"
+SESSION_AFFINITY_CONFIG_CONFLICT = "SessionAffinityConfigConflict"
+INTERNAL_TRAFFIC_POLICY_CONFLICT = "InternalTrafficPolicyConflict"
+TRAFFIC_DISTRIBUTION_CONFLICT = "TrafficDistributionConflict"
+IP_FAMILY_CONFLICT = "IPFamilyConflict"
+LABELS_CONFLICT = "LabelsConflict"
+ANNOTATIONS_CONFLICT = "AnnotationsConflict"
+CONFLICT_REASONS = (
+    TYPE_CONFLICT,
+    PORT_CONFLICT,
+    SESSION_AFFINITY_CONFLICT,
+    SESSION_AFFINITY_CONFIG_CONFLICT,
+    INTERNAL_TRAFFIC_POLICY_CONFLICT,
+    TRAFFIC_DISTRIBUTION_CONFLICT,
+    IP_FAMILY_CONFLICT,
+    LABELS_CONFLICT,
+    ANNOTATIONS_CONFLICT,
+)
+_REASON_RANK = {reason: rank for rank, reason in enumerate(CONFLICT_REASONS)}
+
+# Validity reasons (ServiceExport ``Valid`` condition).
+VALID = "Valid"
+NO_SERVICE = "NoService"
+INVALID_SERVICE_TYPE = "InvalidServiceType"
+
+# ServiceImport ``Ready`` reasons.
+READY = "Ready"
+PENDING = "Pending"
+IP_FAMILY_NOT_SUPPORTED = "IPFamilyNotSupported"
+NO_CONFLICTS = "NoConflicts"
+
+_UTC = timezone.utc
+#: The age of an export whose timestamps cannot be read: younger than any real export.
+_NEVER = datetime.max.replace(tzinfo=_UTC)
+
+
+# --- export age --------------------------------------------------------------------------------
+
+
+class Age(NamedTuple):
+    """Sort key of an export: older first, cluster ID breaks ties. Compares as a tuple."""
+
+    time: datetime
+    cluster: str
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime (UTC if no offset), None if unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_UTC)
+    return moment
+
+
+def export_age(export: ServiceExport, cluster: str) -> tuple[Age, str]:
+    """The export's age and the timestamp text it came from.
+
+    ``exported-at`` (microseconds, stamped by our webhook) when present and readable, else
+    ``creationTimestamp``; an export with neither sorts after every other ("" as text).
+    """
+    metadata = export.get("metadata") or {}
+    annotations = metadata.get("annotations")
+    if annotations:
+        text = annotations.get(EXPORTED_AT_ANNOTATION)
+        moment = parse_time(text)
+        if moment is not None:
+            return Age(moment, cluster), text  # type: ignore[return-value]
+    text = metadata.get("creationTimestamp") or ""
+    moment = parse_time(text)
+    if moment is None:
+        return Age(_NEVER, cluster), text
+    return Age(moment, cluster), text
+
+
+# --- contributions -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Contribution:
+    """What one cluster offers for one key. The Kubernetes objects are shared, never mutated."""
+
+    cluster: str  #: cluster ID
+    member: str  #: member (connection) name
+    export: ServiceExport
+    service: Service | None
+    ready_endpoints: int
+    exported_at: str  #: the timestamp text the age was read from
+    age: Age
+
+
+def make_contribution(
+    cluster: str,
+    member: str,
+    export: ServiceExport,
+    service: Service | None,
+    ready_endpoints: int = 0,
+) -> Contribution:
+    """Build a Contribution, reading the export's age once."""
+    age, text = export_age(export, cluster)
+    return Contribution(cluster, member, export, service, ready_endpoints, text, age)
+
+
+class Validity(NamedTuple):
+    valid: bool
+    reason: str  #: Valid | NoService | InvalidServiceType
+    message: str
+
+
+def export_validity(contribution: Contribution) -> Validity:
+    """Whether an export can back its import (the ServiceExport ``Valid`` condition)."""
+    service = contribution.service
+    metadata = contribution.export.get("metadata") or {}
+    where = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    if service is None:
+        return Validity(False, NO_SERVICE, f"Service {where} does not exist in cluster {contribution.cluster}")
+    if (service.get("spec") or {}).get("type") == "ExternalName":
+        return Validity(
+            False,
+            INVALID_SERVICE_TYPE,
+            f"Service {where} in cluster {contribution.cluster} is of type ExternalName, which cannot be exported",
+        )
+    return Validity(True, VALID, "the Service is exported")
+
+
+def _is_valid(contribution: Contribution) -> bool:
+    service = contribution.service
+    return service is not None and (service.get("spec") or {}).get("type") != "ExternalName"
+
+
+# --- conflicts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One disagreement between a cluster's export and the served import."""
+
+    reason: str  #: e.g. PortConflict
+    field: str  #: e.g. "ports", "type", "exportedLabels"
+    cluster: str  #: the cluster whose value is not served
+    winner: str  #: the cluster whose value is served
+    message: str
+
+
+def _why(winner: Contribution, loser: Contribution) -> str:
+    if winner.age.time == loser.age.time:
+        return (
+            f"{winner.cluster} wins because both exported at {winner.exported_at or 'an unknown time'} "
+            f"and its cluster ID sorts first"
+        )
+    if winner.age.time is _NEVER:
+        return f"{winner.cluster} wins because its cluster ID sorts first"
+    return f"{winner.cluster} wins because it exported first ({winner.exported_at})"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# --- per-service properties --------------------------------------------------------------------
+
+
+def _families(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The Service's IP families; inferred from its cluster IPs if absent; None if unknown."""
+    families = spec.get("ipFamilies")
+    if families:
+        return tuple(families)
+    ips = [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP") or ""] if ip and ip != "None"]
+    if ips:
+        return tuple(IPV6 if ":" in ip else IPV4 for ip in ips)
+    return None
+
+
+#: (field, reason, normaliser of (service spec, export spec)) of the simple whole-service properties.
+_WHOLE_SERVICE = (
+    ("type", TYPE_CONFLICT, lambda s, e: HEADLESS if s.get("clusterIP") == "None" else CLUSTERSET_IP),
+    ("sessionAffinity", SESSION_AFFINITY_CONFLICT, lambda s, e: s.get("sessionAffinity") or "None"),
+    ("sessionAffinityConfig", SESSION_AFFINITY_CONFIG_CONFLICT, lambda s, e: s.get("sessionAffinityConfig") or None),
+    ("internalTrafficPolicy", INTERNAL_TRAFFIC_POLICY_CONFLICT, lambda s, e: s.get("internalTrafficPolicy") or "Cluster"),
+    ("trafficDistribution", TRAFFIC_DISTRIBUTION_CONFLICT, lambda s, e: s.get("trafficDistribution") or None),
+    ("exportedLabels", LABELS_CONFLICT, lambda s, e: e.get("exportedLabels") or {}),
+    ("exportedAnnotations", ANNOTATIONS_CONFLICT, lambda s, e: e.get("exportedAnnotations") or {}),
+)
+
+_Port = tuple[str, str, int, "str | None"]  # name, protocol, port, appProtocol
+
+
+def _port_text(port: _Port) -> str:
+    return f"{port[2]}/{port[1]}"
+
+
+def _name_text(name: str) -> str:
+    return f"named {name}" if name else "unnamed"
+
+
+def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> list[_Port]:
+    """Union of the ports, oldest export first; appends a Conflict per port that cannot merge."""
+    by_name: dict[str, tuple[_Port, Contribution]] = {}
+    by_pair: dict[tuple[str, int], tuple[_Port, Contribution]] = {}
+    merged: list[_Port] = []
+    for contribution in valid:
+        for raw in (contribution.service.get("spec") or {}).get("ports") or ():  # type: ignore[union-attr]
+            number = raw.get("port")
+            if not isinstance(number, int):
+                continue
+            name = raw.get("name") or ""
+            protocol = raw.get("protocol") or "TCP"
+            port: _Port = (name, protocol, number, raw.get("appProtocol") or None)
+            hit = by_name.get(name)
+            if hit is not None:
+                existing, owner = hit
+                if existing == port or owner is contribution:
+                    continue  # same port, or a malformed Service repeating a name
+                label = f"port {name}" if name else "the unnamed port"
+                if existing[1:3] != port[1:3]:
+                    detail = (
+                        f"{label} is {_port_text(existing)} in {owner.cluster} "
+                        f"but {_port_text(port)} in {contribution.cluster}"
+                    )
+                else:
+                    detail = (
+                        f"{label} ({_port_text(port)}) has appProtocol {_show(existing[3])} in "
+                        f"{owner.cluster} but {_show(port[3])} in {contribution.cluster}"
+                    )
+                conflicts.append(_port_conflict(owner, contribution, detail))
+                continue
+            hit = by_pair.get((protocol, number))
+            if hit is not None:
+                existing, owner = hit
+                if owner is contribution:
+                    continue
+                detail = (
+                    f"port {_port_text(port)} is {_name_text(existing[0])} in {owner.cluster} "
+                    f"but {_name_text(name)} in {contribution.cluster}"
+                )
+                conflicts.append(_port_conflict(owner, contribution, detail))
+                continue
+            by_name[name] = by_pair[(protocol, number)] = (port, contribution)
+            merged.append(port)
+    return merged
+
+
+def _port_conflict(owner: Contribution, loser: Contribution, detail: str) -> Conflict:
+    return Conflict(
+        PORT_CONFLICT, "ports", loser.cluster, owner.cluster, f"ports: {detail}; {_why(owner, loser)}"
+    )
+
+
+# --- derivation --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DerivedImport:
+    """A ServiceImport before ClusterSetIP addresses and condition times are known."""
+
+    key: Key
+    type: str  #: ClusterSetIP | Headless
+    families: tuple[str, ...]  #: the winner's IP families, in its order
+    ports: list[ServiceImportPort]
+    spec_extras: dict[str, Any]  #: the winner's sessionAffinity etc., only those it sets
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    creation_timestamp: str | None
+    age: Age  #: the winner's: the import's age, used to settle ClusterSetIP collisions
+    winner: str  #: cluster ID of the oldest export
+    clusters: list[ClusterStatus]  #: sorted by cluster ID
+    conflicts: list[Conflict] = field(default_factory=list)
+    ready_endpoints: int = 0
+    ready_clusters: int = 0
+
+
+def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImport | None:
+    """Merge the contributions for ``key`` by the KEP's rules; None if no valid export remains.
+
+    Contributions must come from eligible members only, at most one per cluster. Pure.
+    """
+    valid = [c for c in contributions if _is_valid(c)]
+    if not valid:
+        return None
+    valid.sort(key=attrgetter("age"))
+    winner = valid[0]
+    wspec = winner.service.get("spec") or {}  # type: ignore[union-attr]
+    wexport_spec = winner.export.get("spec") or {}
+    conflicts: list[Conflict] = []
+    ports = _merge_ports(valid, conflicts)
+
+    if len(valid) > 1:
+        winner_values = [(f, r, norm, norm(wspec, wexport_spec)) for f, r, norm in _WHOLE_SERVICE]
+        winner_families = _families(wspec)
+        for other in valid[1:]:
+            spec = other.service.get("spec") or {}  # type: ignore[union-attr]
+            export_spec = other.export.get("spec") or {}
+            for field_name, reason, norm, expected in winner_values:
+                value = norm(spec, export_spec)
+                if value != expected:
+                    conflicts.append(
+                        Conflict(
+                            reason,
+                            field_name,
+                            other.cluster,
+                            winner.cluster,
+                            f"{field_name}: {_show(expected)} in {winner.cluster} but {_show(value)} in "
+                            f"{other.cluster}; {_why(winner, other)}",
+                        )
+                    )
+            families = _families(spec)
+            if winner_families and families is not None:
+                missing = [f for f in winner_families if f not in families]
+                if missing:
+                    conflicts.append(
+                        Conflict(
+                            IP_FAMILY_CONFLICT,
+                            "ipFamilies",
+                            other.cluster,
+                            winner.cluster,
+                            f"ipFamilies: {_show(winner_families)} in {winner.cluster} but "
+                            f"{_show(families)} in {other.cluster}, so its {', '.join(missing)} "
+                            f"address cannot reach {other.cluster}; {_why(winner, other)}",
+                        )
+                    )
+        conflicts.sort(key=lambda c: (_REASON_RANK[c.reason], c.cluster))
+
+    by_cluster: dict[str, list[str]] = {}
+    for conflict in conflicts:
+        reasons = by_cluster.setdefault(conflict.cluster, [])
+        if conflict.reason not in reasons:
+            reasons.append(conflict.reason)
+    clusters: list[ClusterStatus] = []
+    ready_endpoints = ready_clusters = 0
+    for contribution in sorted(valid, key=attrgetter("cluster")):
+        entry: ClusterStatus = {
+            "cluster": contribution.cluster,
+            "exportedAt": contribution.exported_at,
+            "readyEndpoints": contribution.ready_endpoints,
+        }
+        reasons = by_cluster.get(contribution.cluster)
+        if reasons:
+            entry["conflicts"] = sorted(reasons, key=_REASON_RANK.__getitem__)
+        clusters.append(entry)
+        if contribution.ready_endpoints > 0:
+            ready_endpoints += contribution.ready_endpoints
+            ready_clusters += 1
+
+    extras: dict[str, Any] = {}
+    for name in ("sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy", "trafficDistribution"):
+        value = wspec.get(name)
+        if value:
+            extras[name] = value
+    import_ports: list[ServiceImportPort] = []
+    for name, protocol, number, app in ports:
+        out: ServiceImportPort = {"name": name} if name else {}
+        out["protocol"] = protocol
+        if app:
+            out["appProtocol"] = app
+        out["port"] = number
+        import_ports.append(out)
+
+    return DerivedImport(
+        key=key,
+        type=HEADLESS if wspec.get("clusterIP") == "None" else CLUSTERSET_IP,
+        families=_families(wspec) or (IPV4,),
+        ports=import_ports,
+        spec_extras=extras,
+        labels=dict(wexport_spec.get("exportedLabels") or {}),
+        annotations=dict(wexport_spec.get("exportedAnnotations") or {}),
+        creation_timestamp=(winner.export.get("metadata") or {}).get("creationTimestamp"),
+        age=winner.age,
+        winner=winner.cluster,
+        clusters=clusters,
+        conflicts=conflicts,
+        ready_endpoints=ready_endpoints,
+        ready_clusters=ready_clusters,
+    )
+
+
+def export_conflicts(candidate: Contribution, others: Iterable[Contribution]) -> list[Conflict]:
+    """The conflicts ``candidate`` would take part in next to the other clusters' contributions.
+
+    For the admission webhook: ``candidate`` is the ServiceExport being admitted (with its Service,
+    in cluster ``candidate.cluster``), ``others`` the eligible clusters' current contributions for the
+    same key (the candidate's own cluster is ignored there). Returns the conflicts where the
+    candidate either loses (its value is not served) or wins against another cluster; empty if the
+    candidate is invalid (it would not contribute at all). Same code as the views.
+    """
+    pool = [c for c in others if c.cluster != candidate.cluster]
+    pool.append(candidate)
+    metadata = candidate.export.get("metadata") or {}
+    derived = derive_import((metadata.get("namespace", ""), metadata.get("name", "")), pool)
+    if derived is None:
+        return []
+    return [c for c in derived.conflicts if candidate.cluster in (c.cluster, c.winner)]
+
+
+# --- the served object -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=65536)
+def import_uid(clusterset: str, namespace: str, name: str) -> str:
+    """Stable UID of a ServiceImport: the same on every instance, across restarts."""
+    return str(uuid.uuid5(UID_NAMESPACE, f"serviceimport/{clusterset}/{namespace}/{name}"))
+
+
+def build_service_import(
+    derived: DerivedImport,
+    clusterset: str,
+    addresses: Mapping[str, str | None],
+    previous: ServiceImport | None,
+    now: str,
+) -> ServiceImport:
+    """The served ServiceImport. Pure.
+
+    ``addresses`` maps each IP family that has a configured ClusterSetIP range to the import's
+    address in it (None if that range is full); families absent from it have no range. Ignored for
+    Headless imports. ``previous`` is the object served before, whose conditions keep their
+    ``lastTransitionTime`` where their status did not change.
+
+    ``Ready`` is True when consumers can reach a backend through the import: at least one ready
+    endpoint in some cluster and, for ClusterSetIP, an address in every served family. A ClusterSetIP
+    import with an address but no ready endpoint is ``Pending``: DNS would answer, traffic would go
+    nowhere.
+    """
+    namespace, name = derived.key
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": import_uid(clusterset, namespace, name),
+    }
+    if derived.creation_timestamp:
+        metadata["creationTimestamp"] = derived.creation_timestamp
+    if derived.labels:
+        metadata["labels"] = derived.labels
+    if derived.annotations:
+        metadata["annotations"] = derived.annotations
+
+    spec: dict[str, Any] = {"type": derived.type}
+    ready: Condition
+    if derived.type == CLUSTERSET_IP:
+        served = [f for f in derived.families if f in addresses]
+        ips = [addresses[f] for f in served]
+        full = [f for f, ip in zip(served, ips) if ip is None]
+        present = [ip for ip in ips if ip is not None]
+        if present:
+            spec["ips"] = present
+        spec["ipFamilies"] = served or list(derived.families)
+        if not served:
+            ready = condition(
+                "Ready",
+                False,
+                IP_FAMILY_NOT_SUPPORTED,
+                f"no ClusterSetIP range is configured for {', '.join(derived.families)}"
+                + (f" (configured: {', '.join(sorted(addresses))})" if addresses else ""),
+            )
+        elif full:
+            ready = condition(
+                "Ready", False, PENDING, f"the {', '.join(full)} ClusterSetIP range has no free address"
+            )
+        else:
+            ready = _endpoints_condition(derived)
+    else:
+        spec["ipFamilies"] = list(derived.families)
+        ready = _endpoints_condition(derived)
+    spec["ports"] = derived.ports
+    spec.update(derived.spec_extras)
+
+    if derived.conflicts:
+        reasons = sorted({c.reason for c in derived.conflicts}, key=_REASON_RANK.__getitem__)
+        conflict = condition("Conflict", True, ",".join(reasons), "; ".join(c.message for c in derived.conflicts))
+    else:
+        count = len(derived.clusters)
+        conflict = condition(
+            "Conflict",
+            False,
+            NO_CONFLICTS,
+            "the exporting cluster is the only one" if count == 1 else f"all {count} exporting clusters agree",
+        )
+    previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
+    conditions = stamp_transitions([ready, conflict], previous_conditions, now)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ServiceImport",
+        "metadata": metadata,  # type: ignore[typeddict-item]
+        "spec": spec,  # type: ignore[typeddict-item]
+        "status": {"clusters": derived.clusters, "conditions": conditions},
+    }
+
+
+def _endpoints_condition(derived: DerivedImport) -> Condition:
+    total = len(derived.clusters)
+    if derived.ready_endpoints == 0:
+        return condition("Ready", False, PENDING, f"none of the {total} exporting clusters has a ready endpoint")
+    return condition(
+        "Ready",
+        True,
+        READY,
+        f"{derived.ready_endpoints} ready endpoints in {derived.ready_clusters} of {total} exporting clusters",
+    )

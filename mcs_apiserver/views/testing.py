@@ -1,0 +1,169 @@
+"""Plain-data members and object builders, for tests (ours and other layers') and dry runs.
+
+``InMemoryMember`` implements the ``MemberView`` protocol with ordinary dicts, so the view engine can
+be exercised without a cluster. The builders make the minimal Kubernetes JSON the views read, with
+the defaults kube-apiserver would fill in (e.g. ``sessionAffinity: None``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.views.model import (
+    CLUSTER_ID_PROPERTY,
+    CLUSTERSET_PROPERTY,
+    EXPORTED_AT_ANNOTATION,
+    Key,
+    MemberStatus,
+)
+
+JOINED = MemberStatus(connected=True, synced=True, last_sync="2026-01-01T00:00:00Z")
+
+
+@dataclass
+class InMemoryMember:
+    """A member cluster held in plain dicts (implements ``MemberView``)."""
+
+    name: str
+    status: MemberStatus = JOINED
+    cluster_properties: dict[str, ClusterProperty] = field(default_factory=dict)
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
+    exports: dict[Key, ServiceExport] = field(default_factory=dict)
+    services: dict[Key, Service] = field(default_factory=dict)
+    endpoints: dict[Key, int] = field(default_factory=dict)
+
+    def ready_endpoints(self, key: Key) -> int:
+        return self.endpoints.get(key, 0)
+
+    # -- conveniences for tests --
+
+    def set_property(self, name: str, value: str, created: str = "2026-01-01T00:00:00Z") -> None:
+        self.cluster_properties[name] = cluster_property(name, value, created)
+
+    def add_namespace(self, *names: str) -> None:
+        for name in names:
+            self.namespaces[name] = namespace(name)
+
+    def export(
+        self,
+        key: Key,
+        service: Service | None,
+        exported_at: str | None = None,
+        created: str = "2026-01-01T00:00:00Z",
+        ready: int = 0,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        """Export ``key`` (with ``service`` as its Service, None = no Service) and add its namespace."""
+        self.namespaces.setdefault(key[0], namespace(key[0]))
+        self.exports[key] = service_export(key, exported_at, created, labels, annotations)
+        if service is None:
+            self.services.pop(key, None)
+        else:
+            self.services[key] = service
+        self.endpoints[key] = ready
+
+    def unexport(self, key: Key) -> None:
+        self.exports.pop(key, None)
+        self.services.pop(key, None)
+        self.endpoints.pop(key, None)
+
+
+def member(
+    name: str,
+    cluster_id: str | None = None,
+    clusterset: str | None = "set-1",
+    status: MemberStatus = JOINED,
+    namespaces: Iterable[str] = ("default",),
+) -> InMemoryMember:
+    """A member with ID ``cluster_id`` (default: its name) in ``clusterset`` (None: in none)."""
+    m = InMemoryMember(name=name, status=status)
+    m.set_property(CLUSTER_ID_PROPERTY, cluster_id if cluster_id is not None else name)
+    if clusterset is not None:
+        m.set_property(CLUSTERSET_PROPERTY, clusterset)
+    m.add_namespace(*namespaces)
+    return m
+
+
+def cluster_property(name: str, value: str, created: str = "2026-01-01T00:00:00Z") -> ClusterProperty:
+    return {
+        "apiVersion": "about.k8s.io/v1beta1",
+        "kind": "ClusterProperty",
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"value": value},
+    }
+
+
+def namespace(name: str) -> Namespace:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": "Active"}}
+
+
+def service_export(
+    key: Key,
+    exported_at: str | None = None,
+    created: str = "2026-01-01T00:00:00Z",
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> ServiceExport:
+    metadata: dict[str, Any] = {"namespace": key[0], "name": key[1], "creationTimestamp": created}
+    if exported_at is not None:
+        metadata["annotations"] = {EXPORTED_AT_ANNOTATION: exported_at}
+    export: dict[str, Any] = {
+        "apiVersion": "multicluster.x-k8s.io/v1beta1",
+        "kind": "ServiceExport",
+        "metadata": metadata,
+    }
+    spec: dict[str, Any] = {}
+    if labels:
+        spec["exportedLabels"] = labels
+    if annotations:
+        spec["exportedAnnotations"] = annotations
+    if spec:
+        export["spec"] = spec
+    return export  # type: ignore[return-value]
+
+
+def port(number: int, name: str = "", protocol: str = "TCP", app_protocol: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"port": number, "protocol": protocol, "targetPort": number}
+    if name:
+        out["name"] = name
+    if app_protocol:
+        out["appProtocol"] = app_protocol
+    return out
+
+
+def service(
+    key: Key,
+    ports: Iterable[dict[str, Any]] = (),
+    type_: str = "ClusterIP",
+    headless: bool = False,
+    families: Iterable[str] = ("IPv4",),
+    **spec_fields: Any,
+) -> Service:
+    """A Service as kube-apiserver returns it (defaults filled in); ``spec_fields`` override."""
+    families = list(families)
+    spec: dict[str, Any] = {
+        "type": type_,
+        "ports": [dict(p) for p in ports],
+        "sessionAffinity": "None",
+        "ipFamilies": families,
+        "ipFamilyPolicy": "SingleStack" if len(families) == 1 else "PreferDualStack",
+        "internalTrafficPolicy": "Cluster",
+    }
+    if type_ == "ExternalName":
+        spec = {"type": type_, "externalName": "example.com", "sessionAffinity": "None"}
+    elif headless:
+        spec["clusterIP"] = "None"
+        spec["clusterIPs"] = ["None"]
+    else:
+        spec["clusterIP"] = "10.96.0.10"
+        spec["clusterIPs"] = ["10.96.0.10"]
+    spec.update(spec_fields)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"namespace": key[0], "name": key[1], "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec,  # type: ignore[typeddict-item]
+    }
