@@ -42,9 +42,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, LEGACY_CLUSTER_ID_PROPERTY
-
 from ._names import DNS1123_LABEL_MAX_LENGTH, is_dns1123_label, is_dns1123_subdomain, suggest_dns1123_label
+from .constants import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, LEGACY_CLUSTER_ID_PROPERTY
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
 
@@ -115,15 +114,20 @@ def cluster_id_problem(value: str) -> str:
             "<hostname>.<clusterid>.<svc>.<ns>.svc.clusterset.local, so a dotted ID cannot be resolved"
         )
     elif len(value) > DNS1123_LABEL_MAX_LENGTH:
-        why = f"a cluster ID must be an RFC 1123 DNS label of at most {DNS1123_LABEL_MAX_LENGTH} characters, " \
-              f"this one has {len(value)}"
+        why = (
+            f"a cluster ID must be an RFC 1123 DNS label of at most {DNS1123_LABEL_MAX_LENGTH} characters, "
+            f"this one has {len(value)}"
+        )
     else:
         why = (
             f"{_quote(value)} is not an RFC 1123 DNS label: a cluster ID must consist of lower case "
             "alphanumeric characters or '-', start and end with an alphanumeric character and be at most "
             f"{DNS1123_LABEL_MAX_LENGTH} characters, because DNS consumers address the cluster by this single label"
         )
-    return f"{why}; use e.g. {suggestion!r}, or omit spec.value to get the kube-system namespace UID"
+    return (
+        f"{why}; use e.g. {suggestion!r}, or create {CLUSTER_ID_PROPERTY} without spec.value to get the "
+        "kube-system namespace UID"
+    )
 
 
 def _quote(value: str) -> str:
@@ -146,7 +150,7 @@ def _disagreement(properties: _Props) -> str:
     if all(isinstance(v, str) and v for v in values) and values[0] != values[1]:
         return (
             f"{CLUSTER_ID_PROPERTY}={values[0]!r} and {LEGACY_CLUSTER_ID_PROPERTY}={values[1]!r} disagree; "
-            f"{CLUSTER_ID_PROPERTY} wins: delete {LEGACY_CLUSTER_ID_PROPERTY} or give it the same value"
+            f"{CLUSTER_ID_PROPERTY} wins: {LEGACY_CLUSTER_ID_PROPERTY} must be absent or have the same value"
         )
     return ""
 

@@ -84,7 +84,9 @@ class AdmissionFacts(Protocol):
         """Every member of this instance's configuration except the local cluster.
 
         Never raises: a member whose ClusterProperties were never listed has ``synced=False``.
-        A member that was listed once and is now unreachable keeps its last known values.
+        A member that was listed once and is now unreachable keeps its last known values, for as
+        long as the view still counts it (a member dropped after the grace period is left out, so
+        that its stale ID does not block a join: KEP-2149 lets an ID be reused once its holder left).
         """
         ...
 

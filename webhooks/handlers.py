@@ -106,14 +106,34 @@ def make_handlers(
         raise ValueError(f"export conflict policy must be one of {', '.join(CONFLICT_POLICIES)}, not {policy!r}")
     cp, se = clusterproperty, serviceexport
     webhooks = (
-        _Webhook(VALIDATE_CLUSTERPROPERTIES_PATH, cp.GROUP, cp.KIND, cp.VERSIONS,
-                 lambda r: cp.validate_cluster_property(r, facts)),
-        _Webhook(MUTATE_CLUSTERPROPERTIES_PATH, cp.GROUP, cp.KIND, cp.VERSIONS,
-                 lambda r: cp.mutate_cluster_property(r, facts)),
-        _Webhook(VALIDATE_SERVICEEXPORTS_PATH, se.GROUP, se.KIND, se.VERSIONS,
-                 lambda r: se.validate_service_export(r, facts, policy=policy)),
-        _Webhook(MUTATE_SERVICEEXPORTS_PATH, se.GROUP, se.KIND, se.VERSIONS,
-                 lambda r: se.mutate_service_export(r, facts, now=now)),
+        _Webhook(
+            VALIDATE_CLUSTERPROPERTIES_PATH,
+            cp.GROUP,
+            cp.KIND,
+            cp.VERSIONS,
+            lambda r: cp.validate_cluster_property(r, facts),
+        ),
+        _Webhook(
+            MUTATE_CLUSTERPROPERTIES_PATH,
+            cp.GROUP,
+            cp.KIND,
+            cp.VERSIONS,
+            lambda r: cp.mutate_cluster_property(r, facts),
+        ),
+        _Webhook(
+            VALIDATE_SERVICEEXPORTS_PATH,
+            se.GROUP,
+            se.KIND,
+            se.VERSIONS,
+            lambda r: se.validate_service_export(r, facts, policy=policy),
+        ),
+        _Webhook(
+            MUTATE_SERVICEEXPORTS_PATH,
+            se.GROUP,
+            se.KIND,
+            se.VERSIONS,
+            lambda r: se.mutate_service_export(r, facts, now=now),
+        ),
     )
     return {w.path: _make_handler(w, max_body_bytes) for w in webhooks}
 
@@ -147,8 +167,14 @@ def _make_handler(webhook: _Webhook, max_body_bytes: int) -> Handler:
             log.exception("webhook %s: error deciding request %s", webhook.path, review.uid)
             return _status_response(500, f"internal error in the mcs-apiserver webhook {webhook.path}; see its log")
         if not decision.allowed:
-            log.info("webhook %s: denied %s %s %s: %s", webhook.path, review.operation, review.kind.kind,
-                     review.name, decision.message)
+            log.info(
+                "webhook %s: denied %s %s %s: %s",
+                webhook.path,
+                review.operation,
+                review.kind.kind,
+                review.name,
+                decision.message,
+            )
         return web.Response(body=body, content_type="application/json")
 
     handler.__name__ = handler.__qualname__ = f"webhook{webhook.path.replace('/', '_')}"
@@ -158,10 +184,11 @@ def _make_handler(webhook: _Webhook, max_body_bytes: int) -> Handler:
 def _decide(webhook: _Webhook, review: AdmissionRequest) -> Decision:
     kind = review.kind
     if kind.group != webhook.group or kind.kind != webhook.kind or kind.version not in webhook.versions:
-        return allow(warnings=[
+        warning = (
             f"the mcs-apiserver webhook {webhook.path} does not handle {kind}; the request was allowed unchanged: "
             "check the rules of the webhook configuration"
-        ])
+        )
+        return allow(warnings=[warning])
     if review.sub_resource:
         return allow()
     return webhook.rule(review)

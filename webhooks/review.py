@@ -135,9 +135,7 @@ def check_content_type(content_type: str | None) -> None:
     )
 
 
-def parse_review(
-    body: bytes, *, content_type: str | None = None, max_bytes: int = MAX_BODY_BYTES
-) -> AdmissionRequest:
+def parse_review(body: bytes, *, content_type: str | None = None, max_bytes: int = MAX_BODY_BYTES) -> AdmissionRequest:
     """Parse and check an ``admission.k8s.io/v1`` AdmissionReview request body.
 
     Raises ``ReviewError`` (400, 413 or 415) for anything that is not a well-formed review; never
@@ -159,7 +157,7 @@ def parse_review(
         raise ReviewError(
             400,
             f"unsupported apiVersion {_short(api_version)}: this webhook speaks only "
-            f"{ADMISSION_API_VERSION}; set admissionReviewVersions: [\"v1\"] in the webhook configuration",
+            f'{ADMISSION_API_VERSION}; set admissionReviewVersions: ["v1"] in the webhook configuration',
         )
     if doc.get("kind") != ADMISSION_KIND:
         raise ReviewError(400, f"expected kind AdmissionReview, got {_short(doc.get('kind'))}")
@@ -259,14 +257,21 @@ class Decision:
     warnings: tuple[str, ...] = ()
 
 
-def allow(patch: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (), warnings: tuple[str, ...] | list[str] = ()) -> Decision:
+def allow(
+    patch: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (), warnings: tuple[str, ...] | list[str] = ()
+) -> Decision:
     return Decision(allowed=True, patch=tuple(patch), warnings=tuple(warnings))
 
 
-def deny(message: str, *, code: int = 403, reason: str | None = None, warnings: tuple[str, ...] | list[str] = ()) -> Decision:
+def deny(
+    message: str, *, code: int = 403, reason: str | None = None, warnings: tuple[str, ...] | list[str] = ()
+) -> Decision:
     """A policy denial (403 ``Forbidden`` unless told otherwise)."""
     return Decision(
-        allowed=False, code=code, reason=reason or _REASONS.get(code, "Forbidden"), message=message,
+        allowed=False,
+        code=code,
+        reason=reason or _REASONS.get(code, "Forbidden"),
+        message=message,
         warnings=tuple(warnings),
     )
 
@@ -274,7 +279,9 @@ def deny(message: str, *, code: int = 403, reason: str | None = None, warnings: 
 def invalid(message: str, *, field: str, value: object = None) -> Decision:
     """422 ``Invalid``: ``field`` (e.g. ``spec.value``) has a value that can never be accepted."""
     cause: StatusCause = {"reason": "FieldValueInvalid", "message": message, "field": field}
-    return Decision(allowed=False, code=422, reason="Invalid", message=f"{field}: Invalid value: {message}", causes=(cause,))
+    return Decision(
+        allowed=False, code=422, reason="Invalid", message=f"{field}: Invalid value: {message}", causes=(cause,)
+    )
 
 
 def unavailable(message: str, *, warnings: tuple[str, ...] | list[str] = ()) -> Decision:

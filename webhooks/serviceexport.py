@@ -36,23 +36,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any, Final, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, cast
 
 from jsonpointer import escape as _escape_pointer
 
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.kube_types import ServiceExport
 
 from ._names import is_dns1035_label, suggest_dns1123_label
+from .constants import EXPORTED_AT_ANNOTATION
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
 
 __all__ = [
     "CONFLICT_POLICIES",
-    "ConflictPolicy",
     "GROUP",
     "KIND",
     "VERSIONS",
+    "ConflictPolicy",
     "format_exported_at",
     "mutate_service_export",
     "parse_exported_at",
@@ -75,12 +76,12 @@ _EXPORTED_AT_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_exported_at(moment: datetime) -> str:
     """RFC 3339, UTC, microseconds: ``2026-11-23T18:55:00.123456Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_exported_at(value: object) -> datetime | None:
@@ -88,7 +89,7 @@ def parse_exported_at(value: object) -> datetime | None:
     if not isinstance(value, str) or _EXPORTED_AT_RE.fullmatch(value) is None:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:  # e.g. month 13
         return None
 
@@ -150,13 +151,11 @@ def mutate_service_export(
                 )
             return allow(patch=_set_annotation(request.object, old), warnings=warnings)
         if EXPORTED_AT_ANNOTATION in annotations:
-            return allow(
-                patch=[{"op": "remove", "path": _ANNOTATION_PATH}],
-                warnings=[
-                    f"annotation {EXPORTED_AT_ANNOTATION} is set only when a ServiceExport is created; "
-                    "this export has none (its creationTimestamp counts as its age), so it was removed"
-                ],
+            warning = (
+                f"annotation {EXPORTED_AT_ANNOTATION} is set only when a ServiceExport is created; "
+                "this export has none (its creationTimestamp counts as its age), so it was removed"
             )
+            return allow(patch=[{"op": "remove", "path": _ANNOTATION_PATH}], warnings=[warning])
     return allow()
 
 
@@ -199,7 +198,10 @@ def validate_service_export(
             "headless Service instead"
         )
     try:
-        conflicts = [(str(reason), str(message)) for reason, message in facts.export_conflicts(namespace, name, obj, service)]
+        conflicts = [
+            (str(reason), str(message))
+            for reason, message in facts.export_conflicts(namespace, name, cast(ServiceExport, obj), service)
+        ]
     except NotSynced as exc:
         return _unchecked(f"conflicts with the other clusters' exports were not checked ({exc})", strict)
     if not conflicts:
@@ -209,7 +211,12 @@ def validate_service_export(
         return allow(warnings=warnings)
     if request.operation == "UPDATE" and request.old_object is not None:
         try:
-            before = {str(reason) for reason, _ in facts.export_conflicts(namespace, name, request.old_object, service)}
+            before = {
+                str(reason)
+                for reason, _ in facts.export_conflicts(
+                    namespace, name, cast(ServiceExport, request.old_object), service
+                )
+            }
         except NotSynced:  # cannot happen right after a successful call; be safe anyway
             before = set()
         new = [c for c in conflicts if c[0] not in before]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from mcs_apiserver.kube_types import ClusterProperty, Service, ServiceExport
 
 from .facts import MemberIdentity, NotSynced
 
-__all__ = ["NOT_SYNCED", "StaticFacts", "cluster_property"]
+__all__ = ["NOT_SYNCED", "StaticFacts", "admission_review", "cluster_property"]
 
 NOT_SYNCED: Final = object()
 
@@ -23,7 +23,11 @@ ConflictsFn = Callable[[str, str, ServiceExport, Service], Sequence[tuple[str, s
 
 def cluster_property(name: str, value: str | None, *, version: str = "v1beta1") -> ClusterProperty:
     """A ClusterProperty object; ``value=None`` gives one without ``spec``."""
-    obj: dict[str, Any] = {"apiVersion": f"about.k8s.io/{version}", "kind": "ClusterProperty", "metadata": {"name": name}}
+    obj: dict[str, Any] = {
+        "apiVersion": f"about.k8s.io/{version}",
+        "kind": "ClusterProperty",
+        "metadata": {"name": name},
+    }
     if value is not None:
         obj["spec"] = {"value": value}
     return obj  # type: ignore[return-value]
@@ -46,7 +50,7 @@ class StaticFacts:
             raise NotSynced("the local cluster's ClusterProperties have not been listed yet")
         assert isinstance(self.properties, Mapping)
         return {
-            name: value if isinstance(value, dict) else cluster_property(name, value)
+            name: cast(ClusterProperty, value) if isinstance(value, dict) else cluster_property(name, value)
             for name, value in self.properties.items()
         }
 

@@ -3,7 +3,7 @@
 A token is unpadded base64url of a small JSON document, in the spirit of kube-apiserver's own
 (``{"v":"meta.k8s.io/v1","rv":N,"start":"key"}``)::
 
-    {"v": "views.multicluster.x-k8s.io/v1alpha1", "rv": "<resourceVersion of the first page>", "start": "<last key served>"}
+    {"v": "views.multicluster.x-k8s.io/v1alpha1", "rv": "<RV of the first page>", "start": "<last key served>"}
 
 The next page serves the keys strictly greater than ``start`` from the snapshot at ``rv``. Clients treat
 the token as opaque; anything that does not decode to exactly this shape is rejected with 400

@@ -63,7 +63,7 @@ _BY_NAME: Final = {r.name: r for r in RESOURCES}
 
 
 def resource_info(resource: str) -> ResourceInfo | None:
-    """The :class:`ResourceInfo` for a plural resource name, or ``None`` (→ 404)."""
+    """The :class:`ResourceInfo` for a plural resource name, or ``None`` (-> 404)."""
     return _BY_NAME.get(resource)
 
 

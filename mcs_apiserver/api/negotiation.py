@@ -171,12 +171,8 @@ def _accept_clause(clause: AcceptClause, allowed: Collection[Target]) -> Negotia
             version = value
         elif key == "pretty":
             pretty = value == "1"
-        elif key == "stream":
-            if value and value != "watch":
-                return None
-        elif key == "sv":
-            if value:
-                return None
+        elif (key == "stream" and value and value != "watch") or (key == "sv" and value):
+            return None  # another streaming format, or a server version: not ours
         # Anything else (charset, export, ...) is ignored, as kube-apiserver does.
     if not kind and not group and not version:
         return Negotiated(Target.OBJECT, pretty=pretty) if Target.OBJECT in allowed else None

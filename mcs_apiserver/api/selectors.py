@@ -60,7 +60,8 @@ class SelectorError(StatusError):
 _QNAME_FMT: Final = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _QNAME_RE: Final = re.compile(f"^{_QNAME_FMT}$")
 _QNAME_ERR: Final = (
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+    "must consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character"
 )
 _LABEL_VALUE_FMT: Final = f"({_QNAME_FMT})?"
 _LABEL_VALUE_RE: Final = re.compile(f"^{_LABEL_VALUE_FMT}$")
@@ -679,5 +680,7 @@ def compile_selectors(
         return (lambda obj: label_match(obj.get("metadata", {}).get("labels") or {})), labels, fields
     field_match = fields._match
     return (
-        lambda obj: field_match(obj) and label_match(obj.get("metadata", {}).get("labels") or {})
-    ), labels, fields
+        (lambda obj: field_match(obj) and label_match(obj.get("metadata", {}).get("labels") or {})),
+        labels,
+        fields,
+    )

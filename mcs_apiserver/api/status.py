@@ -143,10 +143,7 @@ def forbidden(
             scope = f"in the namespace {_quote(namespace)}"
         else:
             scope = "at the cluster scope"
-        why = (
-            f"User {_quote(user)} cannot {verb} resource {_quote(full)} "
-            f"in API group {_quote(group)} {scope}"
-        )
+        why = f"User {_quote(user)} cannot {verb} resource {_quote(full)} in API group {_quote(group)} {scope}"
     else:
         why = f"User {_quote(user)} cannot {verb} path {_quote(path)}"
     if reason:
@@ -317,9 +314,7 @@ def service_unavailable(message: str) -> Status:
 # --- HTTP --------------------------------------------------------------------------------------
 
 
-def status_response(
-    status: Status | StatusError, *, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def status_response(status: Status | StatusError, *, headers: Mapping[str, str] | None = None) -> web.Response:
     """An aiohttp response carrying ``status`` as JSON, with the HTTP code taken from ``status.code``."""
     if isinstance(status, StatusError):
         status = status.status

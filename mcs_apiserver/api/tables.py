@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from mcs_apiserver.api.negotiation import IncludeObject
@@ -93,14 +93,14 @@ def _parse_time(value: str) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
 def _as_datetime(now: Now) -> datetime:
     if isinstance(now, datetime):
-        return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(now, tz=timezone.utc)
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(now, tz=UTC)
 
 
 def translate_timestamp_since(timestamp: str | None, now: Now) -> str:
@@ -128,13 +128,18 @@ _AGE_DESCRIPTION: Final = (
 )
 
 
-def _column(name: str, description: str, *, priority: int = 0, fmt: str = "", type_: str = "string") -> dict[str, Any]:
+def _column(
+    name: str, description: str, *, priority: int = 0, fmt: str = "", type_: str = "string"
+) -> dict[str, Any]:
     return {"name": name, "type": type_, "format": fmt, "description": description, "priority": priority}
 
 
 _SERVICE_IMPORT_COLUMNS: Final = (
     _column("Name", _NAME_DESCRIPTION, fmt="name"),
-    _column("Type", "How the service is imported: ClusterSetIP (one virtual IP for the ClusterSet) or Headless (DNS only)."),
+    _column(
+        "Type",
+        "How the service is imported: ClusterSetIP (one virtual IP for the ClusterSet) or Headless (DNS only).",
+    ),
     _column("IP", "The ClusterSet virtual IPs (spec.ips), one per IP family."),
     _column("Ports", "The ports of the imported service, as port/protocol (spec.ports)."),
     _column("Clusters", "The IDs of the clusters that export this service (status.clusters)."),
@@ -332,7 +337,11 @@ def table_for(
         rows = [
             {
                 "cells": cells(o, now),
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": o.get("metadata") or {}},
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": api_version,
+                    "metadata": o.get("metadata") or {},
+                },
             }
             for o in objects
         ]

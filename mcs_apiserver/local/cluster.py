@@ -11,6 +11,7 @@ use exactly this code.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import sys
 import time
@@ -112,6 +113,9 @@ async def up(options: UpOptions, out: TextIO = sys.stderr) -> LocalState:
         progress("checking the upstream binaries")
         binaries = await asyncio.to_thread(ensure_binaries, out=out)
         state = _plan(options)
+        # A fresh ClusterSet: nothing of a previous one (etcd data, logs) may leak into it.
+        for leftover in ("etcd", "logs"):
+            shutil.rmtree(state_dir / leftover, ignore_errors=True)
         statefile.save(state_dir, state)
         try:
             await _bring_up(state_dir, state, binaries, progress)

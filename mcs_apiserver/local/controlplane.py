@@ -103,7 +103,7 @@ def kube_controller_manager_argv(
         f"--controllers={CONTROLLERS}",
         f"--service-account-private-key-file={pki.path('service-account.key')}",
         f"--root-ca-file={pki.ca_cert}",
-        "--use-service-account-credentials=false",
+        "--use-service-account-credentials=true",
         "--leader-elect=false",
         f"--cluster-name={member.name}",
         "--profiling=false",

@@ -22,10 +22,12 @@ instance computes the same addresses whatever namespaces its local cluster has.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import AbstractSet, Callable, Final, Iterable, Mapping
+from typing import AbstractSet, Callable, Final, Iterable, Iterator, Mapping
 
 from mcs_apiserver.kube_types import ClusterSet, ServiceImport
 from mcs_apiserver.views.clusterset import Membership, build_clusterset, derive_membership
@@ -40,6 +42,24 @@ from mcs_apiserver.views.imports import (
 )
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS, Allocator
 from mcs_apiserver.views.model import Key, MemberView
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off during a full recompute.
+
+    A full recompute allocates tens of thousands of small dicts and lists that all survive; each
+    generation-0 collection they trigger traverses them again, and older generations the whole heap
+    (member caches included), while none of it is garbage. Pausing halves the time. Reference
+    counting still frees everything as usual; the collector runs normally again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Unchanged:
@@ -106,6 +126,7 @@ class ViewEngine:
         self._clusterset: ClusterSet | None = None
         self._derived: dict[Key, DerivedImport] = {}
         self._objects: dict[Key, ServiceImport] = {}  # every import of the ClusterSet
+        self._inputs: dict[Key, tuple[DerivedImport, dict[str, str | None]]] = {}  # what _objects were built from
         self._by_namespace: dict[str, set[Key]] = {}  # keys of _objects by namespace
         self._served: dict[Key, ServiceImport] = {}  # those whose namespace exists locally
 
@@ -173,7 +194,8 @@ class ViewEngine:
             or previous.eligible != membership.eligible
         )
         if full:
-            self._recompute_all(members, membership, now, delta)
+            with _gc_paused():
+                self._recompute_all(members, membership, now, delta)
         else:
             self._recompute_keys(members, membership, changed_keys, changed_namespaces, now, delta)
         return delta
@@ -203,6 +225,7 @@ class ViewEngine:
             delta.imports[key] = None
         self._served.clear()
         self._objects.clear()
+        self._inputs.clear()
         self._by_namespace.clear()
         self._derived.clear()
         for allocator in self._allocators.values():
@@ -279,6 +302,7 @@ class ViewEngine:
         old = self._objects.get(key)
         namespace = key[0]
         if derived is None:
+            self._inputs.pop(key, None)
             if old is not None:
                 del self._objects[key]
                 keys = self._by_namespace[namespace]
@@ -292,7 +316,12 @@ class ViewEngine:
                 if derived.type == CLUSTERSET_IP
                 else {}
             )
-            new = build_service_import(derived, clusterset, addresses, old, now)
+            inputs = self._inputs.get(key)
+            if old is not None and inputs is not None and inputs[0] == derived and inputs[1] == addresses:
+                new = old  # same inputs, same object: skip building it
+            else:
+                new = build_service_import(derived, clusterset, addresses, old, now)
+                self._inputs[key] = (derived, addresses)
             if old is not None and new == old:
                 new = old
             else:

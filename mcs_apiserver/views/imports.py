@@ -187,11 +187,6 @@ def export_validity(contribution: Contribution) -> Validity:
     return Validity(True, VALID, "the Service is exported")
 
 
-def _is_valid(contribution: Contribution) -> bool:
-    service = contribution.service
-    return service is not None and (service.get("spec") or {}).get("type") != "ExternalName"
-
-
 # --- conflicts ---------------------------------------------------------------------------------
 
 
@@ -242,6 +237,8 @@ def _families(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
 
 
 #: (field, reason, normaliser of (service spec, export spec)) of the simple whole-service properties.
+#: The normalisers map the API server's defaults and absent fields to one value, so that an unset
+#: field and its default never conflict.
 _WHOLE_SERVICE = (
     ("type", TYPE_CONFLICT, lambda s, e: HEADLESS if s.get("clusterIP") == "None" else CLUSTERSET_IP),
     ("sessionAffinity", SESSION_AFFINITY_CONFLICT, lambda s, e: s.get("sessionAffinity") or "None"),
@@ -263,11 +260,11 @@ def _name_text(name: str) -> str:
     return f"named {name}" if name else "unnamed"
 
 
-def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> list[_Port]:
+def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> list[ServiceImportPort]:
     """Union of the ports, oldest export first; appends a Conflict per port that cannot merge."""
     by_name: dict[str, tuple[_Port, Contribution]] = {}
     by_pair: dict[tuple[str, int], tuple[_Port, Contribution]] = {}
-    merged: list[_Port] = []
+    merged: list[ServiceImportPort] = []
     for contribution in valid:
         for raw in (contribution.service.get("spec") or {}).get("ports") or ():  # type: ignore[union-attr]
             number = raw.get("port")
@@ -275,7 +272,8 @@ def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> li
                 continue
             name = raw.get("name") or ""
             protocol = raw.get("protocol") or "TCP"
-            port: _Port = (name, protocol, number, raw.get("appProtocol") or None)
+            app = raw.get("appProtocol") or None
+            port: _Port = (name, protocol, number, app)
             hit = by_name.get(name)
             if hit is not None:
                 existing, owner = hit
@@ -294,7 +292,8 @@ def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> li
                     )
                 conflicts.append(_port_conflict(owner, contribution, detail))
                 continue
-            hit = by_pair.get((protocol, number))
+            pair = (protocol, number)
+            hit = by_pair.get(pair)
             if hit is not None:
                 existing, owner = hit
                 if owner is contribution:
@@ -305,8 +304,12 @@ def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> li
                 )
                 conflicts.append(_port_conflict(owner, contribution, detail))
                 continue
-            by_name[name] = by_pair[(protocol, number)] = (port, contribution)
-            merged.append(port)
+            by_name[name] = by_pair[pair] = (port, contribution)
+            out: ServiceImportPort = {"name": name, "protocol": protocol} if name else {"protocol": protocol}
+            if app:
+                out["appProtocol"] = app
+            out["port"] = number
+            merged.append(out)
     return merged
 
 
@@ -344,103 +347,130 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
 
     Contributions must come from eligible members only, at most one per cluster. Pure.
     """
-    valid = [c for c in contributions if _is_valid(c)]
+    valid = [
+        c
+        for c in contributions
+        if c.service is not None and (c.service.get("spec") or {}).get("type") != "ExternalName"
+    ]
     if not valid:
         return None
-    valid.sort(key=attrgetter("age"))
+    conflicts: list[Conflict] = []
+    if len(valid) > 1:
+        valid.sort(key=_AGE)
     winner = valid[0]
     wspec = winner.service.get("spec") or {}  # type: ignore[union-attr]
     wexport_spec = winner.export.get("spec") or {}
-    conflicts: list[Conflict] = []
     ports = _merge_ports(valid, conflicts)
+    families = _families(wspec) or (IPV4,)
 
     if len(valid) > 1:
-        winner_values = [(f, r, norm, norm(wspec, wexport_spec)) for f, r, norm in _WHOLE_SERVICE]
-        winner_families = _families(wspec)
-        for other in valid[1:]:
-            spec = other.service.get("spec") or {}  # type: ignore[union-attr]
-            export_spec = other.export.get("spec") or {}
-            for field_name, reason, norm, expected in winner_values:
-                value = norm(spec, export_spec)
-                if value != expected:
-                    conflicts.append(
-                        Conflict(
-                            reason,
-                            field_name,
-                            other.cluster,
-                            winner.cluster,
-                            f"{field_name}: {_show(expected)} in {winner.cluster} but {_show(value)} in "
-                            f"{other.cluster}; {_why(winner, other)}",
-                        )
-                    )
-            families = _families(spec)
-            if winner_families and families is not None:
-                missing = [f for f in winner_families if f not in families]
-                if missing:
-                    conflicts.append(
-                        Conflict(
-                            IP_FAMILY_CONFLICT,
-                            "ipFamilies",
-                            other.cluster,
-                            winner.cluster,
-                            f"ipFamilies: {_show(winner_families)} in {winner.cluster} but "
-                            f"{_show(families)} in {other.cluster}, so its {', '.join(missing)} "
-                            f"address cannot reach {other.cluster}; {_why(winner, other)}",
-                        )
-                    )
-        conflicts.sort(key=lambda c: (_REASON_RANK[c.reason], c.cluster))
+        _whole_service_conflicts(valid, wspec, wexport_spec, conflicts)
+        conflicts.sort(key=_conflict_order)
+        ordered = sorted(valid, key=_CLUSTER)
+    else:
+        ordered = valid
 
     by_cluster: dict[str, list[str]] = {}
     for conflict in conflicts:
         reasons = by_cluster.setdefault(conflict.cluster, [])
         if conflict.reason not in reasons:
-            reasons.append(conflict.reason)
+            reasons.append(conflict.reason)  # already in reason order: conflicts are sorted
     clusters: list[ClusterStatus] = []
     ready_endpoints = ready_clusters = 0
-    for contribution in sorted(valid, key=attrgetter("cluster")):
+    for contribution in ordered:
         entry: ClusterStatus = {
             "cluster": contribution.cluster,
             "exportedAt": contribution.exported_at,
             "readyEndpoints": contribution.ready_endpoints,
         }
-        reasons = by_cluster.get(contribution.cluster)
-        if reasons:
-            entry["conflicts"] = sorted(reasons, key=_REASON_RANK.__getitem__)
+        if conflicts:
+            reasons = by_cluster.get(contribution.cluster)
+            if reasons:
+                entry["conflicts"] = reasons
         clusters.append(entry)
         if contribution.ready_endpoints > 0:
             ready_endpoints += contribution.ready_endpoints
             ready_clusters += 1
 
     extras: dict[str, Any] = {}
-    for name in ("sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy", "trafficDistribution"):
+    for name in _SPEC_EXTRAS:
         value = wspec.get(name)
         if value:
             extras[name] = value
-    import_ports: list[ServiceImportPort] = []
-    for name, protocol, number, app in ports:
-        out: ServiceImportPort = {"name": name} if name else {}
-        out["protocol"] = protocol
-        if app:
-            out["appProtocol"] = app
-        out["port"] = number
-        import_ports.append(out)
-
+    labels = wexport_spec.get("exportedLabels")
+    annotations = wexport_spec.get("exportedAnnotations")
     return DerivedImport(
-        key=key,
-        type=HEADLESS if wspec.get("clusterIP") == "None" else CLUSTERSET_IP,
-        families=_families(wspec) or (IPV4,),
-        ports=import_ports,
-        spec_extras=extras,
-        labels=dict(wexport_spec.get("exportedLabels") or {}),
-        annotations=dict(wexport_spec.get("exportedAnnotations") or {}),
-        creation_timestamp=(winner.export.get("metadata") or {}).get("creationTimestamp"),
-        age=winner.age,
-        winner=winner.cluster,
-        clusters=clusters,
-        conflicts=conflicts,
-        ready_endpoints=ready_endpoints,
-        ready_clusters=ready_clusters,
+        key,
+        HEADLESS if wspec.get("clusterIP") == "None" else CLUSTERSET_IP,
+        families,
+        ports,
+        extras,
+        dict(labels) if labels else {},
+        dict(annotations) if annotations else {},
+        (winner.export.get("metadata") or {}).get("creationTimestamp"),
+        winner.age,
+        winner.cluster,
+        clusters,
+        conflicts,
+        ready_endpoints,
+        ready_clusters,
     )
+
+
+_AGE = attrgetter("age")
+_CLUSTER = attrgetter("cluster")
+_SPEC_EXTRAS = ("sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy", "trafficDistribution")
+
+
+def _conflict_order(conflict: Conflict) -> tuple[int, str]:
+    return (_REASON_RANK[conflict.reason], conflict.cluster)
+
+
+def _whole_service_conflicts(
+    valid: Sequence[Contribution],
+    wspec: Mapping[str, Any],
+    wexport_spec: Mapping[str, Any],
+    conflicts: list[Conflict],
+) -> None:
+    """Append a Conflict for every whole-service property where a younger export differs from the winner."""
+    winner = valid[0]
+    winner_values = [(f, r, norm, norm(wspec, wexport_spec)) for f, r, norm in _WHOLE_SERVICE]
+    winner_families = _families(wspec)
+    for other in valid[1:]:
+        spec = other.service.get("spec") or {}  # type: ignore[union-attr]
+        export_spec = other.export.get("spec") or {}
+        affinity_differs = False
+        for field_name, reason, norm, expected in winner_values:
+            if affinity_differs and field_name == "sessionAffinityConfig":
+                continue  # moot when the affinity itself differs: one conflict, not two
+            value = norm(spec, export_spec)
+            if value != expected:
+                affinity_differs = affinity_differs or field_name == "sessionAffinity"
+                conflicts.append(
+                    Conflict(
+                        reason,
+                        field_name,
+                        other.cluster,
+                        winner.cluster,
+                        f"{field_name}: {_show(expected)} in {winner.cluster} but {_show(value)} in "
+                        f"{other.cluster}; {_why(winner, other)}",
+                    )
+                )
+        families = _families(spec)
+        if winner_families and families is not None:
+            missing = [f for f in winner_families if f not in families]
+            if missing:
+                conflicts.append(
+                    Conflict(
+                        IP_FAMILY_CONFLICT,
+                        "ipFamilies",
+                        other.cluster,
+                        winner.cluster,
+                        f"ipFamilies: {_show(winner_families)} in {winner.cluster} but "
+                        f"{_show(families)} in {other.cluster}, so its {', '.join(missing)} "
+                        f"address cannot reach {other.cluster}; {_why(winner, other)}",
+                    )
+                )
 
 
 def export_conflicts(candidate: Contribution, others: Iterable[Contribution]) -> list[Conflict]:

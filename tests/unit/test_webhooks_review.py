@@ -47,13 +47,21 @@ def test_a_well_formed_review_is_parsed_into_typed_fields() -> None:
         "UPDATE",
         {"metadata": {"name": "web", "namespace": "shop"}},
         {"metadata": {"name": "web", "namespace": "shop"}},
-        group="multicluster.x-k8s.io", version="v1alpha1", kind="ServiceExport", resource="serviceexports",
-        namespace="shop", uid="abc-123", dry_run=True,
+        group="multicluster.x-k8s.io",
+        version="v1alpha1",
+        kind="ServiceExport",
+        resource="serviceexports",
+        namespace="shop",
+        uid="abc-123",
+        dry_run=True,
     )
     request = parse_review(orjson.dumps(review), content_type="application/json; charset=utf-8")
     assert request.uid == "abc-123"
     assert (request.kind.group, request.kind.version, request.kind.kind) == (
-        "multicluster.x-k8s.io", "v1alpha1", "ServiceExport")
+        "multicluster.x-k8s.io",
+        "v1alpha1",
+        "ServiceExport",
+    )
     assert request.operation == "UPDATE"
     assert (request.namespace, request.name) == ("shop", "web")
     assert request.dry_run is True
@@ -74,7 +82,9 @@ def test_a_missing_content_type_is_accepted_as_json() -> None:
     assert parse_review(orjson.dumps(good_review()), content_type=None).operation == "CREATE"
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON;charset=UTF-8", "application/vnd.k8s+json"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON;charset=UTF-8", "application/vnd.k8s+json"]
+)
 def test_json_content_types_are_accepted(content_type: str) -> None:
     assert parse_review(orjson.dumps(good_review()), content_type=content_type).uid
 
@@ -89,21 +99,29 @@ BAD_BODIES = [
     pytest.param(b"[" * 5000 + b"]" * 5000, "not valid JSON", id="JSON nested deeper than the parser allows"),
     pytest.param(b"[]", "JSON object", id="a JSON array"),
     pytest.param(b"null", "JSON object", id="JSON null"),
-    pytest.param(orjson.dumps({**good_review(), "apiVersion": "admission.k8s.io/v1beta1"}),
-                 "admissionReviewVersions", id="an admission.k8s.io/v1beta1 review"),
+    pytest.param(
+        orjson.dumps({**good_review(), "apiVersion": "admission.k8s.io/v1beta1"}),
+        "admissionReviewVersions",
+        id="an admission.k8s.io/v1beta1 review",
+    ),
     pytest.param(orjson.dumps({**good_review(), "kind": "Pod"}), "AdmissionReview", id="the wrong kind"),
-    pytest.param(orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
-                 "request", id="no request"),
+    pytest.param(
+        orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "request", id="no request"
+    ),
     pytest.param(orjson.dumps({**good_review(), "request": [1]}), "request", id="a request that is an array"),
     pytest.param(with_request(uid=_DELETE), "request.uid", id="no uid"),
     pytest.param(with_request(uid=""), "request.uid", id="an empty uid"),
     pytest.param(with_request(uid=42), "request.uid", id="a uid that is a number"),
     pytest.param(with_request(kind=_DELETE), "request.kind", id="no kind"),
     pytest.param(with_request(kind="ClusterProperty"), "request.kind", id="a kind that is a string"),
-    pytest.param(with_request(kind={"group": "about.k8s.io", "version": "v1beta1", "kind": 7}),
-                 "request.kind.kind", id="a kind.kind that is a number"),
-    pytest.param(with_request(kind={"group": "about.k8s.io", "version": "v1beta1"}),
-                 "request.kind.kind", id="no kind.kind"),
+    pytest.param(
+        with_request(kind={"group": "about.k8s.io", "version": "v1beta1", "kind": 7}),
+        "request.kind.kind",
+        id="a kind.kind that is a number",
+    ),
+    pytest.param(
+        with_request(kind={"group": "about.k8s.io", "version": "v1beta1"}), "request.kind.kind", id="no kind.kind"
+    ),
     pytest.param(with_request(operation="PATCH"), "request.operation", id="an unknown operation"),
     pytest.param(with_request(operation=_DELETE), "request.operation", id="no operation"),
     pytest.param(with_request(object="yes"), "request.object", id="an object that is a string"),
@@ -141,8 +159,10 @@ def test_the_default_limit_is_kube_apiservers_3_mib() -> None:
     assert caught.value.code == 413
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/yaml", "application/x-www-form-urlencoded",
-                                          "application/vnd.kubernetes.protobuf"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/yaml", "application/x-www-form-urlencoded", "application/vnd.kubernetes.protobuf"],
+)
 def test_a_non_json_content_type_is_a_415(content_type: str) -> None:
     with pytest.raises(ReviewError) as caught:
         parse_review(orjson.dumps(good_review()), content_type=content_type)
@@ -152,8 +172,15 @@ def test_a_non_json_content_type_is_a_415(content_type: str) -> None:
 
 def test_a_review_error_becomes_a_kubernetes_status() -> None:
     status = ReviewError(413, "too big").status()
-    assert status == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": "too big", "reason": "RequestEntityTooLarge", "code": 413}
+    assert status == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "too big",
+        "reason": "RequestEntityTooLarge",
+        "code": 413,
+    }
 
 
 def test_parsing_does_not_modify_or_keep_a_reference_to_the_callers_data() -> None:
@@ -168,7 +195,8 @@ def test_parsing_does_not_modify_or_keep_a_reference_to_the_callers_data() -> No
 
 def test_an_allowed_response_echoes_the_uid_and_carries_nothing_else() -> None:
     assert review_response("u-1", allow()) == {
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
         "response": {"uid": "u-1", "allowed": True},
     }
 
@@ -194,7 +222,9 @@ def test_an_invalid_value_is_a_422_naming_the_field() -> None:
     assert status["code"] == 422
     assert status["reason"] == "Invalid"
     assert status["message"] == "spec.value: Invalid value: not a label"
-    assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "message": "not a label", "field": "spec.value"}]
+    assert status["details"]["causes"] == [
+        {"reason": "FieldValueInvalid", "message": "not a label", "field": "spec.value"}
+    ]
 
 
 def test_a_not_synced_denial_is_a_retryable_503() -> None:
@@ -203,12 +233,23 @@ def test_a_not_synced_denial_is_a_retryable_503() -> None:
 
 
 def test_a_denial_never_carries_a_patch() -> None:
-    decision = Decision(allowed=False, code=403, reason="Forbidden", message="no",
-                        patch=({"op": "remove", "path": "/x"},))
+    decision = Decision(
+        allowed=False, code=403, reason="Forbidden", message="no", patch=({"op": "remove", "path": "/x"},)
+    )
     assert "patch" not in review_response("u", decision)["response"]
 
 
 def test_warnings_are_sent_as_single_printable_lines_of_bounded_length() -> None:
-    warnings = review_response("u-6", allow(warnings=["PortConflict:\nline two\x00", "x" * 5000]))["response"]["warnings"]
+    warnings = review_response("u-6", allow(warnings=["PortConflict:\nline two\x00", "x" * 5000]))["response"][
+        "warnings"
+    ]
     assert warnings[0] == "PortConflict: line two"
     assert len(warnings[1]) == 1024 and warnings[1].endswith("...")
+
+
+def test_the_webhooks_use_the_same_well_known_names_as_the_view_engine() -> None:
+    from mcs_apiserver.views import model
+    from webhooks import constants
+
+    for name in ("CLUSTER_ID_PROPERTY", "LEGACY_CLUSTER_ID_PROPERTY", "CLUSTERSET_PROPERTY", "EXPORTED_AT_ANNOTATION"):
+        assert getattr(constants, name) == getattr(model, name), name

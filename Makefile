@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make up     installs the Python packages, builds the pinned upstream binaries (once, cached in
+#               ~/.cache/mcs-apiserver) and brings up the local ClusterSet with mcs-apiserver registered
+#   make test   installs what is missing and runs every test (unit + e2e on a ClusterSet of its own)
+PYTHON ?= python3
+STATE_DIR ?= .local/clusterset
+MEMBERS ?= 3
+PYTEST_ARGS ?=
+
+.PHONY: install binaries up down status test unit e2e bench
+
+install:
+	@$(PYTHON) -c "import mcs_apiserver, aiohttp, kubernetes_asyncio, cryptography, jsonpatch, orjson, yaml, pytest, pytest_aiohttp" 2>/dev/null \
+		&& $(PYTHON) -m pip show -q mcs-apiserver >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+binaries: install
+	$(PYTHON) -m mcs_apiserver binaries build
+
+up: binaries
+	$(PYTHON) -m mcs_apiserver local up --members $(MEMBERS) --state-dir $(STATE_DIR)
+
+down: install
+	$(PYTHON) -m mcs_apiserver local down --state-dir $(STATE_DIR)
+
+status: install
+	$(PYTHON) -m mcs_apiserver local status --state-dir $(STATE_DIR)
+
+test: binaries
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+e2e: binaries
+	$(PYTHON) -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench: binaries
+	$(PYTHON) -m benchmarks
