@@ -19,6 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from certs.cli import add_arguments as add_certs_arguments
+    from mcs_apiserver.server import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sub.add_parser(
+        "serve", help="run one instance: the aggregated API and the admission webhooks",
+        description="Serve views.multicluster.x-k8s.io/v1alpha1 (ServiceImports and the ClusterSet, "
+                    "computed live from every member cluster) and the admission webhooks, over TLS, "
+                    "to the local cluster's kube-apiserver."))
 
     add_certs_arguments(sub.add_parser(
         "certs", help="create the CA, serving and client certificates and the caBundle",

@@ -43,8 +43,8 @@ from jsonpointer import escape as _escape_pointer
 
 from mcs_apiserver.kube_types import ServiceExport
 
-from ._names import is_dns1035_label, suggest_dns1123_label
-from .constants import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.views.names import is_dns1035_label, suggest_dns1123_label
+from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
 

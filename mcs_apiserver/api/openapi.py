@@ -1091,7 +1091,8 @@ class OpenAPIDocument:
         return f'"{self.hash}"'
 
     def document(self) -> dict[str, Any]:
-        return orjson.loads(self.body)
+        doc: dict[str, Any] = orjson.loads(self.body)
+        return doc
 
 
 def _serialize(doc: dict[str, Any]) -> OpenAPIDocument:

@@ -517,15 +517,18 @@ def parse_label_selector(selector: str | None) -> LabelSelector:
 
 
 def _get_name(obj: Mapping[str, Any]) -> str:
-    return obj.get("metadata", {}).get("name", "")
+    name: str = obj.get("metadata", {}).get("name", "")
+    return name
 
 
 def _get_namespace(obj: Mapping[str, Any]) -> str:
-    return obj.get("metadata", {}).get("namespace", "")
+    namespace: str = obj.get("metadata", {}).get("namespace", "")
+    return namespace
 
 
 def _get_spec_type(obj: Mapping[str, Any]) -> str:
-    return (obj.get("spec") or {}).get("type", "")
+    type_: str = (obj.get("spec") or {}).get("type", "")
+    return type_
 
 
 _COMMON_FIELDS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
@@ -628,6 +631,14 @@ class FieldSelector:
         return ",".join(str(r) for r in self.requirements)
 
 
+def _field_predicate(
+    getter: Callable[[Mapping[str, Any]], str], operator: str, value: str
+) -> Callable[[Mapping[str, Any]], bool]:
+    if operator == "=":
+        return lambda obj: getter(obj) == value
+    return lambda obj: getter(obj) != value
+
+
 def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
     """Parse ``fieldSelector`` for ``resource`` (``serviceimports`` or ``clustersets``).
 
@@ -652,10 +663,7 @@ def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
             raise SelectorError(f"field label not supported: {name}")
         operator = "!=" if op == "!=" else "="
         requirements.append(FieldRequirement(name, operator, value))
-        if operator == "=":
-            predicates.append(lambda obj, g=getter, v=value: g(obj) == v)
-        else:
-            predicates.append(lambda obj, g=getter, v=value: g(obj) != v)
+        predicates.append(_field_predicate(getter, operator, value))
     if not requirements:
         return FieldSelector()
     return FieldSelector(tuple(requirements), _all_of(predicates))

@@ -287,6 +287,21 @@ def invalid(kind: str, name: str, causes: Sequence[StatusCause], *, group: str =
     return _status(422, "Invalid", message, _details(name=name, group=group, kind=kind, causes=causes))
 
 
+def invalid_params(field: str, value: Any, detail: str) -> Status:
+    """422 for bad list/watch options, as kube-apiserver's ListOptions validation answers:
+    ``ListOptions.meta.k8s.io "" is invalid: <field>: Invalid value: ...``."""
+    return invalid("ListOptions", "", [field_invalid(field, value, detail)], group="meta.k8s.io")
+
+
+def too_large_resource_version(requested: int, current: int) -> Status:
+    """504 ``Timeout`` for a resourceVersion newer than anything this server has seen; kube-apiserver
+    answers the same after waiting for its cache (cause ``ResourceVersionTooLarge``, retry after 1 s)."""
+    message = f"Too large resource version: {requested}, current: {current}"
+    details = _details(causes=[{"reason": "ResourceVersionTooLarge", "message": message}])
+    details["retryAfterSeconds"] = 1
+    return _status(504, "Timeout", message, details)
+
+
 def too_large(message: str) -> Status:
     """413 ``RequestEntityTooLarge`` (``errors.NewRequestEntityTooLargeError``)."""
     return _status(413, "RequestEntityTooLarge", f"Request entity too large: {message}")

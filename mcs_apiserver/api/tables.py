@@ -173,7 +173,8 @@ MAX_CLUSTERS_SHOWN: Final = 3
 
 
 def _condition(obj: Obj, kind: str) -> Mapping[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or ():
+    conditions: Iterable[Mapping[str, Any]] = (obj.get("status") or {}).get("conditions") or ()
+    for condition in conditions:
         if condition.get("type") == kind:
             return condition
     return None
@@ -333,20 +334,8 @@ def table_for(
     Without column definitions (watch events after the first) ``columnDefinitions`` is ``[]``.
     """
     columns, cells = _kind(kind)
-    if include_object is IncludeObject.METADATA:
-        rows = [
-            {
-                "cells": cells(o, now),
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": api_version,
-                    "metadata": o.get("metadata") or {},
-                },
-            }
-            for o in objects
-        ]
-    else:
-        rows = [{"cells": cells(o, now), "object": _row_object(o, include_object, api_version)} for o in objects]
+    moment = _as_datetime(now)
+    rows = [{"cells": cells(o, moment), "object": _row_object(o, include_object, api_version)} for o in objects]
     return {
         "kind": "Table",
         "apiVersion": api_version,

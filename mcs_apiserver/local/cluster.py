@@ -25,7 +25,9 @@ from mcs_apiserver.local import apply as applier
 from mcs_apiserver.local import controlplane, kubeconfig, processes
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.local.binaries import Binaries, ensure_binaries
-from mcs_apiserver.local.pki import LocalPKI, generate as generate_pki
+from mcs_apiserver.local import registration
+from mcs_apiserver.local.pki import MCS_USER, LocalPKI, mcs_ca_bundle
+from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.state import LocalState, MemberPorts
 from mcs_apiserver.members.client import KubeClient, connection_from_files, wait_for
@@ -199,6 +201,64 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
     await asyncio.gather(*(_wait_controller_manager(state, m) for m in state.members))
     progress("control planes ready: CRDs installed, ClusterProperties set")
 
+    progress(f"starting {len(state.members)} mcs-apiserver instances")
+    _write_instance_kubeconfig(state_dir, state, pki)
+    for member in state.members:
+        _start(state_dir, state, f"{member.name}/mcs-apiserver", instance_argv(state_dir, member))
+    await asyncio.gather(*(_register_instance(state_dir, state, m, pki) for m in state.members))
+    progress("every APIService is Available")
+
+
+INSTANCE_KUBECONFIG = "mcs-apiserver.kubeconfig"
+
+
+def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str]:
+    """``mcs-apiserver serve`` for one member: local cluster = that member, members = all."""
+    pki = _pki(state_dir)
+    kubeconfig_path = state_dir / INSTANCE_KUBECONFIG
+    return [
+        sys.executable, "-m", "mcs_apiserver", "serve",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={member.mcs_port}",
+        f"--tls-cert-file={pki.cert('mcs-apiserver-serving')}",
+        f"--tls-private-key-file={pki.key('mcs-apiserver-serving')}",
+        f"--kubeconfig={kubeconfig_path}",
+        f"--context={member.name}",
+        f"--member-kubeconfig={kubeconfig_path}",
+        f"--local-member={member.name}",
+        "--member-grace-period=60s",
+        *extra,
+    ]
+
+
+def _write_instance_kubeconfig(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:
+    """Every member, as the instances' own identity (system:mcs-apiserver, RBAC from manifests/)."""
+    contexts = [kubeconfig.KubeContext(m.name, f"https://127.0.0.1:{m.apiserver_port}") for m in state.members]
+    kubeconfig.write(state_dir / INSTANCE_KUBECONFIG, contexts, ca_file=pki.ca_cert, user=MCS_USER,
+                     cert_file=pki.cert("mcs-apiserver-client"), key_file=pki.key("mcs-apiserver-client"))
+
+
+async def _register_instance(state_dir: Path, state: LocalState, member: MemberPorts, pki: LocalPKI) -> None:
+    """Wait for the instance to be ready, register its APIService and webhooks, wait for Available."""
+    name = f"{member.name}/mcs-apiserver"
+    async with aiohttp.ClientSession() as session:
+        await _wait_process(state, name, lambda: controlplane.https_ok(
+            session, f"https://127.0.0.1:{member.mcs_port}/readyz", False), f"{name} to be ready")
+    client = admin_client(state_dir, member)
+    try:
+        await applier.apply(client, registration.registration_objects(
+            MANIFESTS, member.mcs_port, mcs_ca_bundle(pki)))
+        await _wait_process(state, name, lambda: _apiservice_available(client),
+                            f"{member.name}'s APIService {registration.APISERVICE_NAME} to be Available")
+    finally:
+        await client.close()
+
+
+async def _apiservice_available(client: KubeClient) -> bool:
+    service = await client.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{registration.APISERVICE_NAME}")
+    conditions = service.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
 
 def _write_kubeconfigs(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:
     contexts = [kubeconfig.KubeContext(m.name, f"https://127.0.0.1:{m.apiserver_port}") for m in state.members]
@@ -282,6 +342,8 @@ async def _bootstrap_member(state_dir: Path, state: LocalState, member: MemberPo
                            timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
         for name, value in ((CLUSTER_ID_PROPERTY, member.name), (CLUSTERSET_PROPERTY, state.clusterset)):
             await applier.apply(client, [cluster_property(name, value)])
+        await applier.apply(client, registration.access_objects(MANIFESTS))
+        await applier.apply(client, [registration.service(member.mcs_port)])
     finally:
         await client.close()
 

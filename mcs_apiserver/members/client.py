@@ -189,6 +189,7 @@ class KubeClient:
         *,
         timeout: float | None = None,
         connect_timeout: float = 10.0,
+        idle_timeout: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream watch events, one decoded JSON object per line, until the server ends it.
 
@@ -198,7 +199,8 @@ class KubeClient:
         hdrs = await self._headers(None)
         query = dict(params)
         query["watch"] = "1"
-        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=connect_timeout, sock_read=idle_timeout)
         async with self.session.get(
             self.host + path, params=query, headers=hdrs, timeout=client_timeout,
             **self._request_kwargs(),

@@ -31,12 +31,20 @@ they back flap.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Mapping
 
-from mcs_apiserver.kube_types import ClusterProperty, ClusterSet, ClusterSetMember, Condition
+from mcs_apiserver.kube_types import (
+    ClusterProperty,
+    ClusterSet,
+    ClusterSetMember,
+    ClusterSetStatus,
+    Condition,
+    ObjectMeta,
+)
 from mcs_apiserver.views.conditions import condition, stamp_transitions
 from mcs_apiserver.views.model import (
     API_VERSION,
@@ -50,6 +58,7 @@ from mcs_apiserver.views.model import (
 #: Namespace of every uuid5 this project derives, so that our UIDs never collide with another
 #: tool's uuid5s of the same names.
 UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, GROUP)
+_UID_NAMESPACE_BYTES = UID_NAMESPACE.bytes
 
 
 class MemberState(StrEnum):
@@ -117,9 +126,21 @@ def clusterset_of(props: Mapping[str, ClusterProperty]) -> str | None:
     return _property_value(props, CLUSTERSET_PROPERTY)
 
 
+def stable_uid(name: str) -> str:
+    """``str(uuid.uuid5(UID_NAMESPACE, name))``, four times faster (it is computed per import).
+
+    Derived UIDs make an object's identity survive restarts and agree between instances.
+    """
+    digest = bytearray(hashlib.sha1(_UID_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def clusterset_uid(name: str) -> str:
     """Stable UID of the ClusterSet object: every instance and every restart computes the same."""
-    return str(uuid.uuid5(UID_NAMESPACE, f"clusterset/{name}"))
+    return stable_uid(f"clusterset/{name}")
 
 
 def _has_synced(member: MemberView) -> bool:
@@ -261,7 +282,7 @@ def build_clusterset(
     if membership.clusterset is None:
         return None
     name = membership.clusterset
-    metadata: dict[str, object] = {"name": name, "uid": clusterset_uid(name)}
+    metadata: ObjectMeta = {"name": name, "uid": clusterset_uid(name)}
     local_member = members.get(local)
     if local_member is not None:
         prop = local_member.cluster_properties.get(CLUSTERSET_PROPERTY) or {}
@@ -285,17 +306,12 @@ def build_clusterset(
 
     previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
     conditions = stamp_transitions([_ready_condition(membership)], previous_conditions, now)
-    status: dict[str, object] = {}
+    status: ClusterSetStatus = {}
     if membership.local_cluster:
         status["localCluster"] = membership.local_cluster
     status["members"] = entries
     status["conditions"] = conditions
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ClusterSet",
-        "metadata": metadata,  # type: ignore[typeddict-item]
-        "status": status,  # type: ignore[typeddict-item]
-    }
+    return {"apiVersion": API_VERSION, "kind": "ClusterSet", "metadata": metadata, "status": status}
 
 
 def _ready_condition(membership: Membership) -> Condition:

@@ -38,11 +38,11 @@ def truncate_message(message: str) -> str:
     return message[: MAX_CONDITION_MESSAGE - 3] + "..."
 
 
-def condition(type_: str, status: bool, reason: str, message: str) -> Condition:
-    """A condition without ``lastTransitionTime`` (see ``stamp_transitions``)."""
+def condition(type_: str, status: bool | None, reason: str, message: str) -> Condition:
+    """A condition without ``lastTransitionTime`` (see ``stamp_transitions``); None = ``Unknown``."""
     return {
         "type": type_,
-        "status": "True" if status else "False",
+        "status": "Unknown" if status is None else "True" if status else "False",
         "reason": reason,
         "message": truncate_message(message),
     }
@@ -61,9 +61,9 @@ def stamp_transitions(
         for old in previous:
             before[old.get("type", "")] = old
     for cond in conditions:
-        old = before.get(cond["type"])
-        if old is not None and old.get("status") == cond["status"] and old.get("lastTransitionTime"):
-            cond["lastTransitionTime"] = old["lastTransitionTime"]
+        match = before.get(cond["type"])
+        if match is not None and match.get("status") == cond["status"] and match.get("lastTransitionTime"):
+            cond["lastTransitionTime"] = match["lastTransitionTime"]
         else:
             cond["lastTransitionTime"] = now
     return list(conditions)

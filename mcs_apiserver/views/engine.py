@@ -18,6 +18,11 @@ What is recomputed:
 
 ClusterSetIPs are allocated over every import of the ClusterSet, served here or not, so that every
 instance computes the same addresses whatever namespaces its local cluster has.
+
+The objects handed out (``imports``, ``clusterset``, the deltas) are shared with the engine's own
+state and with each other (ports, labels, status lists): callers must treat them as read-only and
+copy before adding anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a
+change that is not there.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from mcs_apiserver.views.clusterset import Membership, build_clusterset, derive_
 from mcs_apiserver.views.conditions import format_time, utc_now
 from mcs_apiserver.views.imports import (
     CLUSTERSET_IP,
+    Age,
     Contribution,
     DerivedImport,
     build_service_import,
@@ -113,9 +119,9 @@ class ViewEngine:
         """``ip_ranges``: ClusterSetIP CIDRs, at most one per IP family (ValueError otherwise)."""
         self.local_member = local_member
         self._now = now
-        self._allocators: dict[str, Allocator] = {}
+        self._allocators: dict[str, Allocator[Age]] = {}
         for cidr in ip_ranges:
-            allocator: Allocator = Allocator(cidr)
+            allocator: Allocator[Age] = Allocator(cidr)
             if allocator.family in self._allocators:
                 raise ValueError(
                     f"two ClusterSetIP ranges for {allocator.family}: "
@@ -126,7 +132,8 @@ class ViewEngine:
         self._clusterset: ClusterSet | None = None
         self._derived: dict[Key, DerivedImport] = {}
         self._objects: dict[Key, ServiceImport] = {}  # every import of the ClusterSet
-        self._inputs: dict[Key, tuple[DerivedImport, dict[str, str | None]]] = {}  # what _objects were built from
+        # what each of _objects was built from, to skip rebuilding an object whose inputs are unchanged
+        self._inputs: dict[Key, tuple[DerivedImport, dict[str, str | None], str]] = {}
         self._by_namespace: dict[str, set[Key]] = {}  # keys of _objects by namespace
         self._served: dict[Key, ServiceImport] = {}  # those whose namespace exists locally
 
@@ -211,7 +218,9 @@ class ViewEngine:
     ) -> list[Contribution]:
         found: list[Contribution] = []
         for name, cluster in eligible.items():
-            member = members[name]
+            member = members.get(name)
+            if member is None:
+                continue
             export = member.exports.get(key)
             if export is None:
                 continue
@@ -236,7 +245,7 @@ class ViewEngine:
     ) -> None:
         keys: set[Key] = set(self._objects)
         for name in membership.eligible:
-            keys.update(members[name].exports.keys())
+            keys.update(members[name].exports.keys())  # eligible names come from ``members``
         derived: dict[Key, DerivedImport] = {}
         for key in keys:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
@@ -262,7 +271,7 @@ class ViewEngine:
         delta: ViewDelta,
     ) -> None:
         touched: set[Key] = set()
-        allocation: dict[str, list[tuple[Key, object]]] = {family: [] for family in self._allocators}
+        allocation: dict[str, list[tuple[Key, Age | None]]] = {family: [] for family in self._allocators}
         for key in changed_keys:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
             if result is None:
@@ -277,7 +286,7 @@ class ViewEngine:
             touched.add(key)
         for family, changes in allocation.items():
             if changes:
-                touched.update(self._allocators[family].update(changes))  # type: ignore[arg-type]
+                touched.update(self._allocators[family].update(changes))
         for namespace in changed_namespaces:
             touched.update(self._by_namespace.get(namespace, ()))
         local_namespaces = self._local_namespaces(members)
@@ -316,12 +325,12 @@ class ViewEngine:
                 if derived.type == CLUSTERSET_IP
                 else {}
             )
-            inputs = self._inputs.get(key)
-            if old is not None and inputs is not None and inputs[0] == derived and inputs[1] == addresses:
-                new = old  # same inputs, same object: skip building it
+            inputs = (derived, addresses, clusterset)
+            if old is not None and self._inputs.get(key) == inputs:
+                new = old  # same inputs, same object (condition times included): skip building it
             else:
                 new = build_service_import(derived, clusterset, addresses, old, now)
-                self._inputs[key] = (derived, addresses)
+                self._inputs[key] = inputs
             if old is not None and new == old:
                 new = old
             else:

@@ -24,6 +24,12 @@ The rules, and why:
   i.e. when an address of the import could reach only a subset of the backends (the KEP's wording);
   a cluster that has *more* families than the winner, or the same in another order, can be reached.
 
+``Ready`` on the ServiceImport means a consumer can reach a backend through it: at least one ready
+endpoint in some contributing cluster and, for ClusterSetIP, an address in every served family (an
+address without endpoints would resolve and then drop traffic, so it is ``Pending``). No configured
+range for any of the import's families gives ``IPFamilyNotSupported``; a dual-stack import with a
+range for only one family is served single-stack.
+
 The conflict detection is a single function (``derive_import``) used by both the views and the
 admission webhook (``export_conflicts``), so the two can never disagree.
 """
@@ -31,10 +37,8 @@ admission webhook (``export_conflicts``), so the two can never disagree.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
@@ -46,7 +50,7 @@ from mcs_apiserver.kube_types import (
     ServiceImport,
     ServiceImportPort,
 )
-from mcs_apiserver.views.clusterset import UID_NAMESPACE
+from mcs_apiserver.views.clusterset import stable_uid
 from mcs_apiserver.views.conditions import condition, stamp_transitions
 from mcs_apiserver.views.model import API_VERSION, EXPORTED_AT_ANNOTATION, Key
 
@@ -166,6 +170,8 @@ def make_contribution(
 
 
 class Validity(NamedTuple):
+    """An export's ``Valid`` condition: can it back an import at all?"""
+
     valid: bool
     reason: str  #: Valid | NoService | InvalidServiceType
     message: str
@@ -202,13 +208,12 @@ class Conflict:
 
 
 def _why(winner: Contribution, loser: Contribution) -> str:
+    """Why ``winner``'s value is served: the part of a conflict message a person needs most."""
     if winner.age.time == loser.age.time:
         return (
             f"{winner.cluster} wins because both exported at {winner.exported_at or 'an unknown time'} "
             f"and its cluster ID sorts first"
         )
-    if winner.age.time is _NEVER:
-        return f"{winner.cluster} wins because its cluster ID sorts first"
     return f"{winner.cluster} wins because it exported first ({winner.exported_at})"
 
 
@@ -242,8 +247,16 @@ def _families(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
 _WHOLE_SERVICE = (
     ("type", TYPE_CONFLICT, lambda s, e: HEADLESS if s.get("clusterIP") == "None" else CLUSTERSET_IP),
     ("sessionAffinity", SESSION_AFFINITY_CONFLICT, lambda s, e: s.get("sessionAffinity") or "None"),
-    ("sessionAffinityConfig", SESSION_AFFINITY_CONFIG_CONFLICT, lambda s, e: s.get("sessionAffinityConfig") or None),
-    ("internalTrafficPolicy", INTERNAL_TRAFFIC_POLICY_CONFLICT, lambda s, e: s.get("internalTrafficPolicy") or "Cluster"),
+    (
+        "sessionAffinityConfig",
+        SESSION_AFFINITY_CONFIG_CONFLICT,
+        lambda s, e: s.get("sessionAffinityConfig") or None,
+    ),
+    (
+        "internalTrafficPolicy",
+        INTERNAL_TRAFFIC_POLICY_CONFLICT,
+        lambda s, e: s.get("internalTrafficPolicy") or "Cluster",
+    ),
     ("trafficDistribution", TRAFFIC_DISTRIBUTION_CONFLICT, lambda s, e: s.get("trafficDistribution") or None),
     ("exportedLabels", LABELS_CONFLICT, lambda s, e: e.get("exportedLabels") or {}),
     ("exportedAnnotations", ANNOTATIONS_CONFLICT, lambda s, e: e.get("exportedAnnotations") or {}),
@@ -384,9 +397,9 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
             "readyEndpoints": contribution.ready_endpoints,
         }
         if conflicts:
-            reasons = by_cluster.get(contribution.cluster)
-            if reasons:
-                entry["conflicts"] = reasons
+            disagreements = by_cluster.get(contribution.cluster)
+            if disagreements:
+                entry["conflicts"] = disagreements
         clusters.append(entry)
         if contribution.ready_endpoints > 0:
             ready_endpoints += contribution.ready_endpoints
@@ -491,13 +504,62 @@ def export_conflicts(candidate: Contribution, others: Iterable[Contribution]) ->
     return [c for c in derived.conflicts if candidate.cluster in (c.cluster, c.winner)]
 
 
+# --- ServiceExport status ---------------------------------------------------------------------
+
+
+def export_conditions(
+    contribution: Contribution,
+    derived: DerivedImport | None,
+    previous: Iterable[Condition] | None,
+    now: str,
+) -> list[Condition]:
+    """The ``Valid``, ``Ready`` and ``Conflict`` conditions of a ServiceExport (mcs-api reasons).
+
+    For the status writer, so that ``kubectl describe serviceexport`` tells what the views did with
+    it. ``derived`` is the import of the export's key (None if there is none). ``Ready`` is
+    ``Unknown``/``Pending`` while the export's cluster does not count (not a joined member), as the
+    export itself is fine. ``Conflict`` is set on every export of a conflicting import, the KEP's
+    recommendation, with the same reasons and message as the import's. ``previous`` keeps the
+    ``lastTransitionTime`` of unchanged conditions. Pure.
+    """
+    validity = export_validity(contribution)
+    valid = condition("Valid", validity.valid, validity.reason, validity.message)
+    counted = derived is not None and any(c["cluster"] == contribution.cluster for c in derived.clusters)
+    if not validity.valid:
+        ready = condition("Ready", False, "Failed", f"the export cannot be used: {validity.message}")
+    elif not counted or derived is None:
+        ready = condition(
+            "Ready",
+            None,
+            PENDING,
+            f"cluster {contribution.cluster} does not take part in the ClusterSet yet "
+            "(see kubectl get clusterset)",
+        )
+    else:
+        ready = condition(
+            "Ready",
+            True,
+            READY,
+            f"exported: part of the {derived.type} ServiceImport of {len(derived.clusters)} clusters",
+        )
+    if counted and derived is not None and derived.conflicts:
+        conflict = _conflict_condition(derived)
+    else:
+        conflict = condition("Conflict", False, NO_CONFLICTS, "no conflict with the other exports")
+    return stamp_transitions([valid, ready, conflict], previous, now)
+
+
+def _conflict_condition(derived: DerivedImport) -> Condition:
+    reasons = sorted({c.reason for c in derived.conflicts}, key=_REASON_RANK.__getitem__)
+    return condition("Conflict", True, ",".join(reasons), "; ".join(c.message for c in derived.conflicts))
+
+
 # --- the served object -------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=65536)
 def import_uid(clusterset: str, namespace: str, name: str) -> str:
     """Stable UID of a ServiceImport: the same on every instance, across restarts."""
-    return str(uuid.uuid5(UID_NAMESPACE, f"serviceimport/{clusterset}/{namespace}/{name}"))
+    return stable_uid(f"serviceimport/{clusterset}/{namespace}/{name}")
 
 
 def build_service_import(
@@ -563,8 +625,7 @@ def build_service_import(
     spec.update(derived.spec_extras)
 
     if derived.conflicts:
-        reasons = sorted({c.reason for c in derived.conflicts}, key=_REASON_RANK.__getitem__)
-        conflict = condition("Conflict", True, ",".join(reasons), "; ".join(c.message for c in derived.conflicts))
+        conflict = _conflict_condition(derived)
     else:
         count = len(derived.clusters)
         conflict = condition(

@@ -33,7 +33,7 @@ import hashlib
 import ipaddress
 import socket
 from math import gcd
-from typing import Callable, Generic, Iterable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar
 
 from mcs_apiserver.views.model import Key
 
@@ -43,7 +43,7 @@ DEFAULT_CLUSTERSET_IP_CIDRS = ("243.0.0.0/16", "fd00:243::/112")
 
 
 class _Comparable(Protocol):
-    def __lt__(self, other: object, /) -> bool: ...
+    def __lt__(self, other: Any, /) -> bool: ...
 
 
 A = TypeVar("A", bound=_Comparable)
@@ -58,7 +58,9 @@ class AddressRange:
         network = ipaddress.ip_network(cidr, strict=True)
         size = network.num_addresses - 2
         if size < 1:
-            raise ValueError(f"ClusterSetIP range {cidr} has no usable address (it needs a prefix of /30 or /126 at most)")
+            raise ValueError(
+                f"ClusterSetIP range {cidr} has no usable address (it needs a prefix of /30 or /126 at most)"
+            )
         self.network = network
         self.family = "IPv4" if network.version == 4 else "IPv6"
         self.size = size
@@ -175,6 +177,8 @@ class Allocator(Generic[A]):
 
     def reset(self, imports: Mapping[Key, A]) -> dict[Key, str | None]:
         """Replace every import at once; returns the keys whose address changed (None = lost)."""
+        if imports == self._ages:
+            return {}  # the common full recompute: nothing moved
         before = {key: self.address(key) for key in self._ages}
         self._ages = dict(imports)
         self._slot.clear()

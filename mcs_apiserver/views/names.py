@@ -21,9 +21,12 @@ _DNS1123_LABEL_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT = rf"{_DNS1123_LABEL_FMT}(\.{_DNS1123_LABEL_FMT})*"
 _DNS1035_LABEL_FMT = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 
-_DNS1123_LABEL_RE = re.compile(rf"^{_DNS1123_LABEL_FMT}$")
-_DNS1123_SUBDOMAIN_RE = re.compile(rf"^{_DNS1123_SUBDOMAIN_FMT}$")
-_DNS1035_LABEL_RE = re.compile(rf"^{_DNS1035_LABEL_FMT}$")
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
+
+
+_NOT_LABEL_CHARS_RE = re.compile(r"[^a-z0-9]+")
 
 
 def _max_len_error(length: int) -> str:
@@ -101,3 +104,13 @@ def is_dns1035_label(value: str) -> bool:
 def is_valid_service_name(value: str) -> bool:
     """True if ``value`` can name a Service (a DNS-1035 label)."""
     return is_dns1035_label(value)
+
+
+def suggest_dns1123_label(value: str) -> str:
+    """A valid DNS label close to ``value`` (for hints in error messages), ``""`` if nothing is left.
+
+    Like Submariner's sanitizer: lower-case, runs of other characters become one '-', leading and
+    trailing '-' are dropped, and the result is cut to 63 characters.
+    """
+    label = _NOT_LABEL_CHARS_RE.sub("-", value.lower()).strip("-")[:DNS1123_LABEL_MAX_LENGTH]
+    return label.rstrip("-")

@@ -205,12 +205,12 @@ def test_no_path_advertises_a_write_verb(doc: dict) -> None:
 
 
 def test_v2_is_valid_swagger_2_0() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
+    import openapi_spec_validator as validator
     validator.validate(v2_spec())
 
 
 def test_v3_is_valid_openapi_3_0() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
+    import openapi_spec_validator as validator
     validator.validate(v3_spec())
 
 

@@ -154,6 +154,7 @@ def test_status_response_answers_with_the_status_code_and_json_body() -> None:
     response = s.status_response(st, headers={"Warning": '299 - "x"'})
     assert response.status == 403
     assert response.content_type == "application/json"
+    assert isinstance(response.body, bytes)
     assert orjson.loads(response.body) == st
     assert response.headers["Warning"] == '299 - "x"'
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -97,8 +98,8 @@ def test_age_without_a_usable_timestamp_is_unknown(timestamp: str | None) -> Non
 # --- columns -----------------------------------------------------------------------------------
 
 
-def service_import(**overrides: object) -> dict:
-    obj = {
+def service_import(**overrides: object) -> dict[str, Any]:
+    obj: dict[str, Any] = {
         "apiVersion": "views.multicluster.x-k8s.io/v1alpha1",
         "kind": "ServiceImport",
         "metadata": {

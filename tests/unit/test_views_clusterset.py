@@ -7,12 +7,14 @@ import uuid
 import pytest
 
 from mcs_apiserver.views.clusterset import (
+    UID_NAMESPACE,
     MemberState,
     build_clusterset,
     cluster_id_of,
     clusterset_of,
     clusterset_uid,
     derive_membership,
+    stable_uid,
 )
 from mcs_apiserver.views.model import (
     CLUSTER_ID_PROPERTY,
@@ -279,3 +281,9 @@ def test_an_unchanged_condition_keeps_its_last_transition_time_and_a_changed_one
     assert still_false is not None
     assert still_false["status"]["conditions"][0]["reason"] == "Unreachable,Syncing"
     assert still_false["status"]["conditions"][0]["lastTransitionTime"] == T1
+
+
+@pytest.mark.parametrize("name", ["", "clusterset/set-1", "serviceimport/set-1/shop/web", "ünïcode/ns/name"])
+def test_the_fast_stable_uid_is_exactly_uuid5_in_the_project_namespace(name: str) -> None:
+    assert stable_uid(name) == str(uuid.uuid5(UID_NAMESPACE, name))
+    assert UID_NAMESPACE == uuid.uuid5(uuid.NAMESPACE_DNS, "views.multicluster.x-k8s.io")

@@ -11,10 +11,12 @@ from mcs_apiserver.views.imports import (
     Contribution,
     build_service_import,
     derive_import,
+    export_conditions,
     export_conflicts,
     export_validity,
     import_uid,
     make_contribution,
+    parse_time,
 )
 from mcs_apiserver.views.testing import port, service, service_export
 
@@ -135,6 +137,12 @@ def test_an_export_with_no_readable_time_is_the_youngest() -> None:
     assert build([timeless, contrib("b", at(59))])["spec"]["type"] == "ClusterSetIP"
 
 
+def test_a_timestamp_without_an_offset_is_read_as_utc() -> None:
+    naive = contrib("c1", exported_at="2026-01-01T00:00:02", headless=True)
+    assert naive.age.time == parse_time("2026-01-01T00:00:02Z")
+    assert build([naive, contrib("c2", "2026-01-01T01:00:01+01:00")])["spec"]["type"] == "ClusterSetIP"
+
+
 def test_the_cluster_id_breaks_a_tie_between_exports_of_the_same_instant() -> None:
     obj = build([contrib("c2", at(3), headless=True), contrib("c1", at(3))])
     assert obj["spec"]["type"] == "ClusterSetIP"
@@ -233,6 +241,13 @@ def test_ports_are_a_union_merged_by_name_then_protocol_and_port(
         assert conflict["message"] == "; ".join(messages)
     else:
         assert conflict["status"] == "False" and conflict["reason"] == "NoConflicts"
+
+
+def test_a_malformed_service_loses_its_repeated_or_numberless_ports_without_a_conflict() -> None:
+    ports = [port(80, "http"), port(81, "http"), port(80, "web"), {"name": "x"}, {"name": "y", "port": "80"}]
+    obj = build([contrib("c1", ports=ports)])
+    assert obj["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 80}]
+    assert conditions(obj)["Conflict"]["reason"] == "NoConflicts"
 
 
 def test_a_port_without_a_protocol_is_tcp() -> None:
@@ -528,3 +543,50 @@ def test_export_conflicts_is_empty_for_an_export_that_would_not_contribute() -> 
     others = [contrib("c1", at(1))]
     assert export_conflicts(contrib("c2", at(2), svc=None), others) == []
     assert export_conflicts(contrib("c2", at(2), type_="ExternalName"), others) == []
+
+
+# --- ServiceExport status ------------------------------------------------------------------------
+
+
+def _export_status(contribution: Contribution, others: list[Contribution]) -> dict[str, tuple[str, str]]:
+    derived = derive_import(KEY, [contribution, *others])
+    conds = export_conditions(contribution, derived, None, NOW)
+    assert all(c["lastTransitionTime"] == NOW for c in conds)
+    return {c["type"]: (c["status"], c["reason"]) for c in conds}
+
+
+def test_a_contributing_export_is_valid_ready_and_carries_the_imports_conflict() -> None:
+    loser = contrib("c2", at(2), headless=True)
+    assert _export_status(loser, [contrib("c1", at(1))]) == {
+        "Valid": ("True", "Valid"),
+        "Ready": ("True", "Ready"),
+        "Conflict": ("True", "TypeConflict"),
+    }
+    winner = contrib("c1", at(1))
+    assert _export_status(winner, [loser])["Conflict"] == ("True", "TypeConflict")  # on all exports
+
+
+def test_an_export_without_a_service_is_invalid_and_failed() -> None:
+    assert _export_status(contrib("c1", svc=None), [contrib("c2", at(5), headless=True)]) == {
+        "Valid": ("False", "NoService"),
+        "Ready": ("False", "Failed"),
+        "Conflict": ("False", "NoConflicts"),
+    }
+
+
+def test_a_valid_export_of_a_cluster_that_does_not_count_yet_is_pending() -> None:
+    mine = contrib("c9")
+    conds = export_conditions(mine, derive_import(KEY, [contrib("c1")]), None, NOW)
+    assert [(c["type"], c["status"], c["reason"]) for c in conds] == [
+        ("Valid", "True", "Valid"),
+        ("Ready", "Unknown", "Pending"),
+        ("Conflict", "False", "NoConflicts"),
+    ]
+    assert export_conditions(mine, None, None, NOW)[1]["status"] == "Unknown"
+
+
+def test_export_conditions_keep_their_transition_time_while_their_status_holds() -> None:
+    derived = derive_import(KEY, [contrib("c1")])
+    first = export_conditions(contrib("c1"), derived, None, "2026-01-02T00:00:00Z")
+    again = export_conditions(contrib("c1"), derived, first, "2026-01-03T00:00:00Z")
+    assert again == first

@@ -245,11 +245,3 @@ def test_warnings_are_sent_as_single_printable_lines_of_bounded_length() -> None
     ]
     assert warnings[0] == "PortConflict: line two"
     assert len(warnings[1]) == 1024 and warnings[1].endswith("...")
-
-
-def test_the_webhooks_use_the_same_well_known_names_as_the_view_engine() -> None:
-    from mcs_apiserver.views import model
-    from webhooks import constants
-
-    for name in ("CLUSTER_ID_PROPERTY", "LEGACY_CLUSTER_ID_PROPERTY", "CLUSTERSET_PROPERTY", "EXPORTED_AT_ANNOTATION"):
-        assert getattr(constants, name) == getattr(model, name), name

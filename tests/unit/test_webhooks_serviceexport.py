@@ -10,7 +10,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from webhooks.constants import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from webhooks.review import AdmissionRequest, Decision, parse_review, review_response
 from webhooks.serviceexport import (
     format_exported_at,

@@ -1,0 +1,155 @@
+"""The aiohttp application: routes for discovery, OpenAPI, health, metrics and the resources.
+
+Authentication and authorization come in as middlewares (``mcs_apiserver.auth``); the webhooks add
+their own routes. Every error any handler raises leaves as a ``Status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from mcs_apiserver.api import negotiation, status
+from mcs_apiserver.api.discovery import discovery_bytes
+from mcs_apiserver.api.negotiation import Target
+from mcs_apiserver.api.openapi import (
+    OPENAPI_V3_GROUP_VERSION_PATH,
+    OpenAPIDocument,
+    etag_matches,
+    openapi_v2,
+    openapi_v3_group_version,
+    openapi_v3_root,
+)
+from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
+from mcs_apiserver.api.status import StatusError, status_response
+from mcs_apiserver.metrics import Metrics
+from mcs_apiserver.views.model import GROUP
+
+log = logging.getLogger("mcs_apiserver.api")
+
+JSON = "application/json"
+
+
+@dataclass
+class HealthCheck:
+    """One named readiness check (``/readyz/<name>``): a callable giving (ok, detail)."""
+
+    name: str
+    check: Callable[[], tuple[bool, str]]
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler):
+    """Turn every failure into a ``Status``: ours, aiohttp's (404, 405, 413) and unexpected ones."""
+    try:
+        return await handler(request)
+    except StatusError as error:
+        return status_response(error)
+    except web.HTTPRequestEntityTooLarge as error:
+        return status_response(status.too_large(error.text or "request body too large"))
+    except web.HTTPNotFound:
+        return status_response(status.not_found())
+    except web.HTTPMethodNotAllowed as error:
+        return status_response(status._status(405, "MethodNotAllowed",
+                                              f"the server does not allow this method on the requested resource ({error.method})"))
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, web.HTTPClientError):
+        raise
+    except Exception as error:  # noqa: BLE001 - log it, answer 500, keep serving
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return status_response(status.internal_error(type(error).__name__))
+
+
+def _document(doc: OpenAPIDocument, request: web.Request, *, immutable: bool = False) -> web.Response:
+    headers = {"ETag": doc.etag, "Vary": "Accept"}
+    if immutable:
+        headers["Cache-Control"] = "public, immutable"
+    if etag_matches(request.headers.get("If-None-Match"), doc):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=doc.body, content_type=JSON, headers=headers)
+
+
+async def apis(request: web.Request) -> web.Response:
+    """``/apis``: the aggregator asks for aggregated discovery; answer it (or the APIGroupList)."""
+    chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.DISCOVERY_ROOT)
+    if chosen.target is Target.API_GROUP_DISCOVERY_LIST:
+        return web.Response(body=discovery_bytes("aggregated", chosen.version),
+                            headers={"Content-Type": chosen.content_type})
+    return web.Response(body=discovery_bytes("groups"), content_type=JSON)
+
+
+async def api_group(request: web.Request) -> web.Response:
+    return web.Response(body=discovery_bytes("group"), content_type=JSON)
+
+
+async def api_resources(request: web.Request) -> web.Response:
+    return web.Response(body=discovery_bytes("resources"), content_type=JSON)
+
+
+async def openapi_v2_handler(request: web.Request) -> web.Response:
+    return _document(openapi_v2(), request)
+
+
+async def openapi_v3_root_handler(request: web.Request) -> web.Response:
+    return _document(openapi_v3_root(), request)
+
+
+async def openapi_v3_gv_handler(request: web.Request) -> web.Response:
+    doc = openapi_v3_group_version()
+    wanted = request.query.get("hash")
+    if wanted and wanted != doc.hash:
+        # kube-openapi redirects an outdated hash to the current document.
+        raise web.HTTPMovedPermanently(f"{OPENAPI_V3_GROUP_VERSION_PATH}?hash={doc.hash}")
+    return _document(doc, request, immutable=bool(wanted))
+
+
+def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
+    """``/healthz`` and ``/livez`` (the process serves), ``/readyz`` (every check passes), each with
+    ``?verbose`` and per-check subpaths, in kube-apiserver's format."""
+    ready_checks = list(checks)
+
+    async def alive(request: web.Request) -> web.Response:
+        if "verbose" in request.query:
+            return web.Response(text="[+]ping ok\n" + f"{request.path.strip('/')} check passed\n")
+        return web.Response(text="ok")
+
+    async def readyz(request: web.Request) -> web.Response:
+        name = request.match_info.get("check")
+        selected = [c for c in ready_checks if name is None or c.name == name]
+        if name is not None and not selected:
+            raise StatusError(status.not_found())
+        results = [(c.name, *c.check()) for c in selected]
+        ok = all(passed for _, passed, _ in results)
+        if "verbose" in request.query or not ok:
+            lines = [f"[{'+' if passed else '-'}]{n} {'ok' if passed else 'failed: ' + detail}"
+                     for n, passed, detail in results]
+            lines.append("readyz check passed" if ok else "readyz check failed")
+            return web.Response(text="\n".join(lines) + "\n", status=200 if ok else 500)
+        return web.Response(text="ok")
+
+    return [
+        web.get("/healthz", alive), web.get("/livez", alive),
+        web.get("/readyz", readyz), web.get("/readyz/{check}", readyz),
+    ]
+
+
+def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
+              middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024) -> web.Application:
+    app = web.Application(middlewares=[status_errors, *middlewares], client_max_size=client_max_size)
+    resources = ResourceHandler(served)
+    app.add_routes(health_routes(checks))
+    app.add_routes([
+        web.get("/metrics", metrics.handler),
+        web.get("/apis", apis),
+        web.get(f"/apis/{GROUP}", api_group),
+        web.get(PREFIX, api_resources),
+        web.get("/openapi/v2", openapi_v2_handler),
+        web.get("/openapi/v3", openapi_v3_root_handler),
+        web.get(OPENAPI_V3_GROUP_VERSION_PATH, openapi_v3_gv_handler),
+        web.route("*", PREFIX + "/{tail:.+}", resources),
+    ])
+    return app

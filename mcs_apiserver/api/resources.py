@@ -1,0 +1,401 @@
+"""GET, LIST and WATCH of ``serviceimports`` and ``clustersets``, exactly as kube-apiserver answers them.
+
+Every response is built from the bytes each stored object serialized once: a LIST of 10,000 objects
+is a join, not 10,000 encodings. Tables and PartialObjectMetadata are derived per request (kubectl
+and the metadata client); every error is a ``Status``; every write verb is 405.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mcs_apiserver.api import negotiation, status, tables
+from mcs_apiserver.api.continuetoken import decode_continue, encode_continue
+from mcs_apiserver.api.discovery import ResourceInfo, resource_info
+from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
+from mcs_apiserver.api.selectors import compile_selectors
+from mcs_apiserver.api.status import StatusError
+from mcs_apiserver.api.store import Event, Store, Stored, TooOld, Watcher
+from mcs_apiserver.views.model import API_VERSION, GROUP, VERSION
+
+log = logging.getLogger("mcs_apiserver.api")
+
+PREFIX = f"/apis/{GROUP}/{VERSION}"
+JSON = "application/json"
+#: kube-apiserver closes a watch without timeoutSeconds after a random 30-60 minutes.
+DEFAULT_WATCH_SECONDS = (1800, 3600)
+BOOKMARK_INTERVAL = 60.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+@dataclass
+class Served:
+    """The stores the HTTP layer serves from, by plural resource name."""
+
+    stores: dict[str, Store]
+
+    def store(self, info: ResourceInfo) -> Store:
+        return self.stores[info.name]
+
+
+@dataclass(frozen=True, slots=True)
+class Target_:
+    """What a request path names."""
+
+    info: ResourceInfo
+    namespace: str | None  # None: all namespaces (or cluster-scoped)
+    name: str | None
+
+
+def parse_path(tail: str) -> Target_:
+    """``[namespaces/<ns>/]<resource>[/<name>]`` under the group-version prefix, or 404."""
+    parts = [p for p in tail.split("/") if p != ""] if tail else []
+    namespace: str | None = None
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        namespace = parts[1]
+        parts = parts[2:]
+        if not parts:
+            # /namespaces/<ns> itself is a core resource, not ours.
+            raise StatusError(status.not_found())
+    if not parts:
+        raise StatusError(status.not_found())
+    info = resource_info(parts[0])
+    if info is None or len(parts) > 2:
+        raise StatusError(status.not_found())
+    if namespace is not None and not info.namespaced:
+        raise StatusError(status.not_found())
+    name = parts[1] if len(parts) == 2 else None
+    if name is not None and info.namespaced and namespace is None:
+        raise StatusError(status.not_found())
+    return Target_(info, namespace, name)
+
+
+def _truthy(value: str | None) -> bool:
+    return value in ("1", "true", "True")
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StatusError(status.bad_request(f"invalid value for {name}: {raw!r}: must be an integer")) from None
+    if value < 0:
+        raise StatusError(status.bad_request(f"invalid value for {name}: {raw!r}: must not be negative"))
+    return value
+
+
+def _parse_rv(raw: str | None) -> int | None:
+    """A resourceVersion from a client: None for unset/"0"; 400 if not a version of ours."""
+    if raw in (None, "", "0"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise StatusError(status.bad_request(f"invalid resource version: {raw!r}")) from None
+
+
+class ResourceHandler:
+    def __init__(self, served: Served, *, clock: Callable[[], float] = time.time) -> None:
+        self.served = served
+        self.clock = clock
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        target = parse_path(request.match_info.get("tail", ""))
+        if request.method in WRITE_VERBS:
+            raise StatusError(status.method_not_allowed(target.info.name, WRITE_VERBS[request.method]))
+        if request.method not in ("GET", "HEAD"):
+            raise StatusError(status.method_not_allowed(target.info.name, request.method.lower()))
+        if target.name is not None:
+            if _truthy(request.query.get("watch")):
+                return await self.watch(request, target)
+            return self.get(request, target)
+        if _truthy(request.query.get("watch")):
+            return await self.watch(request, target)
+        return self.list(request, target)
+
+    # --- get ------------------------------------------------------------------------------------
+
+    def get(self, request: web.Request, target: Target_) -> web.Response:
+        chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.GET)
+        store = self.served.store(target.info)
+        stored = store.get((target.namespace or "", target.name or ""))
+        if stored is None:
+            raise StatusError(status.not_found(target.info.name, target.name or ""))
+        if chosen.target is Target.TABLE:
+            include = negotiation.parse_include_object(request.query.get("includeObject"))
+            body = orjson.dumps(tables.table_for(
+                target.info.kind, [stored.obj], self.clock(), include, api_version=chosen.api_version,
+                resource_version=str(stored.rv)))
+        elif chosen.target is Target.PARTIAL_OBJECT_METADATA:
+            body = b'{"kind":"PartialObjectMetadata","apiVersion":"' + chosen.api_version.encode() + \
+                b'","metadata":' + stored.metadata_json + b"}"
+        else:
+            body = stored.json
+        return web.Response(body=body, content_type=JSON)
+
+    # --- list -----------------------------------------------------------------------------------
+
+    def list(self, request: web.Request, target: Target_) -> web.Response:
+        query = request.query
+        chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.LIST)
+        predicate, _, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
+                                                 target.info.name)
+        limit = _int_param(request, "limit") or 0
+        store = self.served.store(target.info)
+        match = query.get("resourceVersionMatch", "")
+        requested = _parse_rv(query.get("resourceVersion"))
+        if match not in ("", "NotOlderThan", "Exact"):
+            raise StatusError(status.invalid_params(
+                "resourceVersionMatch", match, "must be one of NotOlderThan, Exact"))
+        if match and query.get("resourceVersion") in (None, ""):
+            raise StatusError(status.invalid_params(
+                "resourceVersionMatch", match, "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+
+        token = query.get("continue")
+        after: tuple[str, str] | None = None
+        if token:
+            if query.get("resourceVersion") not in (None, "", "0"):
+                raise StatusError(status.invalid_params(
+                    "resourceVersion", query.get("resourceVersion"),
+                    "specifying resource version is not allowed when using continue"))
+            decoded = decode_continue(token)
+            list_rv = int(decoded.resource_version)
+            snapshot = store.snapshot(list_rv)
+            if snapshot is None:
+                raise StatusError(status.continue_expired())
+            after = _split_key(decoded.last_key)
+        else:
+            list_rv = store.resource_version
+            if requested is not None:
+                if requested > list_rv:
+                    raise StatusError(status.too_large_resource_version(requested, list_rv))
+                if match == "Exact" and requested != list_rv:
+                    snapshot = store.snapshot(requested)
+                    if snapshot is None:
+                        raise StatusError(status.too_old_resource_version(requested, list_rv))
+                    list_rv = requested
+            snapshot = store.snapshot(list_rv)
+            assert snapshot is not None
+
+        _, items = snapshot
+        start, end = store.key_range(items, target.namespace)
+        pinned = fields.exact("metadata.name")
+        selected: list[Stored] = []
+        next_key: tuple[str, str] | None = None
+        remaining = 0
+        if after is not None:
+            import bisect
+            start = max(start, bisect.bisect_right(items, after, lo=start, hi=end, key=lambda s: s.key))
+        for index in range(start, end):
+            stored = items[index]
+            if pinned is not None and stored.key[1] != pinned:
+                continue
+            if not predicate(stored.obj):
+                continue
+            if limit and len(selected) >= limit:
+                next_key = selected[-1].key
+                remaining = sum(1 for s in items[index:end] if predicate(s.obj)) if not pinned else 0
+                break
+            selected.append(stored)
+        continue_token = encode_continue(str(list_rv), _join_key(next_key)) if next_key else None
+        return web.Response(body=self._list_body(target.info, chosen, request, selected, list_rv,
+                                                 continue_token, remaining if continue_token else None),
+                            content_type=JSON)
+
+    def _list_body(self, info: ResourceInfo, chosen: Negotiated, request: web.Request, items: list[Stored],
+                   rv: int, continue_token: str | None, remaining: int | None) -> bytes:
+        if chosen.target is Target.TABLE:
+            include = negotiation.parse_include_object(request.query.get("includeObject"))
+            return orjson.dumps(tables.table_for(
+                info.kind, [s.obj for s in items], self.clock(), include, api_version=chosen.api_version,
+                resource_version=str(rv), continue_token=continue_token, remaining_item_count=remaining))
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if continue_token:
+            meta["continue"] = continue_token
+            if remaining is not None:
+                meta["remainingItemCount"] = remaining
+        if chosen.target is Target.PARTIAL_OBJECT_METADATA_LIST:
+            api_version = chosen.api_version.encode()
+            head = b'{"kind":"PartialObjectMetadataList","apiVersion":"' + api_version + b'","metadata":'
+            item_prefix = b'{"kind":"PartialObjectMetadata","apiVersion":"' + api_version + b'","metadata":'
+            body = b",".join(item_prefix + s.metadata_json + b"}" for s in items)
+            return head + orjson.dumps(meta) + b',"items":[' + body + b"]}"
+        head = (b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + API_VERSION.encode()
+                + b'","metadata":')
+        return head + orjson.dumps(meta) + b',"items":[' + b",".join(s.json for s in items) + b"]}"
+
+    # --- watch ----------------------------------------------------------------------------------
+
+    async def watch(self, request: web.Request, target: Target_) -> web.StreamResponse:
+        query = request.query
+        chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.WATCH)
+        predicate, _, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
+                                                 target.info.name)
+        store = self.served.store(target.info)
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        send_initial_raw = query.get("sendInitialEvents")
+        send_initial = _truthy(send_initial_raw)
+        match = query.get("resourceVersionMatch", "")
+        raw_rv = query.get("resourceVersion")
+        if send_initial_raw not in (None, ""):
+            if match != "NotOlderThan":
+                raise StatusError(status.invalid_params(
+                    "resourceVersionMatch", match,
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+            if send_initial and not bookmarks:
+                raise StatusError(status.invalid_params(
+                    "allowWatchBookmarks", query.get("allowWatchBookmarks", ""),
+                    "sendInitialEvents requires setting allowWatchBookmarks to true"))
+        elif match:
+            raise StatusError(status.invalid_params(
+                "resourceVersionMatch", match, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+        timeout = _int_param(request, "timeoutSeconds")
+        if timeout is None:
+            timeout = random.randint(*DEFAULT_WATCH_SECONDS)
+        include = negotiation.parse_include_object(query.get("includeObject"))
+
+        key = (target.namespace or "", target.name) if target.name else None
+        pinned = fields.exact("metadata.name")
+        if key is None and pinned is not None and target.namespace is not None:
+            key = (target.namespace, pinned)
+        requested = _parse_rv(raw_rv)
+        legacy_initial = send_initial_raw in (None, "") and requested is None
+        if send_initial:
+            since = None
+            if requested is not None and requested > store.resource_version:
+                raise StatusError(status.too_large_resource_version(requested, store.resource_version))
+        elif legacy_initial:
+            since = None
+        else:
+            since = requested if requested is not None else store.resource_version
+        try:
+            watcher, backlog = store.watch(target.namespace, predicate, since=since, key=key)
+        except TooOld as error:
+            watcher = None
+            backlog = []
+            too_old: TooOld | None = error
+        else:
+            too_old = None
+
+        response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        writer = _EventWriter(target.info.kind, chosen, include, self.clock)
+        if too_old is not None:
+            # kube-apiserver answers an expired watch with 200 and one ERROR event.
+            await response.write(writer.error(status.too_old_resource_version(too_old.requested, too_old.oldest)))
+            return response
+        assert watcher is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            if since is None and (send_initial or legacy_initial):
+                initial = store.initial_events(watcher)
+                chunk = b"".join(writer.event("ADDED", s) for s in initial)
+                if send_initial:
+                    chunk += writer.bookmark(store.resource_version, initial_events_end=True)
+                if chunk:
+                    await response.write(chunk)
+            if backlog:
+                await response.write(b"".join(writer.event(e.type, e.stored) for e in backlog))
+            await self._stream(response, watcher, writer, store, deadline, bookmarks)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            store.unwatch(watcher)
+        return response
+
+    async def _stream(self, response: web.StreamResponse, watcher: Watcher, writer: "_EventWriter",
+                      store: Store, deadline: float, bookmarks: bool) -> None:
+        loop = asyncio.get_running_loop()
+        next_bookmark = loop.time() + BOOKMARK_INTERVAL * (0.5 + random.random() / 2)
+        while True:
+            now = loop.time()
+            wake = min(deadline, next_bookmark) if bookmarks else deadline
+            if now >= deadline:
+                if bookmarks:
+                    await response.write(writer.bookmark(store.resource_version))
+                return
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(0.0, wake - now))
+            except asyncio.TimeoutError:
+                if bookmarks and loop.time() >= next_bookmark:
+                    await response.write(writer.bookmark(store.resource_version))
+                    next_bookmark = loop.time() + BOOKMARK_INTERVAL
+                continue
+            batch: list[Event] = []
+            while event is not None:
+                batch.append(event)
+                if watcher.queue.empty():
+                    break
+                event = watcher.queue.get_nowait()
+            if batch:
+                await response.write(b"".join(writer.event(e.type, e.stored) for e in batch))
+            if event is None:
+                return  # closed: server shutdown or the watcher fell too far behind
+
+
+class _EventWriter:
+    """Encodes watch events in the representation the client negotiated."""
+
+    def __init__(self, kind: str, chosen: Negotiated, include: IncludeObject, clock: Callable[[], float]) -> None:
+        self.kind = kind
+        self.chosen = chosen
+        self.include = include
+        self.clock = clock
+        self.first_table = True
+
+    def _line(self, event_type: bytes, obj: bytes) -> bytes:
+        return b'{"type":"' + event_type + b'","object":' + obj + b"}\n"
+
+    def event(self, event_type: str, stored: Stored) -> bytes:
+        target = self.chosen.target
+        if target is Target.TABLE:
+            table = tables.table_for_event(self.kind, stored.obj, self.clock(), self.include,
+                                           with_column_definitions=self.first_table,
+                                           api_version=self.chosen.api_version)
+            self.first_table = False
+            return self._line(event_type.encode(), orjson.dumps(table))
+        if target is Target.PARTIAL_OBJECT_METADATA:
+            obj = (b'{"kind":"PartialObjectMetadata","apiVersion":"' + self.chosen.api_version.encode()
+                   + b'","metadata":' + stored.metadata_json + b"}")
+            return self._line(event_type.encode(), obj)
+        return self._line(event_type.encode(), stored.json)
+
+    def bookmark(self, rv: int, *, initial_events_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_events_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        target = self.chosen.target
+        if target is Target.TABLE:
+            obj = tables.bookmark_table(str(rv), self.chosen.api_version)
+            obj["metadata"] = meta
+        elif target is Target.PARTIAL_OBJECT_METADATA:
+            obj = {"kind": "PartialObjectMetadata", "apiVersion": self.chosen.api_version, "metadata": meta}
+        else:
+            obj = {"kind": self.kind, "apiVersion": API_VERSION, "metadata": meta}
+        return self._line(b"BOOKMARK", orjson.dumps(obj))
+
+    def error(self, error_status: dict[str, Any]) -> bytes:
+        return self._line(b"ERROR", orjson.dumps(error_status))
+
+
+def _join_key(key: tuple[str, str] | None) -> str:
+    return "" if key is None else f"{key[0]}/{key[1]}"
+
+
+def _split_key(text: str) -> tuple[str, str]:
+    namespace, _, name = text.rpartition("/")
+    return namespace, name

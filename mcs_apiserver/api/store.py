@@ -1,0 +1,278 @@
+"""The served state: current objects with resourceVersions, list snapshots, and watch fan-out.
+
+Nothing is persisted: the view engine hands over what changed, the store stamps each change with a
+resourceVersion from one counter (shared by both resources, like etcd's revision), keeps a bounded
+history for watches that resume, a few immutable snapshots for paginated lists, and pushes every
+event to the matching watchers.
+
+resourceVersions start at the process' start time in microseconds, so a version handed out by an
+earlier incarnation (or by another replica) is always older than anything this one knows, and the
+client is told 410 Expired and relists, exactly as after an etcd compaction.
+
+Every object's JSON is serialized once, when it changes, and reused by every list, get and watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+HISTORY_EVENTS = 20_000
+SNAPSHOTS_KEPT = 8
+WATCH_QUEUE_LIMIT = 50_000
+
+
+class Versioner:
+    """The one resourceVersion counter of this process."""
+
+    def __init__(self, start: int | None = None) -> None:
+        self.origin = start if start is not None else int(time.time() * 1_000_000)
+        self.current = self.origin
+
+    def next(self) -> int:
+        self.current += 1
+        return self.current
+
+
+@dataclass(slots=True, eq=False)
+class Stored:
+    """One served object at one resourceVersion, with its serializations cached."""
+
+    key: Key
+    obj: dict[str, Any]
+    rv: int
+    _json: bytes | None = None
+    _metadata_json: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # per-object caches of the HTTP layer
+
+    @property
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = orjson.dumps(self.obj)
+        return self._json
+
+    @property
+    def metadata_json(self) -> bytes:
+        if self._metadata_json is None:
+            self._metadata_json = orjson.dumps(self.obj.get("metadata") or {})
+        return self._metadata_json
+
+
+@dataclass(slots=True)
+class Event:
+    type: str  # ADDED | MODIFIED | DELETED
+    rv: int
+    stored: Stored  # the new state (the last state, stamped with the deletion's version, for DELETED)
+    previous: Stored | None
+
+
+class Watcher:
+    """One open watch: a namespace filter, a predicate, and a queue of events."""
+
+    def __init__(self, namespace: str | None, predicate: Predicate, key: Key | None = None) -> None:
+        self.namespace = namespace
+        self.predicate = predicate
+        self.key = key
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.overflowed = False
+
+    def matches(self, stored: Stored | None) -> bool:
+        if stored is None:
+            return False
+        if self.namespace is not None and stored.key[0] != self.namespace:
+            return False
+        if self.key is not None and stored.key != self.key:
+            return False
+        return self.predicate(stored.obj)
+
+    def translate(self, event: Event) -> Event | None:
+        """An event as this watcher sees it: leaving the selection is a DELETED, entering an ADDED."""
+        was = self.matches(event.previous)
+        now = event.type != "DELETED" and self.matches(event.stored)
+        if event.type == "DELETED":
+            return event if was else None
+        if was and now:
+            return event
+        if now:
+            return Event("ADDED", event.rv, event.stored, event.previous)
+        if was:
+            return Event("DELETED", event.rv, event.stored, event.previous)
+        return None
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= WATCH_QUEUE_LIMIT:
+            # A consumer this far behind is stuck: end its watch (it relists), as the watch cache does.
+            self.overflowed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class TooOld(Exception):
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class Store:
+    """The objects of one resource."""
+
+    def __init__(self, resource: str, versioner: Versioner) -> None:
+        self.resource = resource
+        self.versioner = versioner
+        self.objects: dict[Key, Stored] = {}
+        self._keys: list[Key] = []  # sorted: a namespace's objects are one contiguous run
+        self._history: deque[Event] = deque(maxlen=HISTORY_EVENTS)
+        # Events newer than this are all in the history (the version before the oldest kept one).
+        self._history_floor = versioner.current
+        self._last_change = versioner.current
+        # version -> (items, version of the first change after it, or None while still current)
+        self._snapshots: OrderedDict[int, tuple[list[Stored], int | None]] = OrderedDict()
+        self._watchers: set[Watcher] = set()
+
+    # --- writes (from the view updater) ---------------------------------------------------------
+
+    def apply(self, changes: Mapping[Key, dict[str, Any] | None]) -> list[Event]:
+        """Apply new states (None = deleted) in key order; returns the events, already fanned out."""
+        events: list[Event] = []
+        for key in sorted(changes):
+            new = changes[key]
+            previous = self.objects.get(key)
+            if new is None:
+                if previous is None:
+                    continue
+                rv = self.versioner.next()
+                self._remove_key(key)
+                del self.objects[key]
+                tombstone = Stored(key, _with_rv(previous.obj, rv), rv)
+                events.append(Event("DELETED", rv, tombstone, previous))
+                continue
+            rv = self.versioner.next()
+            stored = Stored(key, _with_rv(new, rv), rv)
+            if previous is None:
+                bisect.insort(self._keys, key)
+            self.objects[key] = stored
+            events.append(Event("MODIFIED" if previous else "ADDED", rv, stored, previous))
+        if events:
+            latest = self._snapshots.get(self._last_change)
+            if latest is not None and latest[1] is None:
+                self._snapshots[self._last_change] = (latest[0], events[0].rv)
+            self._last_change = events[-1].rv
+            for event in events:
+                if len(self._history) == self._history.maxlen:
+                    self._history_floor = self._history[0].rv
+                self._history.append(event)
+            for watcher in list(self._watchers):
+                for event in events:
+                    seen = watcher.translate(event)
+                    if seen is not None:
+                        watcher.offer(seen)
+        return events
+
+    def _remove_key(self, key: Key) -> None:
+        index = bisect.bisect_left(self._keys, key)
+        if index < len(self._keys) and self._keys[index] == key:
+            del self._keys[index]
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        """The list resourceVersion: the process-wide current version (like etcd's revision)."""
+        return self.versioner.current
+
+    def get(self, key: Key) -> Stored | None:
+        return self.objects.get(key)
+
+    def snapshot(self, at: int | None = None) -> tuple[int, list[Stored]] | None:
+        """All objects in key order as of version ``at`` (default: now), or None if that state is
+        no longer kept. Snapshots are immutable lists, so a paginated list stays consistent."""
+        if at is None or at >= self._last_change:
+            current = self._snapshots.get(self._last_change)
+            if current is None or current[1] is not None:
+                items = [self.objects[k] for k in self._keys]
+                self._snapshots[self._last_change] = (items, None)
+                while len(self._snapshots) > SNAPSHOTS_KEPT:
+                    self._snapshots.popitem(last=False)
+            return self._last_change, self._snapshots[self._last_change][0]
+        for version, (items, valid_until) in reversed(self._snapshots.items()):
+            if version <= at and (valid_until is None or at < valid_until):
+                return version, items
+        return None
+
+    def key_range(self, items: list[Stored], namespace: str | None) -> tuple[int, int]:
+        """The [start, end) slice of a snapshot holding one namespace (or everything)."""
+        if namespace is None:
+            return 0, len(items)
+        start = bisect.bisect_left(items, (namespace, ""), key=lambda s: s.key)
+        end = bisect.bisect_left(items, (namespace + "\x00", ""), key=lambda s: s.key)
+        return start, end
+
+    # --- watches --------------------------------------------------------------------------------
+
+    def watch(self, namespace: str | None, predicate: Predicate, *, since: int | None,
+              key: Key | None = None) -> tuple[Watcher, list[Event]]:
+        """Register a watcher. With ``since``, also return the history after it (raises TooOld if
+        the history no longer reaches back that far); without, the caller sends initial state."""
+        watcher = Watcher(namespace, predicate, key)
+        backlog: list[Event] = []
+        if since is not None:
+            if since < self._history_floor or since > self.versioner.current:
+                raise TooOld(since, self._history_floor + 1)
+            for event in self._history:
+                if event.rv > since:
+                    seen = watcher.translate(event)
+                    if seen is not None:
+                        backlog.append(seen)
+        self._watchers.add(watcher)
+        return watcher, backlog
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+
+    def close_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.close()
+        self._watchers.clear()
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    def initial_events(self, watcher: Watcher) -> list[Stored]:
+        """The current objects a new watch should see as synthetic ADDED events."""
+        if watcher.key is not None:
+            stored = self.objects.get(watcher.key)
+            return [stored] if watcher.matches(stored) else []
+        _, items = self.snapshot()  # type: ignore[misc]
+        start, end = self.key_range(items, watcher.namespace)
+        return [s for s in items[start:end] if watcher.predicate(s.obj)]
+
+
+def _with_rv(obj: dict[str, Any], rv: int) -> dict[str, Any]:
+    """A copy of ``obj`` whose metadata carries ``rv`` (engine objects are never mutated)."""
+    meta = dict(obj.get("metadata") or {})
+    meta["resourceVersion"] = str(rv)
+    copy = dict(obj)
+    copy["metadata"] = meta
+    return copy
+
+
+def changed_keys(events: Iterable[Event]) -> set[Key]:
+    return {event.stored.key for event in events}

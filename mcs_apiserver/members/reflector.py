@@ -1,0 +1,162 @@
+"""List, then watch, one resource of one member cluster, for as long as the process runs.
+
+The same loop as client-go's reflector, on raw JSON: a paginated LIST gives the full state and a
+resourceVersion; a WATCH from there (with bookmarks, so the resourceVersion stays fresh while
+nothing changes) streams the rest. A 410 Gone means our resourceVersion was compacted away: relist.
+Any other failure backs off exponentially (with jitter, capped) and relists; the member layer is
+told about every failure and recovery, which is how a member becomes Unreachable and rejoins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from mcs_apiserver.members.client import ApiError, KubeClient
+
+log = logging.getLogger("mcs_apiserver.members")
+
+LIST_PAGE_SIZE = 500
+WATCH_TIMEOUT_RANGE = (300, 600)  # seconds, like client-go: spread reconnections out
+#: No byte for this long on a watch (kube-apiserver sends a bookmark about every minute) means the
+#: connection is dead even if TCP has not noticed, e.g. behind a silent network partition.
+WATCH_IDLE_TIMEOUT = 150.0
+BACKOFF_INITIAL = 0.2
+BACKOFF_MAX = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Where a resource lives: ``/api/v1`` + ``services``, or ``/apis/<g>/<v>`` + plural."""
+
+    prefix: str
+    plural: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.prefix}/{self.plural}"
+
+    def __str__(self) -> str:
+        return self.plural
+
+
+class Handler(Protocol):
+    """Receives a reflector's output. Called from the event loop, never concurrently."""
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        """The full current state, after a (re)list."""
+
+    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+        """One ADDED / MODIFIED / DELETED watch event."""
+
+
+class Expired(Exception):
+    """Our resourceVersion is too old for the server (410 Gone): relist."""
+
+
+class Reflector:
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: Resource,
+        handler: Handler,
+        *,
+        on_healthy: Callable[[], None],
+        on_failure: Callable[[str, bool], None],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.handler = handler
+        self._on_healthy = on_healthy
+        self._on_failure = on_failure
+        self._sleep = sleep
+        self.synced = False
+        self.resource_version = ""
+        self.last_event = 0.0
+
+    async def run(self) -> None:
+        """Forever: list, watch until the watch ends or fails, and again."""
+        backoff = BACKOFF_INITIAL
+        while True:
+            try:
+                await self._list()
+                backoff = BACKOFF_INITIAL
+                while True:
+                    await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except Expired:
+                log.info("resourceVersion expired, relisting", extra={"resource": str(self.resource)})
+                continue
+            except ApiError as error:
+                # 403/404 mean we are connected but may not (or cannot yet) read this resource: the
+                # member is reachable, its state is incomplete. 5xx/429 are the server's trouble.
+                connection_lost = error.code >= 500 or error.code == 429
+                self._on_failure(f"{self.resource}: {error.message}", connection_lost)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+                self._on_failure(f"{self.resource}: {_describe(error)}", True)
+            await self._sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _list(self) -> None:
+        objects: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": str(LIST_PAGE_SIZE)}
+        while True:
+            try:
+                page = await self.client.get(self.resource.path, params=params, timeout=60)
+            except ApiError as error:
+                if error.code == 410 and "continue" in params:
+                    # The snapshot our continue token pointed at was compacted: start over.
+                    params = {"limit": str(LIST_PAGE_SIZE)}
+                    objects = []
+                    continue
+                raise
+            objects.extend(page.get("items") or [])
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                break
+            params = {"limit": str(LIST_PAGE_SIZE), "continue": token}
+        self.resource_version = page.get("metadata", {}).get("resourceVersion", "")
+        self.handler.replace(objects)
+        self.synced = True
+        self.last_event = time.time()
+        self._on_healthy()
+
+    async def _watch(self) -> None:
+        low, high = WATCH_TIMEOUT_RANGE
+        timeout = random.randint(low, high)
+        params = {
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout),
+        }
+        stream = self.client.watch(self.resource.path, params, timeout=timeout + 30,
+                                   idle_timeout=WATCH_IDLE_TIMEOUT)
+        async for event in stream:
+            event_type = event.get("type")
+            obj = event.get("object") or {}
+            if event_type == "ERROR":
+                if obj.get("code") == 410:
+                    raise Expired()
+                raise ApiError(int(obj.get("code") or 500), obj)
+            rv = obj.get("metadata", {}).get("resourceVersion")
+            if rv:
+                self.resource_version = rv
+            self.last_event = time.time()
+            if event_type in ("ADDED", "MODIFIED", "DELETED"):
+                self.handler.apply(event_type, obj)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, asyncio.TimeoutError):
+        return "timed out"
+    text = str(error) or type(error).__name__
+    return text

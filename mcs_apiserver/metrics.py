@@ -1,0 +1,74 @@
+"""Prometheus metrics at ``/metrics``, named like kube-apiserver's where the meaning is the same.
+
+prometheus-client does the exposition format; the registry is per server (not the global one) so
+tests and several servers in one process never see each other's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mcs_apiserver.views.model import MemberView
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "apiserver_request_total", "Requests served, by verb, resource and HTTP code.",
+            ["verb", "resource", "code"], registry=self.registry)
+        self.request_duration = Histogram(
+            "apiserver_request_duration_seconds", "Request latency by verb and resource (watches excluded).",
+            ["verb", "resource"], registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.watchers = Gauge("apiserver_registered_watchers", "Open watches, by resource.",
+                              ["resource"], registry=self.registry)
+        self.engine_runs = Histogram(
+            "mcs_view_engine_run_seconds", "Time of one view engine run (member changes to new views).",
+            registry=self.registry, buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
+        self.objects_changed = Counter("mcs_view_objects_changed_total",
+                                       "ServiceImports added, changed or removed by the view engine.",
+                                       registry=self.registry)
+        self.admission = Counter("mcs_admission_requests_total", "AdmissionReviews answered, by webhook.",
+                                 ["webhook", "allowed"], registry=self.registry)
+
+    def observe_engine_run(self, seconds: float, changed: int) -> None:
+        self.engine_runs.observe(seconds)
+        self.objects_changed.inc(changed)
+
+    def add_members(self, members: Mapping[str, MemberView]) -> None:
+        """Per-member gauges, read live at scrape time."""
+        self.registry.register(_MemberCollector(members))
+
+    def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        Gauge(name, documentation, registry=self.registry).set_function(read)
+
+    async def handler(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _MemberCollector:
+    def __init__(self, members: Mapping[str, MemberView]) -> None:
+        self.members = members
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        up = GaugeMetricFamily("mcs_member_up", "1 if the member's API server is reachable.", labels=["member"])
+        synced = GaugeMetricFamily("mcs_member_synced", "1 once every watch of the member has listed.",
+                                   labels=["member"])
+        exports = GaugeMetricFamily("mcs_member_serviceexports", "ServiceExports seen in the member.",
+                                    labels=["member"])
+        for name, member in self.members.items():
+            up.add_metric([name], 1.0 if member.status.connected else 0.0)
+            synced.add_metric([name], 1.0 if member.status.synced else 0.0)
+            exports.add_metric([name], float(len(member.exports)))
+        yield up
+        yield synced
+        yield exports
