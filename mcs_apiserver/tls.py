@@ -8,8 +8,8 @@ cert-manager, ...) change while the process runs, and a restart would cut every 
 
 Python cannot swap the certificate of a listening ``SSLContext``, but the SNI callback runs at the
 start of every handshake and may hand the connection another context. So the listening context
-only carries the callback, and every new connection gets the newest good context; connections
-already open keep theirs. A certificate that fails to load (half-written file, key of another
+carries a callback that gives every new connection the newest good context; connections already
+open keep theirs. A certificate that fails to load (half-written file, key of another
 certificate) is logged and the previous context stays in use.
 """
 

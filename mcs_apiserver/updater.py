@@ -33,6 +33,7 @@ class ViewUpdater:
         self._keys: set[Key] = set()
         self._namespaces: set[str] = set()
         self._scheduled = False
+        self._resync = False  # after a failed run: recompute everything and compare with the stores
         self._clusterset_key: Key | None = None
         self._on_run = on_run
         self.runs = 0
@@ -70,21 +71,62 @@ class ViewUpdater:
         self._scheduled = False
         keys, namespaces = self._keys, self._namespaces
         self._keys, self._namespaces = set(), set()
+        resync = self._resync
         started = time.perf_counter()
         try:
-            delta = self.engine.update(self.members, keys, namespaces)
+            delta = self.engine.update(self.members, keys, namespaces, membership_changed=resync)
         except Exception:  # noqa: BLE001 - a bug must not stop serving the last good views
+            # Nothing reported is dropped: the next run (on the next change) retries it, as a full
+            # recompute, because the engine may have moved its own state on before it failed.
             log.exception("view engine failed; keeping the last served views")
+            self._keys |= keys
+            self._namespaces |= namespaces
+            self._resync = True
             return
-        if delta.imports:
-            self.imports.apply(delta.imports)
-        if delta.clusterset_changed:
-            self._apply_clusterset(delta.clusterset)  # type: ignore[arg-type]
+        self._resync = False
+        if resync:
+            changes = self._reconcile_imports()
+            if changes:
+                self.imports.apply(changes)
+            self._reconcile_clusterset()
+            changed = len(changes)
+        else:
+            if delta.imports:
+                self.imports.apply(delta.imports)
+            if delta.clusterset_changed:
+                self._apply_clusterset(delta.clusterset)  # type: ignore[arg-type]
+            changed = len(delta.imports)
         self.runs += 1
         if self._on_run is not None:
-            self._on_run(time.perf_counter() - started, len(delta.imports))
+            self._on_run(time.perf_counter() - started, changed)
         for listener in self.listeners:
             listener()
+
+    def _reconcile_imports(self) -> dict[Key, dict | None]:
+        """What the imports store must change to equal the engine's served imports (after a failed
+        run, whose delta was lost, the engine's own comparison no longer tells)."""
+        served = self.engine.imports
+        changes: dict[Key, dict | None] = {}
+        for key in self.imports.objects:
+            if key not in served:
+                changes[key] = None
+        for key, obj in served.items():
+            stored = self.imports.get(key)
+            if stored is None or _without_rv(stored.obj) != obj:
+                changes[key] = obj  # type: ignore[assignment]
+        return changes
+
+    def _reconcile_clusterset(self) -> None:
+        clusterset = self.engine.clusterset
+        wanted = ("", clusterset["metadata"]["name"]) if clusterset is not None else None
+        changes: dict[Key, dict | None] = {key: None for key in self.clustersets.objects if key != wanted}
+        if wanted is not None:
+            stored = self.clustersets.get(wanted)
+            if stored is None or _without_rv(stored.obj) != clusterset:
+                changes[wanted] = clusterset  # type: ignore[assignment]
+        self._clusterset_key = wanted
+        if changes:
+            self.clustersets.apply(changes)
 
     def _apply_clusterset(self, clusterset: ClusterSet | None) -> None:
         changes: dict[Key, dict | None] = {}
@@ -95,3 +137,10 @@ class ViewUpdater:
             changes[new_key] = clusterset  # type: ignore[assignment]
         self._clusterset_key = new_key
         self.clustersets.apply(changes)
+
+
+def _without_rv(obj: Mapping) -> dict:
+    """A served object as the engine built it: without the resourceVersion the store stamped on it."""
+    metadata = dict(obj.get("metadata") or {})
+    metadata.pop("resourceVersion", None)
+    return {**obj, "metadata": metadata}

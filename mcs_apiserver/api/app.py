@@ -7,6 +7,7 @@ their own routes. Every error any handler raises leaves as a ``Status``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from mcs_apiserver.api.openapi import (
     openapi_v3_group_version,
     openapi_v3_root,
 )
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
+from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served, parse_path
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.views.model import GROUP
@@ -62,6 +63,54 @@ async def status_errors(request: web.Request, handler):
     except Exception as error:  # noqa: BLE001 - log it, answer 500, keep serving
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return status_response(status.internal_error(type(error).__name__))
+
+
+_RESOURCE_PREFIX = PREFIX + "/"
+_TRUE = ("1", "true", "True")
+
+
+def _verb_and_resource(request: web.Request) -> tuple[str, str]:
+    """kube-apiserver's metric labels: LIST/WATCH/GET for reads of a resource, the method otherwise;
+    the resource for our resources only (an unknown path must not create a label value)."""
+    if not request.path.startswith(_RESOURCE_PREFIX):
+        return request.method, ""
+    try:
+        target = parse_path(request.path[len(_RESOURCE_PREFIX):])
+    except StatusError:
+        return request.method, ""
+    if request.method in ("GET", "HEAD"):
+        if request.query.get("watch") in _TRUE:
+            return "WATCH", target.info.name
+        return ("GET" if target.name is not None else "LIST"), target.info.name
+    return request.method, target.info.name
+
+
+def metrics_middleware(metrics: Metrics):
+    """Count every request by verb, resource and code, time the non-watch ones, gauge open watches."""
+
+    @web.middleware
+    async def record(request: web.Request, handler):
+        verb, resource = _verb_and_resource(request)
+        code = 500
+        started = time.perf_counter()
+        watching = metrics.watchers.labels(resource) if verb == "WATCH" else None
+        if watching is not None:
+            watching.inc()
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        except web.HTTPException as error:
+            code = error.status
+            raise
+        finally:
+            if watching is not None:
+                watching.dec()
+            else:
+                metrics.request_duration.labels(verb, resource).observe(time.perf_counter() - started)
+            metrics.requests.labels(verb, resource, str(code)).inc()
+
+    return record
 
 
 def _document(doc: OpenAPIDocument, request: web.Request, *, immutable: bool = False) -> web.Response:
@@ -139,7 +188,8 @@ def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
 
 def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
               middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024) -> web.Application:
-    app = web.Application(middlewares=[status_errors, *middlewares], client_max_size=client_max_size)
+    app = web.Application(middlewares=[metrics_middleware(metrics), status_errors, *middlewares],
+                          client_max_size=client_max_size)
     resources = ResourceHandler(served)
     app.add_routes(health_routes(checks))
     app.add_routes([
@@ -150,6 +200,8 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
         web.get("/openapi/v2", openapi_v2_handler),
         web.get("/openapi/v3", openapi_v3_root_handler),
         web.get(OPENAPI_V3_GROUP_VERSION_PATH, openapi_v3_gv_handler),
-        web.route("*", PREFIX + "/{tail:.+}", resources),
+        # The bound coroutine method, not the instance: aiohttp wraps (and deprecates) handlers that
+        # are not coroutine functions.
+        web.route("*", PREFIX + "/{tail:.+}", resources.__call__),
     ])
     return app

@@ -8,6 +8,7 @@ and the metadata client); every error is a ``Status``; every write verb is 405.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
 import time
@@ -24,7 +25,7 @@ from mcs_apiserver.api.discovery import ResourceInfo, resource_info
 from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
 from mcs_apiserver.api.selectors import compile_selectors
 from mcs_apiserver.api.status import StatusError
-from mcs_apiserver.api.store import Event, Store, Stored, TooOld, Watcher
+from mcs_apiserver.api.store import Event, Store, Stored, TooLarge, TooOld, Watcher
 from mcs_apiserver.views.model import API_VERSION, GROUP, VERSION
 
 log = logging.getLogger("mcs_apiserver.api")
@@ -102,9 +103,12 @@ def _parse_rv(raw: str | None) -> int | None:
     if raw in (None, "", "0"):
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise StatusError(status.bad_request(f"invalid resource version: {raw!r}")) from None
+        value = -1
+    if value < 0:
+        raise StatusError(status.bad_request(f"invalid resource version: {raw!r}"))
+    return value
 
 
 class ResourceHandler:
@@ -115,7 +119,10 @@ class ResourceHandler:
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         target = parse_path(request.match_info.get("tail", ""))
         if request.method in WRITE_VERBS:
-            raise StatusError(status.method_not_allowed(target.info.name, WRITE_VERBS[request.method]))
+            verb = WRITE_VERBS[request.method]
+            if verb == "delete" and target.name is None:
+                verb = "deletecollection"
+            raise StatusError(status.method_not_allowed(target.info.name, verb))
         if request.method not in ("GET", "HEAD"):
             raise StatusError(status.method_not_allowed(target.info.name, request.method.lower()))
         if target.name is not None:
@@ -151,8 +158,8 @@ class ResourceHandler:
     def list(self, request: web.Request, target: Target_) -> web.Response:
         query = request.query
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.LIST)
-        predicate, _, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
-                                                 target.info.name)
+        predicate, labels, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
+                                                      target.info.name)
         limit = _int_param(request, "limit") or 0
         store = self.served.store(target.info)
         match = query.get("resourceVersionMatch", "")
@@ -160,19 +167,26 @@ class ResourceHandler:
         if match not in ("", "NotOlderThan", "Exact"):
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "must be one of NotOlderThan, Exact"))
+        token = query.get("continue")
         if match and query.get("resourceVersion") in (None, ""):
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+        if match and token:
+            raise StatusError(status.invalid_params(
+                "resourceVersionMatch", match, "resourceVersionMatch is forbidden when continue is provided"))
+        if match == "Exact" and query.get("resourceVersion") == "0":
+            raise StatusError(status.invalid_params(
+                "resourceVersionMatch", match, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
 
-        token = query.get("continue")
         after: tuple[str, str] | None = None
         if token:
-            if query.get("resourceVersion") not in (None, "", "0"):
-                raise StatusError(status.invalid_params(
-                    "resourceVersion", query.get("resourceVersion"),
-                    "specifying resource version is not allowed when using continue"))
             decoded = decode_continue(token)
-            list_rv = int(decoded.resource_version)
+            if query.get("resourceVersion") not in (None, "", "0"):
+                raise StatusError(status.bad_request("specifying resource version is not allowed when using continue"))
+            try:
+                list_rv = int(decoded.resource_version)
+            except ValueError:
+                raise StatusError(status.bad_request("invalid continue token: invalid resourceVersion")) from None
             snapshot = store.snapshot(list_rv)
             if snapshot is None:
                 raise StatusError(status.continue_expired())
@@ -195,21 +209,28 @@ class ResourceHandler:
         pinned = fields.exact("metadata.name")
         selected: list[Stored] = []
         next_key: tuple[str, str] | None = None
-        remaining = 0
+        remaining: int | None = None
         if after is not None:
-            import bisect
             start = max(start, bisect.bisect_right(items, after, lo=start, hi=end, key=lambda s: s.key))
-        for index in range(start, end):
-            stored = items[index]
-            if pinned is not None and stored.key[1] != pinned:
-                continue
-            if not predicate(stored.obj):
-                continue
-            if limit and len(selected) >= limit:
-                next_key = selected[-1].key
-                remaining = sum(1 for s in items[index:end] if predicate(s.obj)) if not pinned else 0
-                break
-            selected.append(stored)
+        if labels.empty and fields.empty:
+            # Nothing to filter: the page is a slice, and what is left is known without looking.
+            stop = min(end, start + limit) if limit else end
+            selected = items[start:stop]
+            if stop < end:
+                next_key = selected[-1].key if selected else None
+                remaining = end - stop
+        else:
+            # With selectors, remainingItemCount is unknown and left unset, as kube-apiserver does.
+            for index in range(start, end):
+                stored = items[index]
+                if pinned is not None and stored.key[1] != pinned:
+                    continue
+                if not predicate(stored.obj):
+                    continue
+                if limit and len(selected) >= limit:
+                    next_key = selected[-1].key
+                    break
+                selected.append(stored)
         continue_token = encode_continue(str(list_rv), _join_key(next_key)) if next_key else None
         return web.Response(body=self._list_body(target.info, chosen, request, selected, list_rv,
                                                  continue_token, remaining if continue_token else None),
@@ -263,14 +284,15 @@ class ResourceHandler:
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
         timeout = _int_param(request, "timeoutSeconds")
-        if timeout is None:
+        if not timeout:
+            # Unset or 0: kube-apiserver picks its own (randomized) timeout; 0 is not "end now".
             timeout = random.randint(*DEFAULT_WATCH_SECONDS)
         include = negotiation.parse_include_object(query.get("includeObject"))
 
         key = (target.namespace or "", target.name) if target.name else None
         pinned = fields.exact("metadata.name")
-        if key is None and pinned is not None and target.namespace is not None:
-            key = (target.namespace, pinned)
+        if key is None and pinned is not None and (target.namespace is not None or not target.info.namespaced):
+            key = (target.namespace or "", pinned)
         requested = _parse_rv(raw_rv)
         legacy_initial = send_initial_raw in (None, "") and requested is None
         if send_initial:
@@ -281,70 +303,87 @@ class ResourceHandler:
             since = None
         else:
             since = requested if requested is not None else store.resource_version
+        writer = _EventWriter(target.info.kind, chosen, include, self.clock)
+        failure: dict[str, Any] | None = None
+        watcher: Watcher | None = None
+        head = b""
         try:
             watcher, backlog = store.watch(target.namespace, predicate, since=since, key=key)
         except TooOld as error:
-            watcher = None
-            backlog = []
-            too_old: TooOld | None = error
+            # kube-apiserver answers an expired watch with 200 and one ERROR event.
+            failure = status.too_old_resource_version(error.requested, error.oldest)
+        except TooLarge as error:
+            failure = status.too_large_resource_version(error.requested, error.current)
         else:
-            too_old = None
+            # The initial state is taken in the same event-loop step as the registration: a change
+            # applied while the response is being prepared then reaches the watcher exactly once,
+            # after the state it changes, and the initial-events-end bookmark covers no event that
+            # is still to come.
+            if since is None and (send_initial or legacy_initial):
+                head = b"".join(writer.event("ADDED", s) for s in store.initial_events(watcher))
+                if send_initial:
+                    head += writer.bookmark(store.resource_version, initial_events_end=True)
+            if backlog:
+                head += b"".join(writer.event(e.type, e.stored) for e in backlog)
 
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
-        await response.prepare(request)
-        writer = _EventWriter(target.info.kind, chosen, include, self.clock)
-        if too_old is not None:
-            # kube-apiserver answers an expired watch with 200 and one ERROR event.
-            await response.write(writer.error(status.too_old_resource_version(too_old.requested, too_old.oldest)))
-            return response
-        assert watcher is not None
-        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            if since is None and (send_initial or legacy_initial):
-                initial = store.initial_events(watcher)
-                chunk = b"".join(writer.event("ADDED", s) for s in initial)
-                if send_initial:
-                    chunk += writer.bookmark(store.resource_version, initial_events_end=True)
-                if chunk:
-                    await response.write(chunk)
-            if backlog:
-                await response.write(b"".join(writer.event(e.type, e.stored) for e in backlog))
+            await response.prepare(request)
+            if failure is not None:
+                await response.write(writer.error(failure))
+                return response
+            assert watcher is not None
+            deadline = asyncio.get_running_loop().time() + timeout
+            if head:
+                await response.write(head)
             await self._stream(response, watcher, writer, store, deadline, bookmarks)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
-            store.unwatch(watcher)
+            if watcher is not None:
+                store.unwatch(watcher)
         return response
 
     async def _stream(self, response: web.StreamResponse, watcher: Watcher, writer: "_EventWriter",
                       store: Store, deadline: float, bookmarks: bool) -> None:
         loop = asyncio.get_running_loop()
+        queue = watcher.queue
         next_bookmark = loop.time() + BOOKMARK_INTERVAL * (0.5 + random.random() / 2)
         while True:
             now = loop.time()
-            wake = min(deadline, next_bookmark) if bookmarks else deadline
             if now >= deadline:
-                if bookmarks:
+                # Events queued while the last chunk was written go out before the final bookmark:
+                # a bookmark tells the client it has seen everything up to its version.
+                batch, closed = _drain(queue, [])
+                if batch:
+                    await response.write(b"".join(writer.event(e.type, e.stored) for e in batch))
+                if bookmarks and not closed:
                     await response.write(writer.bookmark(store.resource_version))
                 return
+            wake = min(deadline, next_bookmark) if bookmarks else deadline
             try:
-                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(0.0, wake - now))
+                first = await asyncio.wait_for(queue.get(), timeout=max(0.0, wake - now))
             except asyncio.TimeoutError:
-                if bookmarks and loop.time() >= next_bookmark:
+                if bookmarks and queue.empty() and loop.time() >= next_bookmark:
                     await response.write(writer.bookmark(store.resource_version))
                     next_bookmark = loop.time() + BOOKMARK_INTERVAL
                 continue
-            batch: list[Event] = []
-            while event is not None:
-                batch.append(event)
-                if watcher.queue.empty():
-                    break
-                event = watcher.queue.get_nowait()
+            batch, closed = _drain(queue, [first]) if first is not None else ([], True)
             if batch:
                 await response.write(b"".join(writer.event(e.type, e.stored) for e in batch))
-            if event is None:
-                return  # closed: server shutdown or the watcher fell too far behind
+            if closed:
+                return  # server shutdown, or the watcher fell too far behind: the client rewatches
+
+
+def _drain(queue: asyncio.Queue[Event | None], batch: list[Event]) -> tuple[list[Event], bool]:
+    """Add every event already queued to ``batch``; True as well if the watch was closed."""
+    while not queue.empty():
+        event = queue.get_nowait()
+        if event is None:
+            return batch, True
+        batch.append(event)
+    return batch, False
 
 
 class _EventWriter:

@@ -74,6 +74,15 @@ class Event:
     rv: int
     stored: Stored  # the new state (the last state, stamped with the deletion's version, for DELETED)
     previous: Stored | None
+    _left: Stored | None = None  # cache of left(): shared by every watcher the change drops
+
+    def left(self) -> Stored:
+        """What a watcher whose selection this change leaves receives as DELETED: the previous state
+        stamped with this event's version (kube-apiserver's cacheWatcher does the same), encoded once."""
+        if self._left is None:
+            before = self.previous if self.previous is not None else self.stored
+            self._left = Stored(before.key, _with_rv(before.obj, self.rv), self.rv)
+        return self._left
 
 
 class Watcher:
@@ -106,7 +115,7 @@ class Watcher:
         if now:
             return Event("ADDED", event.rv, event.stored, event.previous)
         if was:
-            return Event("DELETED", event.rv, event.stored, event.previous)
+            return Event("DELETED", event.rv, event.left(), event.previous)
         return None
 
     def offer(self, event: Event) -> None:
@@ -124,10 +133,23 @@ class Watcher:
 
 
 class TooOld(Exception):
+    """The history no longer reaches back to ``requested``; ``oldest`` is the oldest version a watch
+    can still start from (what kube-apiserver's watch cache names in its message)."""
+
     def __init__(self, requested: int, oldest: int) -> None:
         super().__init__(f"too old resource version: {requested} ({oldest})")
         self.requested = requested
         self.oldest = oldest
+
+
+class TooLarge(Exception):
+    """``requested`` is newer than any version this process handed out (e.g. from a replica that
+    started later): kube-apiserver answers ``Too large resource version`` (504), and clients relist."""
+
+    def __init__(self, requested: int, current: int) -> None:
+        super().__init__(f"Too large resource version: {requested}, current: {current}")
+        self.requested = requested
+        self.current = current
 
 
 class Store:
@@ -213,6 +235,8 @@ class Store:
             return self._last_change, self._snapshots[self._last_change][0]
         for version, (items, valid_until) in reversed(self._snapshots.items()):
             if version <= at and (valid_until is None or at < valid_until):
+                # Least recently used goes first: a list being paginated keeps its snapshot alive.
+                self._snapshots.move_to_end(version)
                 return version, items
         return None
 
@@ -229,12 +253,16 @@ class Store:
     def watch(self, namespace: str | None, predicate: Predicate, *, since: int | None,
               key: Key | None = None) -> tuple[Watcher, list[Event]]:
         """Register a watcher. With ``since``, also return the history after it (raises TooOld if
-        the history no longer reaches back that far); without, the caller sends initial state."""
+        the history no longer reaches back that far, TooLarge if ``since`` is newer than anything this
+        process knows); without, the caller sends initial state (``initial_events``, in the same
+        event-loop step, so that no change falls between the two)."""
         watcher = Watcher(namespace, predicate, key)
         backlog: list[Event] = []
         if since is not None:
-            if since < self._history_floor or since > self.versioner.current:
-                raise TooOld(since, self._history_floor + 1)
+            if since > self.versioner.current:
+                raise TooLarge(since, self.versioner.current)
+            if since < self._history_floor:
+                raise TooOld(since, self._history_floor)
             for event in self._history:
                 if event.rv > since:
                     seen = watcher.translate(event)

@@ -43,6 +43,8 @@ CONFIGMAP_NAME = "extension-apiserver-authentication"
 #: Server-side watch timeout: the watch is re-opened this often even when nothing happens, which
 #: also bounds how long a silently dead connection goes unnoticed.
 WATCH_TIMEOUT_SECONDS = 300
+#: Retry delays after errors: doubling from the first, capped (a down API server is not hammered).
+FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 
 
@@ -159,11 +161,11 @@ class AuthenticationConfigWatcher:
         await self._loaded.wait()
 
     async def run(self) -> None:
-        delay = 0.5
+        delay = FIRST_BACKOFF
         while True:
             try:
                 resource_version = await self._list()
-                delay = 0.5
+                delay = FIRST_BACKOFF
                 await self._watch(resource_version)
                 continue  # 410 Gone: the watch is too far behind, relist now
             except ApiError as error:
@@ -235,7 +237,7 @@ class AuthenticationConfigWatcher:
 
     def _describe(self, error: ApiError) -> str:
         where = f"ConfigMap {self.namespace}/{self.name}"
-        if error.code in (401, 403):
+        if error.code == 403:
             return (f"permission denied reading {where} ({error.message}): bind the Role "
                     f"extension-apiserver-authentication-reader in {self.namespace} to this server's identity")
         return f"cannot read {where}: {error}"

@@ -56,7 +56,7 @@ async def _post(client: KubeClient, path: str, review: dict[str, Any]) -> dict[s
         if error.code == 429 or error.code >= 500:
             raise _TransientReviewError(message) from error
         raise ReviewError(message + (_PERMISSION_HINT if error.code == 403 else "")) from error
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+    except (TimeoutError, aiohttp.ClientError) as error:
         raise _TransientReviewError(f"creating a {kind} failed: {error!r}") from error
     if not isinstance(answer, dict):
         raise ReviewError(f"creating a {kind} returned {type(answer).__name__}, not an object")

@@ -250,6 +250,10 @@ async def _register_instance(state_dir: Path, state: LocalState, member: MemberP
             MANIFESTS, member.mcs_port, mcs_ca_bundle(pki)))
         await _wait_process(state, name, lambda: _apiservice_available(client),
                             f"{member.name}'s APIService {registration.APISERVICE_NAME} to be Available")
+        # kubectl explain reads the aggregated OpenAPI v3, which kube-apiserver fetches from us
+        # shortly after the APIService turns Available: wait for it, so explain works at once.
+        await _wait_process(state, name, lambda: _openapi_aggregated(client),
+                            f"{member.name}'s OpenAPI v3 to include {registration.APISERVICE_NAME}")
     finally:
         await client.close()
 
@@ -258,6 +262,11 @@ async def _apiservice_available(client: KubeClient) -> bool:
     service = await client.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{registration.APISERVICE_NAME}")
     conditions = service.get("status", {}).get("conditions", [])
     return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
+
+async def _openapi_aggregated(client: KubeClient) -> bool:
+    root = await client.get("/openapi/v3")
+    return f"apis/{registration.GROUP_VERSION}" in root.get("paths", {})
 
 
 def _write_kubeconfigs(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:

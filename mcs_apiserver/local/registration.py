@@ -17,6 +17,7 @@ from mcs_apiserver.local.apply import load_manifests
 from mcs_apiserver.local.pki import MCS_NAMESPACE, MCS_SERVICE, MCS_USER
 
 APISERVICE_NAME = "v1alpha1.views.multicluster.x-k8s.io"
+GROUP_VERSION = "views.multicluster.x-k8s.io/v1alpha1"
 
 
 def _user_subjects(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,279 @@
+"""May this user do this: request attributes like kube-apiserver's, decided by SubjectAccessReview.
+
+An aggregated API server has no RBAC of its own: it asks the local kube-apiserver, with the same
+attributes kube-apiserver would have used had it served the request itself, so that the RBAC rules
+people write for ``serviceimports.views.multicluster.x-k8s.io`` just work. The attributes follow
+``k8s.io/apiserver/pkg/endpoints/request.RequestInfoFactory`` exactly (verbs list/watch/
+deletecollection, namespaces, subresources, ``fieldSelector=metadata.name=`` naming the object).
+
+Decisions are cached 10 seconds, allow and deny alike (kube's delegating authorizer defaults), and
+concurrent identical questions share one review.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcs_apiserver.api.status import forbidden
+from mcs_apiserver.auth.authenticate import UserInfo
+from mcs_apiserver.auth.cache import ExpiringCache
+from mcs_apiserver.auth.review import ReviewError, create_review
+from mcs_apiserver.kube_types import Status
+from mcs_apiserver.members.client import KubeClient
+
+__all__ = [
+    "DEFAULT_ALLOWED_GROUPS",
+    "DEFAULT_ALLOWED_PATHS",
+    "Authorizer",
+    "Decision",
+    "RequestAttributes",
+    "RequestInfoError",
+    "forbidden_status",
+    "request_attributes",
+]
+
+log = logging.getLogger("mcs_apiserver.auth.authorize")
+
+SUBJECT_ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+#: Non-resource paths any authenticated user may GET without asking. Health paths are kube's
+#: delegated defaults; OpenAPI because the aggregator fetches it as ``system:aggregator`` with no
+#: groups at all, and what it publishes is public to every authenticated user anyway
+#: (``system:discovery``). A trailing ``*`` makes a prefix, as in kube's path authorizer.
+DEFAULT_ALLOWED_PATHS = (
+    "/healthz", "/healthz/*", "/readyz", "/readyz/*", "/livez", "/livez/*", "/openapi", "/openapi/*",
+)
+#: Superusers, decided locally as kube-apiserver's delegating authorizer does.
+DEFAULT_ALLOWED_GROUPS = ("system:masters",)
+
+_API_PREFIXES = frozenset({"api", "apis"})
+_GROUPLESS_API_PREFIXES = frozenset({"api"})
+_SPECIAL_VERBS = frozenset({"proxy", "watch"})
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+_METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+class RequestInfoError(ValueError):
+    """A resource path no verb or resource can be read from (kube-apiserver answers 500)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAttributes:
+    """What a request does, in authorization terms (kube's ``RequestInfo``)."""
+
+    verb: str
+    path: str
+    resource_request: bool = False
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+
+
+def request_attributes(method: str, path: str, query: Mapping[str, str]) -> RequestAttributes:
+    """Classify a request like ``RequestInfoFactory.NewRequestInfo``.
+
+    ``/apis/<g>/<v>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`` (and ``/api/<v>/...``) are
+    resource requests: POST create, GET/HEAD get (list or watch without a name), PUT update, PATCH
+    patch, DELETE delete (deletecollection without a name). Anything else is a non-resource request
+    whose verb is the lower-cased method.
+    """
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if len(parts) < 3 or parts[0] not in _API_PREFIXES:
+        return RequestAttributes(verb=method.lower(), path=path)
+    prefix, parts = parts[0], parts[1:]
+    group = ""
+    if prefix not in _GROUPLESS_API_PREFIXES:
+        if len(parts) < 3:
+            return RequestAttributes(verb=method.lower(), path=path)
+        group, parts = parts[0], parts[1:]
+    version, parts = parts[0], parts[1:]
+
+    if parts[0] in _SPECIAL_VERBS:
+        if len(parts) < 2:
+            raise RequestInfoError(f"unable to determine kind and namespace from url, {path}")
+        verb, parts = parts[0], parts[1:]
+    else:
+        verb = _METHOD_VERBS.get(method, "")
+
+    namespace = ""
+    if parts[0] == "namespaces" and len(parts) > 1:
+        namespace = parts[1]
+        # a namespaced resource, unless it is the namespace's own subresource (namespaces/x/status)
+        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
+            parts = parts[2:]
+    resource = parts[0]
+    name = parts[1] if len(parts) >= 2 else ""
+    subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
+
+    if not name and verb == "get":
+        verb = "watch" if _watch_requested(query) else "list"
+        name = _exact_name(query.get("fieldSelector", ""))
+    if not name and verb == "delete":
+        verb = "deletecollection"
+    return RequestAttributes(
+        verb=verb, path=path, resource_request=True, api_group=group, api_version=version,
+        namespace=namespace, resource=resource, subresource=subresource, name=name,
+    )
+
+
+def _watch_requested(query: Mapping[str, str]) -> bool:
+    value = query.get("watch")
+    return value is not None and value != "0" and value.lower() != "false"
+
+
+def _exact_name(selector: str) -> str:
+    """The name a field selector pins (``metadata.name=x``), or "" (also when it does not parse):
+    a list of one named object is authorized as a list of that name, so RBAC ``resourceNames``
+    apply to it, as in kube-apiserver."""
+    if "metadata.name" not in selector:
+        return ""
+    name = None
+    for term in sorted(_split_unescaped(selector, ",")):
+        if not term:
+            continue
+        operator_at = _operator(term)
+        if operator_at is None:
+            return ""
+        at, operator = operator_at
+        value = _unescape(term[at + len(operator):])
+        if value is None:
+            return ""
+        if name is None and operator != "!=" and term[:at] == "metadata.name":
+            name = value
+    if name is None or name in (".", "..") or "/" in name or "%" in name:
+        return ""
+    return name
+
+
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    parts, start, escaped = [], 0, False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == separator:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _operator(term: str) -> tuple[int, str] | None:
+    for i in range(len(term)):
+        for operator in ("!=", "==", "="):
+            if term.startswith(operator, i):
+                return i, operator
+    return None
+
+
+def _unescape(value: str) -> str | None:
+    out, escaped = [], False
+    for ch in value:
+        if escaped:
+            if ch not in "\\,=":
+                return None
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",=":
+            return None
+        else:
+            out.append(ch)
+    return None if escaped else "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    #: The authorizer's explanation (SubjectAccessReview ``status.reason``), shown on a 403.
+    reason: str = ""
+
+
+_ALLOW = Decision(True)
+
+
+class Authorizer:
+    """Delegated authorization: local shortcuts, then a cached SubjectAccessReview.
+
+    A review that cannot be made (kube-apiserver unreachable, our identity lacks
+    ``system:auth-delegator``) raises ``ReviewError``: there is no decision, and kube-apiserver
+    answers such an authorizer error (``DecisionNoOpinion`` plus an error) with 500 Internal Server
+    Error, not 403, so that a client retries instead of concluding it lacks permission. Errors are
+    never cached.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        ttl: float = 10.0,
+        max_entries: int = 8192,
+        allowed_paths: Iterable[str] = DEFAULT_ALLOWED_PATHS,
+        allowed_groups: Iterable[str] = DEFAULT_ALLOWED_GROUPS,
+    ) -> None:
+        self.client = client
+        paths = tuple(allowed_paths)
+        self._exact_paths = frozenset(p for p in paths if not p.endswith("*"))
+        self._path_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self._allowed_groups = frozenset(allowed_groups)
+        self._cache: ExpiringCache[tuple[Any, ...], Decision] = ExpiringCache(ttl, max_entries)
+
+    async def authorize(self, user: UserInfo, attributes: RequestAttributes) -> Decision:
+        """Allow or deny ``attributes`` for an authenticated ``user``; ``ReviewError`` if unknown."""
+        if not attributes.resource_request and (
+            attributes.path in self._exact_paths or attributes.path.startswith(self._path_prefixes)
+        ):
+            return _ALLOW
+        for group in user.groups:
+            if group in self._allowed_groups:
+                return _ALLOW
+        extra = tuple(sorted(user.extra.items())) if user.extra else ()
+        key = (user.name, user.uid, user.groups, extra, attributes)
+        return await self._cache.get(key, lambda: self._review(user, attributes))
+
+    async def _review(self, user: UserInfo, attributes: RequestAttributes) -> Decision:
+        spec: dict[str, Any] = {"user": user.name, "groups": list(user.groups)}
+        if user.uid:
+            spec["uid"] = user.uid
+        if user.extra:
+            spec["extra"] = {key: list(values) for key, values in user.extra.items()}
+        if attributes.resource_request:
+            fields = {
+                "namespace": attributes.namespace, "verb": attributes.verb, "group": attributes.api_group,
+                "version": attributes.api_version, "resource": attributes.resource,
+                "subresource": attributes.subresource, "name": attributes.name,
+            }
+            spec["resourceAttributes"] = {k: v for k, v in fields.items() if v}
+        else:
+            spec["nonResourceAttributes"] = {"path": attributes.path, "verb": attributes.verb}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        status = (await create_review(self.client, SUBJECT_ACCESS_REVIEW_PATH, review)).get("status") or {}
+        if status.get("allowed") and status.get("denied"):
+            raise ReviewError("the SubjectAccessReview answer both allows and denies")
+        decision = Decision(bool(status.get("allowed")), str(status.get("reason") or ""))
+        if not decision.allowed:
+            log.debug("forbidden", extra={"user": user.name, "verb": attributes.verb, "path": attributes.path,
+                                          "reason": decision.reason})
+        return decision
+
+
+def forbidden_status(user: UserInfo, attributes: RequestAttributes, reason: str = "") -> Status:
+    """The 403 ``Status`` kube-apiserver would answer, word for word, e.g.::
+
+        serviceimports.views.multicluster.x-k8s.io "x" is forbidden: User "bob" cannot get resource
+        "serviceimports" in API group "views.multicluster.x-k8s.io" in the namespace "ns"
+    """
+    if not attributes.resource_request:
+        return forbidden(user=user.name, verb=attributes.verb, path=attributes.path, reason=reason)
+    return forbidden(
+        user=user.name, verb=attributes.verb, resource=attributes.resource, group=attributes.api_group,
+        name=attributes.name, namespace=attributes.namespace, subresource=attributes.subresource, reason=reason,
+    )
