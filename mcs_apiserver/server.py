@@ -32,7 +32,9 @@ from mcs_apiserver.members.client import (
     kubeconfig_contexts,
 )
 from mcs_apiserver.members.member import MemberCache
+from mcs_apiserver.leader import LeaseElector
 from mcs_apiserver.metrics import Metrics
+from mcs_apiserver.status_writer import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
@@ -40,6 +42,7 @@ from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
 log = logging.getLogger("mcs_apiserver.server")
 
 USER_AGENT = "mcs-apiserver"
+LEASE_NAME = "mcs-apiserver-status-writer"
 
 
 class ConfigError(ValueError):
@@ -71,6 +74,7 @@ class ServeOptions:
     export_conflict_policy: str = "warn"
     member_grace_period: float = 300.0
     shutdown_delay: float = 0.0
+    leader_elect_namespace: str = "mcs-system"
     log_level: str = "info"
     log_format: str = "text"
 
@@ -103,6 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--clusterset-ip-cidr", default=",".join(DEFAULT_CLUSTERSET_IP_CIDRS), metavar="CIDR[,CIDR]",
                    help="ranges ClusterSetIPs are allocated from, at most one per IP family "
                         f"(default: {','.join(DEFAULT_CLUSTERSET_IP_CIDRS)})")
+    v.add_argument("--leader-elect-namespace", default="mcs-system", metavar="NAMESPACE",
+                   help="namespace of the Lease that picks the one replica writing ServiceExport "
+                        "conditions (default: mcs-system)")
     v.add_argument("--export-conflict-policy", choices=["warn", "deny"], default="warn",
                    help="a ServiceExport that conflicts with other clusters' exports is admitted with a "
                         "warning (warn, default) or refused (deny)")
@@ -126,6 +133,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         export_conflict_policy=args.export_conflict_policy,
         member_grace_period=args.member_grace_period,
         shutdown_delay=args.shutdown_delay_duration,
+        leader_elect_namespace=args.leader_elect_namespace,
         log_level=args.log_level,
         log_format=args.log_format,
     )
@@ -196,6 +204,11 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                       lambda: imports.watcher_count)
 
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file)
+    writer = StatusWriter(engine, members[local_name], local_client)
+    updater.listeners.append(
+        lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
+    elector = LeaseElector(local_client, options.leader_elect_namespace, LEASE_NAME,
+                           on_change=writer.leadership_changed)
     shutting_down = False
 
     def members_settled() -> tuple[bool, str]:
@@ -217,6 +230,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     await auth.start()
     for member in members.values():
         member.start()
+    background = [asyncio.create_task(writer.run(), name="status-writer"),
+                  asyncio.create_task(elector.run(), name="leader-election")]
     site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
                        backlog=1024, reuse_address=True)
     try:
@@ -241,6 +256,9 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     ready_logged.cancel()
     if options.shutdown_delay:
         await asyncio.sleep(options.shutdown_delay)
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)  # the elector releases its Lease
     await _shutdown(runner, auth, members, local_client, imports, clustersets)
 
 

@@ -37,7 +37,10 @@ class ViewUpdater:
         self._clusterset_key: Key | None = None
         self._on_run = on_run
         self.runs = 0
-        self.listeners: list[Callable[[], None]] = []
+        self._membership = False
+        #: Called after every run with the keys that changed (reported or re-derived) and whether a
+        #: member's status or ClusterProperties changed (e.g. the ServiceExport status writer).
+        self.listeners: list[Callable[[set[Key], bool], None]] = []
 
     # --- ChangeSink -----------------------------------------------------------------------------
 
@@ -53,6 +56,7 @@ class ViewUpdater:
     def membership_changed(self, member: str) -> None:
         # The engine notices itself when eligibility, IDs or the ClusterSet change, and rebuilds
         # the ClusterSet object on every run: a run is all a status change needs.
+        self._membership = True
         self._schedule()
 
     # --- running --------------------------------------------------------------------------------
@@ -69,8 +73,8 @@ class ViewUpdater:
     def run(self) -> None:
         """One engine run over everything reported since the last one."""
         self._scheduled = False
-        keys, namespaces = self._keys, self._namespaces
-        self._keys, self._namespaces = set(), set()
+        keys, namespaces, membership = self._keys, self._namespaces, self._membership
+        self._keys, self._namespaces, self._membership = set(), set(), False
         resync = self._resync
         started = time.perf_counter()
         try:
@@ -81,6 +85,7 @@ class ViewUpdater:
             log.exception("view engine failed; keeping the last served views")
             self._keys |= keys
             self._namespaces |= namespaces
+            self._membership |= membership
             self._resync = True
             return
         self._resync = False
@@ -99,8 +104,10 @@ class ViewUpdater:
         self.runs += 1
         if self._on_run is not None:
             self._on_run(time.perf_counter() - started, changed)
-        for listener in self.listeners:
-            listener()
+        if self.listeners:
+            touched = keys | delta.imports.keys()
+            for listener in self.listeners:
+                listener(touched, membership)
 
     def _reconcile_imports(self) -> dict[Key, dict | None]:
         """What the imports store must change to equal the engine's served imports (after a failed

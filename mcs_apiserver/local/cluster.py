@@ -467,7 +467,28 @@ async def start_member(state_dir: Path, member: str, component: str | None = Non
             started.append(name)
             if name.endswith("/kube-apiserver"):
                 await _wait_apiserver_ready(state_dir, state, ports)
+            elif name.endswith("/mcs-apiserver"):
+                async with aiohttp.ClientSession() as session:
+                    await _wait_process(state, name, lambda: controlplane.https_ok(
+                        session, f"https://127.0.0.1:{ports.mcs_port}/readyz", False), f"{name} to be ready")
         return started
+
+
+async def restart_instance(state_dir: Path, member: str, *extra_args: str) -> None:
+    """Restart one member's mcs-apiserver with extra ``serve`` flags (e.g. ``--export-conflict-policy=deny``),
+    or with the defaults again when none are given; returns once it is ready."""
+    state_dir = state_dir.resolve()
+    with statefile.locked(state_dir):
+        state = _require(state_dir)
+        ports = state.member(member)
+        name = f"{member}/mcs-apiserver"
+        record = state.process(name)
+        if record is not None:
+            processes.stop(record)
+        _start(state_dir, state, name, instance_argv(state_dir, ports, *extra_args))
+        async with aiohttp.ClientSession() as session:
+            await _wait_process(state, name, lambda: controlplane.https_ok(
+                session, f"https://127.0.0.1:{ports.mcs_port}/readyz", False), f"{name} to be ready")
 
 
 def _require(state_dir: Path) -> LocalState:

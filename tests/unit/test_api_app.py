@@ -10,7 +10,11 @@ import pytest
 from aiohttp import web
 
 from mcs_apiserver.api.app import HealthCheck, build_app
-from mcs_apiserver.api.openapi import OPENAPI_V3_GROUP_VERSION_PATH, openapi_v2, openapi_v3_group_version
+from mcs_apiserver.api.openapi import (
+    OPENAPI_V3_GROUP_VERSION_PATH,
+    openapi_v2,
+    openapi_v3_group_version,
+)
 from mcs_apiserver.api.resources import PREFIX, Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.metrics import Metrics

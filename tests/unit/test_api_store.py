@@ -8,7 +8,15 @@ import orjson
 import pytest
 
 from mcs_apiserver.api import store as store_module
-from mcs_apiserver.api.store import Event, Store, TooLarge, TooOld, Versioner, Watcher, changed_keys
+from mcs_apiserver.api.store import (
+    Event,
+    Store,
+    TooLarge,
+    TooOld,
+    Versioner,
+    Watcher,
+    changed_keys,
+)
 
 ORIGIN = 1_000
 

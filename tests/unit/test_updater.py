@@ -186,14 +186,15 @@ async def test_a_run_that_changes_nothing_hands_out_no_version(pipeline: Pipelin
     assert pipeline.runs[-1][1] == 0
 
 
-async def test_listeners_hear_about_every_run(pipeline: Pipeline) -> None:
-    heard: list[int] = []
-    pipeline.updater.listeners.append(lambda: heard.append(pipeline.updater.runs))
+async def test_listeners_hear_about_every_run_with_the_keys_it_touched(pipeline: Pipeline) -> None:
+    heard: list[tuple[int, set, bool]] = []
+    pipeline.updater.listeners.append(
+        lambda keys, membership: heard.append((pipeline.updater.runs, set(keys), membership)))
     pipeline.export("a", WEB)
     await turn()
     pipeline.export("a", DB)
     await turn()
-    assert heard == [1, 2]
+    assert [(runs, keys) for runs, keys, _ in heard] == [(1, {WEB}), (2, {DB})]
 
 
 async def test_changes_reported_during_a_failed_run_are_not_lost(pipeline: Pipeline) -> None:

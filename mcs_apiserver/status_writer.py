@@ -1,0 +1,124 @@
+"""Write ``Valid``, ``Ready`` and ``Conflict`` conditions to the local cluster's ServiceExports.
+
+So that ``kubectl describe serviceexport`` tells what the ClusterSet made of an export. The
+conditions are derived by the view engine's pure ``export_conditions`` (same code, same messages as
+the ServiceImport's); this module only decides *when* to write and does the I/O:
+
+* only the Lease holder writes (``leader.LeaseElector``), so replicas never fight;
+* only when a condition's type, status, reason or message differs from what the export carries;
+* the write is a merge patch of the status subresource carrying the export's resourceVersion, so a
+  concurrent change is never overwritten (409: the watch brings the new state, we retry then);
+* conditions of other types (another controller's) are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mcs_apiserver.kube_types import Condition
+from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.members.member import MemberCache
+from mcs_apiserver.views.conditions import format_time, utc_now
+from mcs_apiserver.views.engine import ViewEngine
+from mcs_apiserver.views.imports import export_conditions, make_contribution
+from mcs_apiserver.views.model import Key
+
+log = logging.getLogger("mcs_apiserver.status")
+
+OUR_CONDITIONS = ("Valid", "Ready", "Conflict")
+CONCURRENT_WRITES = 8
+RETRY_AFTER = 2.0
+
+
+def _significant(conditions: Iterable[Condition]) -> dict[str, tuple[Any, ...]]:
+    return {c.get("type", ""): (c.get("status"), c.get("reason"), c.get("message")) for c in conditions
+            if c.get("type") in OUR_CONDITIONS}
+
+
+def desired_conditions(engine: ViewEngine, local: MemberCache, key: Key, now: str) -> list[Condition] | None:
+    """The full condition list the export ``key`` should carry, or None if nothing must change."""
+    export = local.exports.get(key)
+    if export is None:
+        return None
+    membership = engine.membership
+    cluster = (membership.local_cluster if membership else None) or ""
+    contribution = make_contribution(cluster, local.name, export, local.services.get(key), local.ready_endpoints(key))
+    current: list[Condition] = list((export.get("status") or {}).get("conditions") or ())
+    ours = export_conditions(contribution, engine.derived(key), current, now)
+    if _significant(ours) == _significant(current):
+        return None
+    others = [c for c in current if c.get("type") not in OUR_CONDITIONS]
+    return others + ours
+
+
+class StatusWriter:
+    def __init__(self, engine: ViewEngine, local: MemberCache, client: KubeClient) -> None:
+        self.engine = engine
+        self.local = local
+        self.client = client
+        self.enabled = False
+        self._pending: set[Key] = set()
+        self._wake = asyncio.Event()
+        self.writes = 0
+
+    # --- inputs ---------------------------------------------------------------------------------
+
+    def leadership_changed(self, leading: bool) -> None:
+        self.enabled = leading
+        if leading:
+            self.mark(self.local.exports.keys())
+
+    def mark(self, keys: Iterable[Key]) -> None:
+        """Keys whose export, import or membership may have changed since the last look."""
+        if not self.enabled:
+            return
+        before = len(self._pending)
+        self._pending.update(k for k in keys if k in self.local.exports)
+        if len(self._pending) != before:
+            self._wake.set()
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        semaphore = asyncio.Semaphore(CONCURRENT_WRITES)
+        in_flight: set[asyncio.Task] = set()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.enabled or not self.local.synced:
+                continue
+            now = format_time(utc_now())
+            batch, self._pending = self._pending, set()
+            for key in sorted(batch):
+                conditions = desired_conditions(self.engine, self.local, key, now)
+                if conditions is None:
+                    continue
+                await semaphore.acquire()
+                task = asyncio.create_task(self._write(key, conditions, semaphore))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+
+    async def _write(self, key: Key, conditions: list[Condition], semaphore: asyncio.Semaphore) -> None:
+        namespace, name = key
+        export = self.local.exports.get(key) or {}
+        patch = {"metadata": {"resourceVersion": export.get("metadata", {}).get("resourceVersion")},
+                 "status": {"conditions": conditions}}
+        path = f"/apis/multicluster.x-k8s.io/v1beta1/namespaces/{namespace}/serviceexports/{name}/status"
+        try:
+            await self.client.json("PATCH", path, body=patch, content_type="application/merge-patch+json",
+                                   params={"fieldManager": "mcs-apiserver"})
+            self.writes += 1
+        except ApiError as error:
+            if error.code == 409:
+                pass  # changed meanwhile: the watch event re-marks the key with the new state
+            elif error.code != 404:
+                log.warning("cannot write the status of ServiceExport %s/%s: %s", namespace, name, error)
+        except (OSError, asyncio.TimeoutError) as error:
+            log.warning("cannot write the status of ServiceExport %s/%s: %s", namespace, name, error)
+            self._pending.add(key)
+            asyncio.get_running_loop().call_later(RETRY_AFTER, self._wake.set)
+        finally:
+            semaphore.release()
