@@ -198,7 +198,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     updater = ViewUpdater(engine, members, imports, clustersets, on_run=metrics.observe_engine_run)
     for name, connection in connections.items():
         members[name] = MemberCache(name, KubeClient(connection, user_agent=USER_AGENT), updater,
-                                    grace_period=options.member_grace_period)
+                                    grace_period=options.member_grace_period, local=name == local_name)
     metrics.add_members(members)
     metrics.add_gauge("apiserver_registered_watchers_serviceimports", "Open watches of serviceimports.",
                       lambda: imports.watcher_count)

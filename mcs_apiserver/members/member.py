@@ -64,13 +64,20 @@ def _key(obj: dict[str, Any]) -> Key:
     return (meta.get("namespace", ""), meta.get("name", ""))
 
 
-def trim_export(obj: dict[str, Any]) -> ServiceExport:
+def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExport:
+    """What the views read of a ServiceExport. The status (conditions) matters only to the status
+    writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
+    not even a change here."""
     trimmed: dict[str, Any] = {"metadata": _meta(obj, annotations=(EXPORTED_AT_ANNOTATION,))}
     if spec := obj.get("spec"):
         trimmed["spec"] = spec
-    if status := obj.get("status"):
+    if keep_status and (status := obj.get("status")):
         trimmed["status"] = status
     return trimmed  # type: ignore[return-value]
+
+
+def trim_remote_export(obj: dict[str, Any]) -> ServiceExport:
+    return trim_export(obj, keep_status=False)
 
 
 def trim_service(obj: dict[str, Any]) -> Service:
@@ -174,7 +181,7 @@ class MemberCache:
     """The caches of one member cluster; implements ``views.model.MemberView``."""
 
     def __init__(self, name: str, client: KubeClient, sink: ChangeSink, *, grace_period: float = 300.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 local: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._name = name
         self.client = client
         self.sink = sink
@@ -192,7 +199,8 @@ class MemberCache:
         self._tasks: list[asyncio.Task] = []
         report_keys = lambda keys: sink.keys_changed(name, keys)  # noqa: E731
         self.reflectors = [
-            self._reflector(SERVICE_EXPORTS, _Objects(self._exports, _key, trim_export, report_keys)),
+            self._reflector(SERVICE_EXPORTS, _Objects(self._exports, _key,
+                                                      trim_export if local else trim_remote_export, report_keys)),
             self._reflector(SERVICES, _Objects(self._services, _key, trim_service, report_keys)),
             self._reflector(ENDPOINT_SLICES, _Slices(self)),
             self._reflector(NAMESPACES, _Objects(

@@ -1,0 +1,137 @@
+"""The order of a run: bring a ClusterSet up, measure round by round, write the report, tear down.
+
+Rounds grow the same ClusterSet (1,000 exports, then 9,000 more for 10,000) instead of starting over:
+bringing up three control planes again would cost more than it would clean. Within a round, memory is
+read right after setup (before any LIST fills allocator pools), and the restarts come last, since
+they disturb the aggregator. The webhook benchmarks come after every round, in namespaces of their
+own, so that their objects never count in a round's LIST.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import admission, machine, memory, populate, propagation, reads, report, startup
+from benchmarks.context import EXPORTER, READER, Bench
+from benchmarks.options import Options
+from mcs_apiserver.local import cluster
+from mcs_apiserver.local.cluster import Progress, UpOptions
+
+MEMBERS = 3
+INSTANCE = f"{READER}/mcs-apiserver"
+APISERVER = f"{EXPORTER}/kube-apiserver"
+
+
+@dataclass
+class Results:
+    setup: list[populate.SetupResult] = field(default_factory=list)
+    lists: list[reads.ReadResult] = field(default_factory=list)
+    gets: list[reads.ReadResult] = field(default_factory=list)
+    propagation: list[propagation.PropagationResult] = field(default_factory=list)
+    memory: list[memory.MemoryResult] = field(default_factory=list)
+    startup: list[startup.StartupResult] = field(default_factory=list)
+    direct: list[admission.DirectResult] = field(default_factory=list)
+    apply: list[admission.ApplyResult] = field(default_factory=list)
+
+    def sections(self, options: Options) -> list[report.Section]:
+        built = [populate.section(self.setup, options.concurrency)] if self.setup else []
+        for results, render in ((self.lists, reads.list_section), (self.gets, reads.get_section),
+                                (self.propagation, propagation.section), (self.memory, memory.section),
+                                (self.startup, startup.section), (self.direct, admission.direct_section),
+                                (self.apply, admission.apply_section)):
+            if results:
+                built.append(render(results))  # type: ignore[operator]
+        return built
+
+
+async def _round(bench: Bench, options: Options, exports: int, have: int, empty_rss: int | None,
+                 results: Results) -> None:
+    """Grow member-2's exports from ``have`` to ``exports`` and run the per-size benchmarks."""
+    bench.progress(f"round: {exports:,} exports (creating {exports - have:,} Services and ServiceExports "
+                   f"in member-2, {options.concurrency} in flight)")
+    want_memory = options.wants("memory")
+    apiserver_before = await memory.settled_rss(bench.pid(APISERVER)) if want_memory else 0
+    services_seconds = await populate.create_services(bench, range(have, exports), options.concurrency)
+    apiserver_services = await memory.settled_rss(bench.pid(APISERVER)) if want_memory else 0
+    exports_seconds = await populate.create_exports(bench, range(have, exports), options.concurrency)
+    served_seconds = await populate.wait_served(bench, exports)
+    results.setup.append(populate.SetupResult(exports, exports - have, services_seconds, exports_seconds,
+                                              served_seconds))
+    bench.progress(f"  created in {services_seconds + exports_seconds:.1f}s; member-1 served all "
+                   f"{served_seconds:.1f}s later")
+    memory_result = None
+    if want_memory and empty_rss is not None:
+        memory_result = memory.MemoryResult(
+            exports=exports, created=exports - have, instance_empty=empty_rss,
+            instance_synced=await memory.settled_rss(bench.pid(INSTANCE)),
+            apiserver_before=apiserver_before, apiserver_with_services=apiserver_services,
+            apiserver_with_exports=await memory.settled_rss(bench.pid(APISERVER)))
+        results.memory.append(memory_result)
+    if options.wants("list"):
+        results.lists.extend(await reads.measure_list(bench, exports, options.list_samples_for(exports)))
+    if options.wants("get"):
+        results.gets.append(await reads.measure_get(bench, exports, options.get_samples))
+    if options.wants("propagation"):
+        results.propagation.append(await propagation.measure(bench, exports, options.propagation_samples))
+    if options.wants("startup"):
+        results.startup.append(await startup.measure(bench, exports, options.restarts))
+        if memory_result is not None:
+            memory_result.instance_restarted = await memory.settled_rss(bench.pid(INSTANCE))
+
+
+async def _measure(bench: Bench, options: Options, members: list[str]) -> Results:
+    results = Results()
+    await populate.create_namespaces(bench, members)
+    if options.per_size:
+        empty_rss = await memory.settled_rss(bench.pid(INSTANCE)) if options.wants("memory") else None
+        have = 0
+        for exports in options.exports:
+            await _round(bench, options, exports, have, empty_rss, results)
+            have = exports
+    if options.wants("webhooks"):
+        bench.progress(f"webhooks: {options.webhook_objects} objects")
+        results.apply = await admission.measure_apply(bench, options.webhook_objects, options.concurrency)
+        results.direct = await admission.measure_direct(bench, options.webhook_direct_samples)
+    return results
+
+
+def _command(options: Options) -> str:
+    parts = ["python3 -m benchmarks"]
+    if options.quick:
+        parts.append("--quick")
+    return " ".join(parts + [a for a in sys.argv[1:] if a != "--quick"])
+
+
+async def run(options: Options) -> None:
+    """The whole run; the ClusterSet is torn down whatever happens, and the report is written only
+    when every selected benchmark finished."""
+    progress = Progress(sys.stderr)
+    started = time.monotonic()
+    load_before = machine.load_average()
+    with tempfile.TemporaryDirectory(prefix="mcs-apiserver-bench-") as tmp:
+        state_dir = Path(tmp) / "clusterset"
+        try:
+            state = await cluster.up(UpOptions(state_dir, members=MEMBERS), out=sys.stderr)
+            bench = Bench.open(state_dir.resolve(), progress)
+            try:
+                results = await _measure(bench, options, [m.name for m in state.members])
+            finally:
+                await bench.close()
+        finally:
+            progress("tearing the ClusterSet down")
+            cluster.down(state_dir, out=sys.stderr)
+    minutes = (time.monotonic() - started) / 60
+    header = "\n".join([
+        "## Results of the last run",
+        "",
+        *machine.describe(),
+        f"- Command: `{_command(options)}`, {minutes:.1f} min in all (bring-up and teardown included); "
+        f"load average {load_before} at the start, {machine.load_average()} at the end",
+        *(["- **`--quick` smoke run: these figures are not meaningful**"] if options.quick else []),
+    ])
+    report.write(options.output, header, results.sections(options))
+    progress(f"wrote {options.output} ({minutes:.1f} min)")
