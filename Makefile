@@ -10,9 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: install binaries up down status test unit e2e bench
 
 install:
-	@$(PYTHON) -c "import mcs_apiserver, aiohttp, kubernetes_asyncio, cryptography, jsonpatch, orjson, yaml, pytest, pytest_aiohttp" 2>/dev/null \
-		&& $(PYTHON) -m pip show -q mcs-apiserver >/dev/null 2>&1 \
-		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 
 binaries: install
 	$(PYTHON) -m mcs_apiserver binaries build

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 import orjson
@@ -76,7 +77,7 @@ class Bench:
     webhook: aiohttp.ClientSession
 
     @classmethod
-    def open(cls, state_dir: Path, progress: Progress) -> "Bench":
+    def open(cls, state_dir: Path, progress: Progress) -> Bench:
         pki = LocalPKI(state_dir / "pki")
         return cls(
             state_dir=state_dir,

@@ -30,20 +30,24 @@ def load_average() -> str:
 
 
 def _version(binary: Path) -> str:
-    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
-    return (result.stdout or result.stderr).strip()
+    """The first line of ``binary --version``, e.g. ``Kubernetes v1.37.2`` or ``etcd 3.7.3``."""
+    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    first = (result.stdout or result.stderr).strip().splitlines()[0]
+    return first.replace(" Version:", "")
 
 
 def describe() -> list[str]:
-    """Markdown bullet lines: CPUs, model, memory, kernel, versions, date, load."""
+    """Markdown bullet lines: CPUs, model, memory, kernel, versions, date."""
     binaries = ensure_binaries()
-    return [
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+    machine = (
         f"- Machine: {len(os.sched_getaffinity(0))} CPUs (nproc), {_cpu_model()}, {_memory()} RAM, "
-        f"Linux {platform.release()}; **shared with other work** (other engineers' builds and tests "
-        "may run at the same time), so the absolute figures are noisy",
-        f"- {_version(binaries.kube_apiserver)} (kube-apiserver), {_version(binaries.etcd).splitlines()[0]}, "
-        f"Python {platform.python_version()} (mcs-apiserver and this benchmark)",
-        "- Everything (3 etcd-backed control planes, 3 mcs-apiserver instances, this client) runs on "
-        "these CPUs, over loopback",
-    ]
+        f"Linux {platform.release()}; **shared with other work** (other engineers' builds and tests may "
+        "run at the same time), so the absolute figures are noisy"
+    )
+    versions = (
+        f"- Versions: {_version(binaries.kube_apiserver)} (kube-apiserver), {_version(binaries.etcd)}, "
+        f"Python {platform.python_version()} (mcs-apiserver and this benchmark)"
+    )
+    shared = ("- Everything (3 control planes on one etcd, 3 mcs-apiserver instances, this client) shares "
+              "these CPUs, over loopback")
+    return [f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}", machine, versions, shared]

@@ -17,7 +17,7 @@ DEFAULT_INTRO = """# Benchmarks
 `python3 -m benchmarks` (or `make bench`) brings up a local ClusterSet of its own (3 members: etcd,
 kube-apiserver, kube-controller-manager and one mcs-apiserver instance each, on loopback), measures,
 rewrites the section below, and tears everything down. Nothing else produces timing figures: the tests
-assert behaviour, never speed. A full run takes about 15 minutes; `--quick` is a smoke run whose
+assert behaviour, never speed. A full run takes 7 to 10 minutes; `--quick` is a smoke run whose
 figures mean nothing.
 
 What is measured, for N = 1,000 and 10,000 ServiceExports (member-2 exports N ClusterIP Services with

@@ -15,7 +15,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import admission, machine, memory, populate, propagation, reads, report, startup
+from benchmarks import (
+    admission,
+    machine,
+    memory,
+    populate,
+    propagation,
+    reads,
+    report,
+    startup,
+)
 from benchmarks.context import EXPORTER, READER, Bench
 from benchmarks.options import Options
 from mcs_apiserver.local import cluster
@@ -28,24 +37,28 @@ APISERVER = f"{EXPORTER}/kube-apiserver"
 
 @dataclass
 class Results:
-    setup: list[populate.SetupResult] = field(default_factory=list)
+    setups: list[populate.SetupResult] = field(default_factory=list)
     lists: list[reads.ReadResult] = field(default_factory=list)
     gets: list[reads.ReadResult] = field(default_factory=list)
-    propagation: list[propagation.PropagationResult] = field(default_factory=list)
-    memory: list[memory.MemoryResult] = field(default_factory=list)
-    startup: list[startup.StartupResult] = field(default_factory=list)
+    propagations: list[propagation.PropagationResult] = field(default_factory=list)
+    memories: list[memory.MemoryResult] = field(default_factory=list)
+    startups: list[startup.StartupResult] = field(default_factory=list)
     direct: list[admission.DirectResult] = field(default_factory=list)
     apply: list[admission.ApplyResult] = field(default_factory=list)
 
     def sections(self, options: Options) -> list[report.Section]:
-        built = [populate.section(self.setup, options.concurrency)] if self.setup else []
-        for results, render in ((self.lists, reads.list_section), (self.gets, reads.get_section),
-                                (self.propagation, propagation.section), (self.memory, memory.section),
-                                (self.startup, startup.section), (self.direct, admission.direct_section),
-                                (self.apply, admission.apply_section)):
-            if results:
-                built.append(render(results))  # type: ignore[operator]
-        return built
+        """One table per benchmark that ran, in reading order."""
+        candidates = [
+            (self.setups, lambda: populate.section(self.setups, options.concurrency)),
+            (self.lists, lambda: reads.list_section(self.lists)),
+            (self.gets, lambda: reads.get_section(self.gets)),
+            (self.propagations, lambda: propagation.section(self.propagations)),
+            (self.memories, lambda: memory.section(self.memories)),
+            (self.startups, lambda: startup.section(self.startups)),
+            (self.direct, lambda: admission.direct_section(self.direct)),
+            (self.apply, lambda: admission.apply_section(self.apply)),
+        ]
+        return [render() for results, render in candidates if results]
 
 
 async def _round(bench: Bench, options: Options, exports: int, have: int, empty_rss: int | None,
@@ -59,10 +72,11 @@ async def _round(bench: Bench, options: Options, exports: int, have: int, empty_
     apiserver_services = await memory.settled_rss(bench.pid(APISERVER)) if want_memory else 0
     exports_seconds = await populate.create_exports(bench, range(have, exports), options.concurrency)
     served_seconds = await populate.wait_served(bench, exports)
-    results.setup.append(populate.SetupResult(exports, exports - have, services_seconds, exports_seconds,
-                                              served_seconds))
     bench.progress(f"  created in {services_seconds + exports_seconds:.1f}s; member-1 served all "
-                   f"{served_seconds:.1f}s later")
+                   f"{served_seconds:.1f}s later; waiting for the exports' status to settle")
+    settled_seconds = await populate.wait_settled(bench, exports)
+    results.setups.append(populate.SetupResult(exports, exports - have, services_seconds, exports_seconds,
+                                              served_seconds, settled_seconds))
     memory_result = None
     if want_memory and empty_rss is not None:
         memory_result = memory.MemoryResult(
@@ -70,15 +84,15 @@ async def _round(bench: Bench, options: Options, exports: int, have: int, empty_
             instance_synced=await memory.settled_rss(bench.pid(INSTANCE)),
             apiserver_before=apiserver_before, apiserver_with_services=apiserver_services,
             apiserver_with_exports=await memory.settled_rss(bench.pid(APISERVER)))
-        results.memory.append(memory_result)
+        results.memories.append(memory_result)
     if options.wants("list"):
         results.lists.extend(await reads.measure_list(bench, exports, options.list_samples_for(exports)))
     if options.wants("get"):
         results.gets.append(await reads.measure_get(bench, exports, options.get_samples))
     if options.wants("propagation"):
-        results.propagation.append(await propagation.measure(bench, exports, options.propagation_samples))
+        results.propagations.append(await propagation.measure(bench, exports, options.propagation_samples))
     if options.wants("startup"):
-        results.startup.append(await startup.measure(bench, exports, options.restarts))
+        results.startups.append(await startup.measure(bench, exports, options.restarts))
         if memory_result is not None:
             memory_result.instance_restarted = await memory.settled_rss(bench.pid(INSTANCE))
 
@@ -129,8 +143,8 @@ async def run(options: Options) -> None:
         "## Results of the last run",
         "",
         *machine.describe(),
-        f"- Command: `{_command(options)}`, {minutes:.1f} min in all (bring-up and teardown included); "
-        f"load average {load_before} at the start, {machine.load_average()} at the end",
+        (f"- Command: `{_command(options)}`, {minutes:.1f} min in all (bring-up and teardown included); "
+        f"load average {load_before} at the start, {machine.load_average()} at the end"),
         *(["- **`--quick` smoke run: these figures are not meaningful**"] if options.quick else []),
     ])
     report.write(options.output, header, results.sections(options))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,7 +32,7 @@ class StartupResult:
     serving: list[float]
 
 
-async def _until(probe, what: str, start: float, interval: float) -> float:
+async def _until(probe: Callable[[], Awaitable[bool]], what: str, start: float, interval: float) -> float:
     """Seconds from ``start`` until ``probe()`` is true; errors while it comes up count as not yet."""
     while True:
         try:

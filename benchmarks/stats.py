@@ -33,7 +33,7 @@ class Summary:
     total: float
 
     @classmethod
-    def of(cls, samples: list[float]) -> "Summary":
+    def of(cls, samples: list[float]) -> Summary:
         return cls(
             count=len(samples),
             p50=percentile(samples, 50),

@@ -3,7 +3,9 @@
 With several replicas of an instance, every one serves the views, but only one may write
 ServiceExport conditions, or they would fight over ``lastTransitionTime``. The holder renews the
 Lease every ``retry_period``; a Lease not renewed for ``lease_duration`` may be taken over. Updates
-carry the Lease's resourceVersion, so two candidates can never both win the same round.
+carry the Lease's resourceVersion, so two candidates can never both win the same round. A holder
+that cannot renew steps down after ``renew_deadline`` (shorter than ``lease_duration``, as in
+client-go), so it has stopped writing before anyone else may take the Lease over.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+import aiohttp
 
 from mcs_apiserver.members.client import ApiError, KubeClient
 
@@ -43,6 +47,7 @@ def default_identity() -> str:
 class LeaseElector:
     def __init__(self, client: KubeClient, namespace: str, name: str, *, identity: str | None = None,
                  lease_duration: float = 15.0, retry_period: float = 2.0,
+                 renew_deadline: float | None = None,
                  on_change: Callable[[bool], None] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.client = client
@@ -51,6 +56,8 @@ class LeaseElector:
         self.identity = identity or default_identity()
         self.lease_duration = lease_duration
         self.retry_period = retry_period
+        #: How long a holder keeps leading while it cannot renew (client-go: 10 s of a 15 s Lease).
+        self.renew_deadline = lease_duration * 2 / 3 if renew_deadline is None else renew_deadline
         self.on_change = on_change
         self.clock = clock
         self.leader = False
@@ -64,10 +71,13 @@ class LeaseElector:
         try:
             while True:
                 try:
-                    leading = await self.try_acquire_or_renew()
-                except (ApiError, OSError, asyncio.TimeoutError) as error:
-                    log.warning("lease %s/%s: %s", self.namespace, self.name, error)
-                    leading = False if not self._still_valid() else self.leader
+                    # A hung request must not keep a holder leading past its renew deadline.
+                    async with asyncio.timeout(self._attempt_timeout()):
+                        leading = await self.try_acquire_or_renew()
+                except (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as error:
+                    log.warning("lease %s/%s: %s", self.namespace, self.name,
+                                str(error) or type(error).__name__)
+                    leading = self._still_valid()
                 self._set(leading)
                 await asyncio.sleep(self.retry_period)
         finally:
@@ -76,8 +86,15 @@ class LeaseElector:
             self._set(False)
 
     def _still_valid(self) -> bool:
+        """Whether a holder that failed to renew may keep leading: until its renew deadline."""
         return self.leader and self._renewed is not None and \
-            self.clock() - self._renewed < timedelta(seconds=self.lease_duration)
+            self.clock() - self._renewed < timedelta(seconds=self.renew_deadline)
+
+    def _attempt_timeout(self) -> float:
+        if self.leader and self._renewed is not None:
+            left = self._renewed + timedelta(seconds=self.renew_deadline) - self.clock()
+            return max(left.total_seconds(), 0.1)
+        return max(self.renew_deadline, 0.1)
 
     def _set(self, leading: bool) -> None:
         if leading != self.leader:
@@ -145,5 +162,5 @@ class LeaseElector:
             spec["leaseDurationSeconds"] = 1
             spec["renewTime"] = micro_time(self.clock())
             await self.client.json("PUT", self.path, body=lease, timeout=3)
-        except (ApiError, OSError, asyncio.TimeoutError):
+        except (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
             pass

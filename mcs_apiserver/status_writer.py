@@ -18,6 +18,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import aiohttp
+
 from mcs_apiserver.kube_types import Condition
 from mcs_apiserver.members.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
@@ -75,9 +77,12 @@ class StatusWriter:
         """Keys whose export, import or membership may have changed since the last look."""
         if not self.enabled:
             return
-        before = len(self._pending)
         self._pending.update(k for k in keys if k in self.local.exports)
-        if len(self._pending) != before:
+        # Conditions are computed only from views over a synced local member: keys marked before its
+        # sync stay pending, without waking the loop (the views may not include the whole member
+        # yet). The sync itself is reported, and the mark that follows it wakes the loop for every
+        # pending key, though it names no new one.
+        if self._pending and self.local.synced:
             self._wake.set()
 
     # --- the loop -------------------------------------------------------------------------------
@@ -93,19 +98,23 @@ class StatusWriter:
             now = format_time(utc_now())
             batch, self._pending = self._pending, set()
             for key in sorted(batch):
+                export = self.local.exports.get(key)
                 conditions = desired_conditions(self.engine, self.local, key, now)
-                if conditions is None:
+                if conditions is None or export is None:
                     continue
+                # The version the conditions were computed from, not the one cached at write time:
+                # anything that changed in between (e.g. another controller's condition) must make
+                # the write fail with 409 rather than be overwritten.
+                version = (export.get("metadata") or {}).get("resourceVersion")
                 await semaphore.acquire()
-                task = asyncio.create_task(self._write(key, conditions, semaphore))
+                task = asyncio.create_task(self._write(key, conditions, version, semaphore))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
 
-    async def _write(self, key: Key, conditions: list[Condition], semaphore: asyncio.Semaphore) -> None:
+    async def _write(self, key: Key, conditions: list[Condition], version: str | None,
+                     semaphore: asyncio.Semaphore) -> None:
         namespace, name = key
-        export = self.local.exports.get(key) or {}
-        patch = {"metadata": {"resourceVersion": export.get("metadata", {}).get("resourceVersion")},
-                 "status": {"conditions": conditions}}
+        patch = {"metadata": {"resourceVersion": version}, "status": {"conditions": conditions}}
         path = f"/apis/multicluster.x-k8s.io/v1beta1/namespaces/{namespace}/serviceexports/{name}/status"
         try:
             await self.client.json("PATCH", path, body=patch, content_type="application/merge-patch+json",
@@ -116,7 +125,7 @@ class StatusWriter:
                 pass  # changed meanwhile: the watch event re-marks the key with the new state
             elif error.code != 404:
                 log.warning("cannot write the status of ServiceExport %s/%s: %s", namespace, name, error)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             log.warning("cannot write the status of ServiceExport %s/%s: %s", namespace, name, error)
             self._pending.add(key)
             asyncio.get_running_loop().call_later(RETRY_AFTER, self._wake.set)

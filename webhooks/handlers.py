@@ -6,6 +6,8 @@ Paths (``PATHS``)::
     POST /webhooks/mutate/clusterproperties     mutate_cluster_property
     POST /webhooks/validate/serviceexports      validate_service_export (with the conflict policy)
     POST /webhooks/mutate/serviceexports        mutate_service_export
+    POST /webhooks/admit/serviceexports         admit_service_export: stamp + validate in one call
+                                                (what manifests/webhooks.yaml registers)
 
 ``add_routes(app_or_router, facts, policy)`` registers them; ``make_handlers(...)`` returns the
 handlers by path for callers that route themselves. Handlers are plain ``async def handler(request)``
@@ -58,6 +60,7 @@ from .serviceexport import CONFLICT_POLICIES, ConflictPolicy, utc_now
 
 __all__ = [
     "MUTATE_CLUSTERPROPERTIES_PATH",
+    "ADMIT_SERVICEEXPORTS_PATH",
     "MUTATE_SERVICEEXPORTS_PATH",
     "PATHS",
     "VALIDATE_CLUSTERPROPERTIES_PATH",
@@ -72,11 +75,13 @@ VALIDATE_CLUSTERPROPERTIES_PATH: Final = "/webhooks/validate/clusterproperties"
 MUTATE_CLUSTERPROPERTIES_PATH: Final = "/webhooks/mutate/clusterproperties"
 VALIDATE_SERVICEEXPORTS_PATH: Final = "/webhooks/validate/serviceexports"
 MUTATE_SERVICEEXPORTS_PATH: Final = "/webhooks/mutate/serviceexports"
+ADMIT_SERVICEEXPORTS_PATH: Final = "/webhooks/admit/serviceexports"
 PATHS: Final = (
     VALIDATE_CLUSTERPROPERTIES_PATH,
     MUTATE_CLUSTERPROPERTIES_PATH,
     VALIDATE_SERVICEEXPORTS_PATH,
     MUTATE_SERVICEEXPORTS_PATH,
+    ADMIT_SERVICEEXPORTS_PATH,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -101,7 +106,7 @@ def make_handlers(
     now: Callable[[], datetime] = utc_now,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> dict[str, Handler]:
-    """The four webhook handlers by path. ``policy`` is ``--export-conflict-policy`` (warn|deny)."""
+    """The webhook handlers by path. ``policy`` is ``--export-conflict-policy`` (warn|deny)."""
     if policy not in CONFLICT_POLICIES:
         raise ValueError(f"export conflict policy must be one of {', '.join(CONFLICT_POLICIES)}, not {policy!r}")
     cp, se = clusterproperty, serviceexport
@@ -133,6 +138,13 @@ def make_handlers(
             se.KIND,
             se.VERSIONS,
             lambda r: se.mutate_service_export(r, facts, now=now),
+        ),
+        _Webhook(
+            ADMIT_SERVICEEXPORTS_PATH,
+            se.GROUP,
+            se.KIND,
+            se.VERSIONS,
+            lambda r: se.admit_service_export(r, facts, policy=policy, now=now),
         ),
     )
     return {w.path: _make_handler(w, max_body_bytes) for w in webhooks}

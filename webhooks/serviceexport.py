@@ -34,6 +34,10 @@ because strict mode promises that no unchecked export gets in. The status condit
 
 from __future__ import annotations
 
+import dataclasses
+
+import jsonpatch
+
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -247,3 +251,33 @@ def _bad_name(name: str) -> str:
         "must be an RFC 1035 label (lower case alphanumeric characters or '-', starting with a letter, ending "
         f"with an alphanumeric character, at most 63 characters), e.g. {suggestion or 'my-service'!r}"
     )
+
+
+def admit_service_export(
+    request: AdmissionRequest,
+    facts: AdmissionFacts,
+    *,
+    policy: ConflictPolicy = "warn",
+    now: Callable[[], datetime] = utc_now,
+) -> Decision:
+    """Stamp, then validate, in ONE webhook call: what the registered (mutating) webhook runs.
+
+    Every ServiceExport create costs kube-apiserver one round trip to us instead of two (the
+    benchmark showed each call adds about as much as the create itself). Validating inside a
+    mutating webhook is sound here because it is registered with ``reinvocationPolicy: IfNeeded``:
+    if a later mutating webhook changes the export, kube-apiserver calls this one again with the
+    final object, so the verdict is always about what gets stored. The separate
+    ``mutate_service_export`` and ``validate_service_export`` stay available on their own paths for
+    clusters that prefer a classic ValidatingWebhookConfiguration.
+    """
+    stamped = mutate_service_export(request, facts, now=now)
+    if not stamped.allowed:
+        return stamped
+    checked = request
+    if stamped.patch and request.object is not None:
+        checked = dataclasses.replace(request, object=jsonpatch.apply_patch(request.object, list(stamped.patch)))
+    verdict = validate_service_export(checked, facts, policy=policy)
+    warnings = stamped.warnings + verdict.warnings
+    if not verdict.allowed:
+        return dataclasses.replace(verdict, warnings=warnings)
+    return allow(patch=stamped.patch, warnings=warnings)

@@ -21,6 +21,7 @@ VALIDATE_CP = "/webhooks/validate/clusterproperties"
 MUTATE_CP = "/webhooks/mutate/clusterproperties"
 VALIDATE_SE = "/webhooks/validate/serviceexports"
 MUTATE_SE = "/webhooks/mutate/serviceexports"
+ADMIT_SE = "/webhooks/admit/serviceexports"
 
 
 def make_app(facts: Any = None, policy: str = "warn", **options: Any) -> web.Application:
@@ -61,17 +62,17 @@ async def post(client: Any, path: str, review: dict) -> tuple[int, dict]:
 # --- routes -----------------------------------------------------------------------------------------------
 
 
-def test_the_four_webhook_paths_are_registered_for_post() -> None:
+def test_every_webhook_path_is_registered_for_post() -> None:
     app = make_app()
     routes = {(r.method, r.resource.canonical) for r in app.router.routes()}  # type: ignore[union-attr]
-    assert routes == {("POST", p) for p in (VALIDATE_CP, MUTATE_CP, VALIDATE_SE, MUTATE_SE)}
-    assert set(PATHS) == {VALIDATE_CP, MUTATE_CP, VALIDATE_SE, MUTATE_SE}
+    assert routes == {("POST", p) for p in (VALIDATE_CP, MUTATE_CP, VALIDATE_SE, MUTATE_SE, ADMIT_SE)}
+    assert set(PATHS) == {VALIDATE_CP, MUTATE_CP, VALIDATE_SE, MUTATE_SE, ADMIT_SE}
 
 
 def test_add_routes_also_takes_a_router() -> None:
     app = web.Application()
     add_routes(app.router, StaticFacts())
-    assert len(list(app.router.routes())) == 4
+    assert len(list(app.router.routes())) == len(PATHS)
 
 
 def test_an_unknown_conflict_policy_is_refused_at_startup() -> None:
@@ -314,3 +315,42 @@ async def test_unsynced_facts_give_a_retryable_denial_not_an_error(aiohttp_clien
         client, MUTATE_CP, admission_review("CREATE", cluster_property("cluster.clusterset.k8s.io", None))
     )
     assert body["response"]["allowed"] is False and body["response"]["status"]["code"] == 503
+
+
+async def test_one_admit_call_stamps_the_export_and_warns_about_conflicts(aiohttp_client: Any) -> None:
+    seen: list[dict] = []
+
+    def conflicts(namespace: str, name: str, export: dict, service: dict) -> list[tuple[str, str]]:
+        seen.append(export)
+        return [("PortConflict", "east exposes 443/TCP as 'https'")]
+
+    facts = StaticFacts(services={("shop", "web"): {"spec": {"type": "ClusterIP"}}}, conflicts=conflicts)
+    client = await aiohttp_client(make_app(facts))
+    review = export_review()
+    status, body = await post(client, ADMIT_SE, review)
+    response = body["response"]
+    assert status == 200 and response["allowed"] is True
+    patched = jsonpatch.apply_patch(review["request"]["object"], orjson.loads(base64.b64decode(response["patch"])))
+    assert patched["metadata"]["annotations"][EXPORTED_AT_ANNOTATION] == "2026-11-23T18:55:00.123456Z"
+    assert response["warnings"] == ["PortConflict: east exposes 443/TCP as 'https'"]
+    # the conflict check judged the export as it will be stored, stamp included
+    assert seen[0]["metadata"]["annotations"][EXPORTED_AT_ANNOTATION] == "2026-11-23T18:55:00.123456Z"
+
+
+async def test_the_admit_call_refuses_an_externalname_export_without_a_patch(aiohttp_client: Any) -> None:
+    facts = StaticFacts(services={("shop", "web"): {"spec": {"type": "ExternalName", "externalName": "x.example"}}})
+    client = await aiohttp_client(make_app(facts))
+    status, body = await post(client, ADMIT_SE, export_review())
+    response = body["response"]
+    assert status == 200 and response["allowed"] is False
+    assert "ExternalName" in response["status"]["message"]
+    assert "patch" not in response
+
+
+async def test_the_admit_call_denies_conflicts_in_deny_mode(aiohttp_client: Any) -> None:
+    facts = StaticFacts(services={("shop", "web"): {"spec": {"type": "ClusterIP"}}},
+                        conflicts=[("TypeConflict", "Headless in east")])
+    client = await aiohttp_client(make_app(facts, "deny"))
+    status, body = await post(client, ADMIT_SE, export_review())
+    assert status == 200 and body["response"]["allowed"] is False
+    assert "TypeConflict" in body["response"]["status"]["message"]

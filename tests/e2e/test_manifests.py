@@ -1,0 +1,217 @@
+"""``manifests/`` is what a cluster admin applies: rendered by the real kustomize (kubectl kustomize)
+and checked by a real kube-apiserver (server-side dry runs), with the caBundle placeholders replaced
+by a real CA bundle first, as the README tells the admin to do."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mcs_apiserver.local import cluster
+from mcs_apiserver.local.apply import FIELD_MANAGER
+from mcs_apiserver.local.pki import LocalPKI, mcs_ca_bundle
+from mcs_apiserver.server import add_arguments as add_serve_arguments
+
+pytestmark = pytest.mark.e2e
+
+MANIFESTS = cluster.MANIFESTS
+PLACEHOLDER = "Cg=="
+
+EXPECTED = {
+    ("CustomResourceDefinition", "serviceexports.multicluster.x-k8s.io", None),
+    ("CustomResourceDefinition", "clusterproperties.about.k8s.io", None),
+    ("Namespace", "mcs-system", None),
+    ("ServiceAccount", "mcs-apiserver", "mcs-system"),
+    ("ClusterRole", "mcs-apiserver:member-reader", None),
+    ("ClusterRole", "mcs-apiserver:status-writer", None),
+    ("ClusterRole", "mcs-apiserver:view", None),
+    ("ClusterRoleBinding", "mcs-apiserver:member-reader", None),
+    ("ClusterRoleBinding", "mcs-apiserver:status-writer", None),
+    ("ClusterRoleBinding", "mcs-apiserver:auth-delegator", None),
+    ("RoleBinding", "mcs-apiserver:auth-reader", "kube-system"),
+    ("Role", "mcs-apiserver:leader-election", "mcs-system"),
+    ("RoleBinding", "mcs-apiserver:leader-election", "mcs-system"),
+    ("Deployment", "mcs-apiserver", "mcs-system"),
+    ("Service", "mcs-apiserver", "mcs-system"),
+    ("APIService", "v1alpha1.views.multicluster.x-k8s.io", None),
+    ("MutatingWebhookConfiguration", "mcs-apiserver", None),
+    ("ValidatingWebhookConfiguration", "mcs-apiserver", None),
+}
+
+
+def render(kubectl, directory: Path) -> list[dict]:
+    out = kubectl.run("kustomize", str(directory)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} objects"
+    return found[0]
+
+
+def webhooks(objects: list[dict]) -> list[dict]:
+    return [w for o in objects if o["kind"].endswith("WebhookConfiguration") for w in o["webhooks"]]
+
+
+def printed_name(obj: dict) -> str:
+    """How kubectl names an object in its output: ``<kind>.<group>/<name>`` (no group for the core API)."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return f"{obj['kind'].lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
+
+
+@pytest.fixture(scope="module")
+def rendered(clusterset) -> list[dict]:
+    return render(clusterset.kubectl, MANIFESTS)
+
+
+@pytest.fixture
+def with_ca_bundle(clusterset, tmp_path: Path) -> Path:
+    """A copy of manifests/ whose every caBundle is the local serving CA's."""
+    bundle = mcs_ca_bundle(LocalPKI(clusterset.state_dir / "pki"))
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    placeholder = re.compile(rf"^(\s*caBundle:) {re.escape(PLACEHOLDER)}\s*$", re.MULTILINE)
+    for path in copy.rglob("*.yaml"):
+        path.write_text(placeholder.sub(rf"\1 {bundle}", path.read_text()))
+    objects = render(clusterset.kubectl, copy)
+    bundles = [h["clientConfig"]["caBundle"] for h in webhooks(objects)]
+    bundles.append(one(objects, "APIService")["spec"]["caBundle"])
+    assert bundles == [bundle] * 5
+    return copy
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def test_kustomize_renders_exactly_the_objects_of_a_deployment(rendered) -> None:
+    got = [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in rendered]
+    assert len(got) == len(set(got)), "an object is rendered twice"
+    assert set(got) == EXPECTED
+
+
+def test_every_webhook_has_no_side_effects_v1_reviews_a_short_timeout_and_a_failure_policy(rendered) -> None:
+    hooks = webhooks(rendered)
+    assert len(hooks) == 4
+    for hook in hooks:
+        assert hook["sideEffects"] == "None", hook["name"]
+        assert hook["admissionReviewVersions"] == ["v1"], hook["name"]
+        assert 1 <= hook["timeoutSeconds"] <= 10, hook["name"]
+        assert hook["failurePolicy"] in ("Fail", "Ignore"), hook["name"]
+
+
+def test_the_cluster_property_webhooks_only_match_the_well_known_property_names(rendered) -> None:
+    hooks = [h for h in webhooks(rendered) if h["rules"][0]["resources"] == ["clusterproperties"]]
+    assert len(hooks) == 2
+    for hook in hooks:
+        assert hook["matchConditions"], hook["name"]
+        for condition in hook["matchConditions"]:
+            names = set(re.findall(r"'([^']+)'", condition["expression"]))
+            assert names and names <= {"cluster.clusterset.k8s.io", "id.k8s.io", "clusterset.k8s.io"}
+            assert "cluster.clusterset.k8s.io" in names and "id.k8s.io" in names
+
+
+def test_every_webhook_and_the_apiservice_point_at_the_service_on_its_port(rendered) -> None:
+    service = one(rendered, "Service", "mcs-apiserver")
+    ports = {p["port"] for p in service["spec"]["ports"]}
+    references = [h["clientConfig"]["service"] for h in webhooks(rendered)]
+    references.append(one(rendered, "APIService")["spec"]["service"])
+    for ref in references:
+        assert (ref["namespace"], ref["name"]) == ("mcs-system", "mcs-apiserver")
+        assert ref["port"] in ports
+    paths = sorted(h["clientConfig"]["service"]["path"] for h in webhooks(rendered))
+    assert paths == ["/webhooks/mutate/clusterproperties", "/webhooks/mutate/serviceexports",
+                     "/webhooks/validate/clusterproperties", "/webhooks/validate/serviceexports"]
+
+
+def test_the_service_selects_the_deployments_pods_and_targets_its_named_port(rendered) -> None:
+    service = one(rendered, "Service", "mcs-apiserver")
+    pod = one(rendered, "Deployment")["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    container_ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports
+
+
+def test_the_deployment_runs_as_the_service_account_the_bindings_name(rendered) -> None:
+    deployment = one(rendered, "Deployment")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    bindings = [o for o in rendered if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 5
+    for binding in bindings:
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "mcs-system"}], \
+            binding["metadata"]["name"]
+
+
+def test_the_deployments_arguments_are_accepted_by_serve(rendered) -> None:
+    container = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "serve"
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_serve_arguments(parser)
+    args = parser.parse_args(container["args"][1:])
+    assert args.secure_port == container["ports"][0]["containerPort"]
+    assert args.shutdown_delay_duration == 5.0
+
+
+def test_every_ca_bundle_in_the_manifests_is_the_placeholder_to_replace(rendered) -> None:
+    bundles = [h["clientConfig"]["caBundle"] for h in webhooks(rendered)]
+    bundles.append(one(rendered, "APIService")["spec"]["caBundle"])
+    assert bundles == [PLACEHOLDER] * 5
+
+
+# --- a real kube-apiserver checks every object ----------------------------------------------------
+
+
+def dry_run_lines(stdout: str) -> dict[str, str]:
+    """``<kind>.<group>/<name>`` -> verb, for each ``... <verb> (server dry run)`` line."""
+    lines = {}
+    for line in stdout.splitlines():
+        match = re.fullmatch(r"(\S+) (\S+) \(server dry run\)", line.strip())
+        assert match, f"unexpected output line: {line!r}"
+        lines[match.group(1)] = match.group(2)
+    return lines
+
+
+def test_applying_the_manifests_with_a_real_ca_bundle_is_accepted_for_every_object(kubectl, with_ca_bundle):
+    # member-1 already runs the local registration of mcs-apiserver (an ExternalName Service, RBAC for a
+    # user), owned by the local field manager; a server-side apply as that manager replaces it, as
+    # moving from the local set-up to the Deployment would.
+    proc = kubectl.run("apply", "--dry-run=server", "--server-side", "--force-conflicts",
+                       f"--field-manager={FIELD_MANAGER}", "-k", str(with_ca_bundle), context="member-1")
+    lines = dry_run_lines(proc.stdout)
+    objects = render(kubectl, with_ca_bundle)
+    assert set(lines) == {printed_name(o) for o in objects}
+    assert set(lines.values()) == {"serverside-applied"}
+    # a dry run: the local registration is still what is served
+    service = kubectl.json("get", "service", "mcs-apiserver", "-n", "mcs-system", context="member-1")
+    assert service["spec"]["type"] == "ExternalName"
+
+
+def test_kubectl_apply_of_the_manifests_in_a_fresh_namespace_is_accepted_for_every_object(kubectl, with_ca_bundle):
+    # The plain client-side `kubectl apply -k` of the README. The namespaced objects go to a namespace
+    # of their own (a kustomize overlay), so that none of them merges into the local registration.
+    ns = f"mcs-manifests-{uuid.uuid4().hex[:6]}"
+    overlay = with_ca_bundle.parent / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../manifests"], "namespace": ns}))
+    kubectl.run("create", "namespace", ns, context="member-1")  # a dry run cannot create objects inside a new one
+    try:
+        proc = kubectl.run("apply", "--dry-run=server", "-k", str(overlay), context="member-1")
+        lines = dry_run_lines(proc.stdout)
+        objects = render(kubectl, overlay)
+        assert len(objects) == len(EXPECTED)
+        assert set(lines) == {printed_name(o) for o in objects}
+        assert set(lines.values()) <= {"created", "configured", "unchanged"}
+        assert lines["deployment.apps/mcs-apiserver"] == "created"
+        assert lines["service/mcs-apiserver"] == "created"
+        assert kubectl.run("get", "deployment", "mcs-apiserver", "-n", ns, context="member-1",
+                           check=False).returncode != 0  # nothing was created
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)

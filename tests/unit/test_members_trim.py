@@ -1,0 +1,110 @@
+"""What the member caches keep of each object (trim_*) and how EndpointSlices count (ready_count)."""
+
+from __future__ import annotations
+
+from mcs_apiserver.members.member import (
+    ready_count,
+    rfc3339,
+    trim_export,
+    trim_namespace,
+    trim_property,
+    trim_remote_export,
+    trim_service,
+)
+from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+
+METADATA = {
+    "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
+    "creationTimestamp": "2026-01-01T00:00:00Z", "deletionTimestamp": "2026-01-02T00:00:00Z",
+    "labels": {"app": "web"},
+    "annotations": {EXPORTED_AT_ANNOTATION: "2026-01-01T00:00:00.000001Z",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+    "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+    "finalizers": ["x"],
+}
+
+
+def test_an_export_keeps_identity_versions_spec_status_and_only_the_exported_at_annotation() -> None:
+    export = {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport", "metadata": METADATA,
+              "spec": {"exportedLabels": {"tier": "web"}},
+              "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
+    trimmed = trim_export(export)
+    assert trimmed == {
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
+                     "creationTimestamp": "2026-01-01T00:00:00Z", "deletionTimestamp": "2026-01-02T00:00:00Z",
+                     "annotations": {EXPORTED_AT_ANNOTATION: "2026-01-01T00:00:00.000001Z"}},
+        "spec": {"exportedLabels": {"tier": "web"}},
+        "status": {"conditions": [{"type": "Valid", "status": "True"}]},
+    }
+
+
+def test_an_export_without_the_stamp_spec_or_status_carries_none_of_them() -> None:
+    export = {"metadata": {"name": "web", "namespace": "shop", "annotations": {"other": "x"}}, "spec": {}}
+    assert trim_export(export) == {"metadata": {"name": "web", "namespace": "shop"}}
+
+
+def test_an_export_of_another_member_is_kept_without_its_status() -> None:
+    export = {"metadata": METADATA, "spec": {"exportedLabels": {"tier": "web"}},
+              "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
+    trimmed = trim_remote_export(export)
+    assert "status" not in trimmed
+    assert trimmed == {k: v for k, v in trim_export(export).items() if k != "status"}
+
+
+def test_a_service_keeps_only_the_spec_fields_the_views_read() -> None:
+    spec = {"type": "ClusterIP", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ipFamilies": ["IPv4"],
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+            "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+            "internalTrafficPolicy": "Local", "trafficDistribution": "PreferClose",
+            "selector": {"app": "web"}, "ipFamilyPolicy": "SingleStack", "publishNotReadyAddresses": True}
+    trimmed = trim_service({"metadata": METADATA, "spec": spec, "status": {"loadBalancer": {}}})
+    assert set(trimmed) == {"metadata", "spec"}
+    assert "annotations" not in trimmed["metadata"] and "managedFields" not in trimmed["metadata"]
+    assert trimmed["spec"] == {k: v for k, v in spec.items()
+                               if k not in ("selector", "ipFamilyPolicy", "publishNotReadyAddresses")}
+
+
+def test_an_external_name_service_keeps_its_type_and_external_name() -> None:
+    trimmed = trim_service({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.b"}})
+    assert trimmed["spec"] == {"type": "ExternalName", "externalName": "a.b"}
+
+
+def test_a_namespace_keeps_its_status_and_a_property_its_spec() -> None:
+    ns = trim_namespace({"metadata": {"name": "shop", "labels": {"a": "b"}, "uid": "n-1"},
+                         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}})
+    assert ns == {"metadata": {"name": "shop", "uid": "n-1"}, "status": {"phase": "Terminating"}}
+    assert trim_namespace({"metadata": {"name": "bare"}}) == {"metadata": {"name": "bare"}, "status": {}}
+    prop = trim_property({"metadata": {"name": "cluster.clusterset.k8s.io", "managedFields": []},
+                          "spec": {"value": "member-1"}})
+    assert prop == {"metadata": {"name": "cluster.clusterset.k8s.io"}, "spec": {"value": "member-1"}}
+
+
+def _endpoint(*addresses: str, **conditions: bool) -> dict:
+    endpoint: dict = {"addresses": list(addresses)}
+    if conditions:
+        endpoint["conditions"] = conditions
+    return endpoint
+
+
+def test_ready_count_counts_ready_addresses_and_an_unset_ready_as_ready() -> None:
+    slice_ = {"endpoints": [
+        _endpoint("10.0.0.1", ready=True),
+        _endpoint("10.0.0.2"),                               # no conditions at all: ready
+        {"addresses": ["10.0.0.3"], "conditions": {}},         # ready unset: ready
+        {"addresses": ["10.0.0.4"], "conditions": {"serving": True}},  # ready unset: ready
+        _endpoint("10.0.0.5", ready=False),                  # not ready: ignored
+        _endpoint("10.0.0.6", ready=False, serving=True),    # terminating but serving: not ready
+    ]}
+    assert ready_count(slice_) == 4
+
+
+def test_ready_count_counts_every_address_of_an_endpoint_and_nothing_without_endpoints() -> None:
+    assert ready_count({"endpoints": [_endpoint("10.0.0.1", "10.0.0.2", ready=True)]}) == 2
+    assert ready_count({"endpoints": [{"conditions": {"ready": True}}]}) == 0
+    assert ready_count({"endpoints": None}) == 0
+    assert ready_count({}) == 0
+
+
+def test_rfc3339_is_second_precision_utc_with_a_z() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1767225600.75) == "2026-01-01T00:00:00Z"
