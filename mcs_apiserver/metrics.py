@@ -6,6 +6,7 @@ tests and several servers in one process never see each other's numbers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
@@ -34,8 +35,21 @@ class Metrics:
         self.objects_changed = Counter("mcs_view_objects_changed_total",
                                        "ServiceImports added, changed or removed by the view engine.",
                                        registry=self.registry)
-        self.admission = Counter("mcs_admission_requests_total", "AdmissionReviews answered, by webhook.",
-                                 ["webhook", "allowed"], registry=self.registry)
+        self.admission = Histogram(
+            "mcs_admission_duration_seconds", "Time to answer one AdmissionReview, by webhook path and HTTP code.",
+            ["webhook", "code"], registry=self.registry,
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1))
+        self.loop_lag = Histogram(
+            "mcs_event_loop_lag_seconds", "How late a 100 ms timer fires: time the event loop was busy elsewhere.",
+            registry=self.registry, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+
+    async def measure_loop_lag(self, interval: float = 0.1) -> None:
+        """Forever: sleep ``interval`` and record how much later than asked the loop woke us."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(0.0, loop.time() - started - interval))
 
     def observe_engine_run(self, seconds: float, changed: int) -> None:
         self.engine_runs.observe(seconds)

@@ -231,7 +231,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     for member in members.values():
         member.start()
     background = [asyncio.create_task(writer.run(), name="status-writer"),
-                  asyncio.create_task(elector.run(), name="leader-election")]
+                  asyncio.create_task(elector.run(), name="leader-election"),
+                  asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
     site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
                        backlog=1024, reuse_address=True)
     try:

@@ -35,14 +35,12 @@ because strict mode promises that no unchecked export gets in. The status condit
 from __future__ import annotations
 
 import dataclasses
-
-import jsonpatch
-
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, cast
 
+import jsonpatch
 from jsonpointer import escape as _escape_pointer
 
 from mcs_apiserver.kube_types import ServiceExport
@@ -275,9 +273,31 @@ def admit_service_export(
         return stamped
     checked = request
     if stamped.patch and request.object is not None:
-        checked = dataclasses.replace(request, object=jsonpatch.apply_patch(request.object, list(stamped.patch)))
+        checked = dataclasses.replace(request, object=patched(request.object, stamped.patch))
     verdict = validate_service_export(checked, facts, policy=policy)
     warnings = stamped.warnings + verdict.warnings
     if not verdict.allowed:
         return dataclasses.replace(verdict, warnings=warnings)
     return allow(patch=stamped.patch, warnings=warnings)
+
+
+def patched(obj: dict[str, Any], patch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``obj`` with ``patch`` applied, copying only the dicts on the changed paths.
+
+    Our patches only ``add`` members of objects; the general (deep-copying) ``jsonpatch`` costs a
+    quarter of a millisecond per admission for a ServiceExport, so it is only the fallback.
+    """
+    if any(op.get("op") != "add" for op in patch):
+        return jsonpatch.apply_patch(obj, list(patch))
+    result = dict(obj)
+    for op in patch:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        node = result
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                return jsonpatch.apply_patch(obj, list(patch))
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = op["value"]
+    return result

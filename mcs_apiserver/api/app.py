@@ -27,6 +27,7 @@ from mcs_apiserver.api.openapi import (
 from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served, parse_path
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
+from webhooks import PATHS as WEBHOOK_PATHS
 from mcs_apiserver.views.model import GROUP
 
 log = logging.getLogger("mcs_apiserver.api")
@@ -66,6 +67,7 @@ async def status_errors(request: web.Request, handler):
 
 
 _RESOURCE_PREFIX = PREFIX + "/"
+WEBHOOK_PREFIX = "/webhooks/"
 _TRUE = ("1", "true", "True")
 
 
@@ -90,6 +92,8 @@ def metrics_middleware(metrics: Metrics):
 
     @web.middleware
     async def record(request: web.Request, handler):
+        if request.path.startswith(WEBHOOK_PREFIX):
+            return await _record_admission(request, handler)
         verb, resource = _verb_and_resource(request)
         code = 500
         started = time.perf_counter()
@@ -109,6 +113,21 @@ def metrics_middleware(metrics: Metrics):
             else:
                 metrics.request_duration.labels(verb, resource).observe(time.perf_counter() - started)
             metrics.requests.labels(verb, resource, str(code)).inc()
+
+    async def _record_admission(request: web.Request, handler):
+        # Label by path only for the paths we serve: an unknown path must not create a label value.
+        path = request.path if request.path in WEBHOOK_PATHS else "other"
+        started = time.perf_counter()
+        code = 500
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        except web.HTTPException as error:
+            code = error.status
+            raise
+        finally:
+            metrics.admission.labels(path, str(code)).observe(time.perf_counter() - started)
 
     return record
 

@@ -8,6 +8,7 @@ and the metadata client); every error is a ``Status``; every write verb is 405.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import bisect
 import logging
 import random
@@ -111,6 +112,33 @@ def _parse_rv(raw: str | None) -> int | None:
     return value
 
 
+#: kube-apiserver gzips responses above 128 KiB, at level 1, when the client accepts it (client-go
+#: does): on a real network a 10,000-object list shrinks ~10x for a few ms of CPU.
+GZIP_THRESHOLD = 128 * 1024
+GZIP_LEVEL = 1
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for coding in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0")
+    return False
+
+
+async def compress(request: web.Request, response: web.Response) -> web.Response:
+    """Gzip a large body the client accepts gzipped, in a thread (zlib releases the GIL), so that
+    compressing a big list never stalls the event loop for the watches and webhooks it also serves."""
+    body = response.body
+    if not isinstance(body, bytes) or len(body) <= GZIP_THRESHOLD or not _accepts_gzip(request):
+        return response
+    compressed = await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL, mtime=0)
+    response.body = compressed
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
 class ResourceHandler:
     def __init__(self, served: Served, *, clock: Callable[[], float] = time.time) -> None:
         self.served = served
@@ -131,7 +159,7 @@ class ResourceHandler:
             return self.get(request, target)
         if _truthy(request.query.get("watch")):
             return await self.watch(request, target)
-        return self.list(request, target)
+        return await compress(request, self.list(request, target))
 
     # --- get ------------------------------------------------------------------------------------
 

@@ -940,3 +940,26 @@ async def test_paths_that_name_nothing_we_serve_are_a_404_status(world: World, p
     assert code == 404
     assert_status(doc, 404, "NotFound")
     assert doc["message"] == "the server could not find the requested resource"
+
+
+async def test_a_large_list_is_gzipped_for_a_client_that_accepts_it(world: World) -> None:
+    import gzip as gz
+
+    world.imports.apply({("bulk", f"svc-{i:04d}"): service_import("bulk", f"svc-{i:04d}") for i in range(600)})
+    plain = await world.client.get(ALL, headers={"Accept-Encoding": "identity"})
+    plain_body = await plain.read()
+    assert "Content-Encoding" not in plain.headers
+    assert len(plain_body) > resources.GZIP_THRESHOLD
+    raw = await world.client.get(ALL, headers={"Accept-Encoding": "gzip, deflate"}, auto_decompress=False)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    compressed = await raw.read()
+    assert len(compressed) < len(plain_body) // 3
+    assert orjson.loads(gz.decompress(compressed))["items"] == orjson.loads(plain_body)["items"]
+    refused = await world.client.get(ALL, headers={"Accept-Encoding": "gzip;q=0"}, auto_decompress=False)
+    assert "Content-Encoding" not in refused.headers
+
+
+async def test_a_small_list_is_never_compressed(world: World) -> None:
+    response = await world.client.get(ALL, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert "Content-Encoding" not in response.headers
+    assert orjson.loads(await response.read())["kind"] == "ServiceImportList"

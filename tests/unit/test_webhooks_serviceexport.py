@@ -362,3 +362,27 @@ def test_dry_run_requests_get_exactly_the_same_validation(policy: str, name: str
 def test_both_served_versions_are_checked_alike(version: str) -> None:
     decision = validate_service_export(request("CREATE", export("Bad"), version=version), StaticFacts())
     assert decision.code == 422
+
+
+@pytest.mark.parametrize(
+    "obj, patch",
+    [
+        ({"metadata": {"name": "web"}}, [{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]),
+        ({"metadata": {"annotations": {"x": "y"}}},
+         [{"op": "add", "path": "/metadata/annotations/views.multicluster.x-k8s.io~1exported-at", "value": "t"}]),
+        ({"spec": {}}, [{"op": "add", "path": "/metadata", "value": {"annotations": {"k": "v"}}}]),
+        ({"metadata": {"annotations": {"a~b": "old"}}}, [{"op": "add", "path": "/metadata/annotations/a~0b", "value": "new"}]),
+        ({"metadata": {"finalizers": ["f"]}}, [{"op": "add", "path": "/metadata/finalizers/0", "value": "g"}]),
+        ({"metadata": {"labels": {"a": "b"}}}, [{"op": "remove", "path": "/metadata/labels/a"}]),
+    ],
+)
+def test_the_cheap_patch_applier_agrees_with_jsonpatch_and_leaves_the_input_alone(obj: dict, patch: list) -> None:
+    import copy
+
+    import jsonpatch
+
+    from webhooks.serviceexport import patched
+
+    before = copy.deepcopy(obj)
+    assert patched(obj, patch) == jsonpatch.apply_patch(before, patch)
+    assert obj == before
