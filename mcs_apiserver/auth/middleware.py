@@ -21,9 +21,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from mcs_apiserver.api.status import internal_error, status_response, unauthorized
-from mcs_apiserver.auth.authenticate import Authenticator
+from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
 from mcs_apiserver.auth.authorize import (
     Authorizer,
+    RequestAttributes,
     RequestInfoError,
     forbidden_status,
     request_attributes,
@@ -31,11 +32,14 @@ from mcs_apiserver.auth.authorize import (
 from mcs_apiserver.auth.review import ReviewError
 from mcs_apiserver.tls import peer_certificate_der
 
-__all__ = ["HEALTH_PATHS", "auth_middleware"]
+__all__ = ["ATTRIBUTES", "HEALTH_PATHS", "USER", "auth_middleware"]
 
 log = logging.getLogger("mcs_apiserver.auth.middleware")
 
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
+#: Where the middleware leaves who is asking and what for, for the handlers.
+USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
+ATTRIBUTES: web.RequestKey[RequestAttributes] = web.RequestKey("attributes", RequestAttributes)
 
 
 def auth_middleware(
@@ -45,8 +49,8 @@ def auth_middleware(
     exempt_prefixes: Iterable[str] = ("/webhooks/",),
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
-    ``request["user"]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
-    ``request["attributes"]`` (:class:`~mcs_apiserver.auth.authorize.RequestAttributes`) set.
+    ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
+    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.auth.authorize.RequestAttributes`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
     """
@@ -70,8 +74,8 @@ def auth_middleware(
             attributes = request_attributes(request.method, request.path, request.query)
         except RequestInfoError as error:
             return status_response(internal_error(f"failed to create RequestInfo: {error}"))
-        request["user"] = user
-        request["attributes"] = attributes
+        request[USER] = user
+        request[ATTRIBUTES] = attributes
         try:
             decision = await authorizer.authorize(user, attributes)
         except ReviewError as error:

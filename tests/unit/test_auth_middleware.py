@@ -21,7 +21,7 @@ from mcs_apiserver.auth import review as review_module
 from mcs_apiserver.auth.authenticate import Authenticator, TokenReviewer
 from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfig
-from mcs_apiserver.auth.middleware import auth_middleware
+from mcs_apiserver.auth.middleware import ATTRIBUTES, USER, auth_middleware
 from mcs_apiserver.members.client import ApiError
 from mcs_apiserver.tls import ServerTLS
 
@@ -83,7 +83,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    user, attributes = request["user"], request["attributes"]
+    user, attributes = request[USER], request[ATTRIBUTES]
     return web.json_response({"user": user.name, "groups": list(user.groups), "extra": dict(user.extra),
                               "verb": attributes.verb})
 
