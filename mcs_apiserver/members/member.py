@@ -68,7 +68,12 @@ def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExpo
     """What the views read of a ServiceExport. The status (conditions) matters only to the status
     writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
     not even a change here."""
-    trimmed: dict[str, Any] = {"metadata": _meta(obj, annotations=(EXPORTED_AT_ANNOTATION,))}
+    metadata = _meta(obj, annotations=(EXPORTED_AT_ANNOTATION,))
+    if not keep_status:
+        # Nor its resourceVersion (which only the status writer needs), or every status write
+        # would still look like a change.
+        metadata.pop("resourceVersion", None)
+    trimmed: dict[str, Any] = {"metadata": metadata}
     if spec := obj.get("spec"):
         trimmed["spec"] = spec
     if keep_status and (status := obj.get("status")):

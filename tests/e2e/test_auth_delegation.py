@@ -23,6 +23,7 @@ from mcs_apiserver.auth.authenticate import TokenReviewer, UserInfo
 from mcs_apiserver.auth.authorize import Authorizer, request_attributes
 from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.wiring import Auth
+from mcs_apiserver.auth.middleware import ATTRIBUTES, USER
 from mcs_apiserver.local import cluster
 from mcs_apiserver.members.client import KubeClient
 from mcs_apiserver.tls import ServerTLS
@@ -149,7 +150,7 @@ async def test_the_real_front_proxy_certificate_and_headers_pass_the_whole_chain
     auth = Auth(client, certs / "mcs-apiserver-serving.crt", certs / "mcs-apiserver-serving.key")
 
     async def whoami(request: web.Request) -> web.Response:
-        return web.json_response({"user": request["user"].name, "verb": request["attributes"].verb})
+        return web.json_response({"user": request[USER].name, "verb": request[ATTRIBUTES].verb})
 
     app = web.Application(middlewares=[auth.middleware])
     app.router.add_get(f"/apis/{G}/v1alpha1/{{tail:.+}}", whoami)

@@ -275,12 +275,16 @@ class GatedPatches:
         self.client = client
         self.gate = asyncio.Event()
         self.held: list[str] = []
+        self.accepted: list[tuple[str, dict]] = []  # (path, body) of every PATCH the server took
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        if method == "PATCH":
-            self.held.append(path)
-            await self.gate.wait()
-        return await self.client.json(method, path, **kwargs)
+        if method != "PATCH":
+            return await self.client.json(method, path, **kwargs)
+        self.held.append(path)
+        await self.gate.wait()
+        result = await self.client.json(method, path, **kwargs)
+        self.accepted.append((path, kwargs["body"]))
+        return result
 
 
 async def test_a_condition_added_while_a_write_waits_its_turn_is_not_overwritten(clusterset, member3_alone):
@@ -312,6 +316,10 @@ async def test_a_condition_added_while_a_write_waits_its_turn_is_not_overwritten
 
         got = await until(written, what="the last export's conditions written")
         assert got.get(AUDITED["type"]) == AUDITED
+        # Not even for a moment: every write the server took for it carried the other condition.
+        path = f"{EXPORTS_API}/namespaces/{ns}/serviceexports/{last}/status"
+        writes = [body["status"]["conditions"] for p, body in gated.accepted if p == path]
+        assert writes and all(AUDITED in conditions for conditions in writes), writes
         assert (got["Valid"]["status"], got["Valid"]["reason"]) == ("False", "NoService")
         for name in names[:-1]:
             assert (await conditions_of(client, ns, name))["Valid"]["reason"] == "NoService"

@@ -43,12 +43,21 @@ def test_an_export_without_the_stamp_spec_or_status_carries_none_of_them() -> No
     assert trim_export(export) == {"metadata": {"name": "web", "namespace": "shop"}}
 
 
-def test_an_export_of_another_member_is_kept_without_its_status() -> None:
+def test_an_export_of_another_member_is_kept_without_its_status_or_resource_version() -> None:
     export = {"metadata": METADATA, "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_remote_export(export)
-    assert "status" not in trimmed
-    assert trimmed == {k: v for k, v in trim_export(export).items() if k != "status"}
+    assert "status" not in trimmed and "resourceVersion" not in trimmed["metadata"]
+    local = trim_export(export)
+    local_meta = {k: v for k, v in local["metadata"].items() if k != "resourceVersion"}
+    assert trimmed == {"metadata": local_meta, "spec": local["spec"]}
+
+
+def test_a_status_write_in_another_member_is_no_change_at_all() -> None:
+    before = {"metadata": {**METADATA, "resourceVersion": "1"}, "spec": {}}
+    after = {"metadata": {**METADATA, "resourceVersion": "2"}, "spec": {},
+             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    assert trim_remote_export(before) == trim_remote_export(after)
 
 
 def test_a_service_keeps_only_the_spec_fields_the_views_read() -> None:
