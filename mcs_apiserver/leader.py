@@ -22,22 +22,10 @@ from typing import Any
 import aiohttp
 
 from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.views.conditions import format_micro_time as micro_time
+from mcs_apiserver.views.imports import parse_time
 
 log = logging.getLogger("mcs_apiserver.leader")
-
-
-def micro_time(moment: datetime) -> str:
-    """``metav1.MicroTime``: RFC 3339 with microseconds."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def default_identity() -> str:
@@ -125,7 +113,7 @@ class LeaseElector:
             return True
         spec: dict[str, Any] = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = parse_micro_time(spec.get("renewTime"))
+        renewed = parse_time(spec.get("renewTime"))
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
         expired = renewed is None or now - renewed > timedelta(seconds=duration)
         if holder and holder != self.identity and not expired:

@@ -7,7 +7,7 @@ tests and several servers in one process never see each other's numbers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -58,9 +58,6 @@ class Metrics:
     def add_members(self, members: Mapping[str, MemberView]) -> None:
         """Per-member gauges, read live at scrape time."""
         self.registry.register(_MemberCollector(members))
-
-    def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        Gauge(name, documentation, registry=self.registry).set_function(read)
 
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

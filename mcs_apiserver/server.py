@@ -200,8 +200,6 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         members[name] = MemberCache(name, KubeClient(connection, user_agent=USER_AGENT), updater,
                                     grace_period=options.member_grace_period, local=name == local_name)
     metrics.add_members(members)
-    metrics.add_gauge("apiserver_registered_watchers_serviceimports", "Open watches of serviceimports.",
-                      lambda: imports.watcher_count)
 
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file)
     writer = StatusWriter(engine, members[local_name], local_client)

@@ -46,6 +46,7 @@ from jsonpointer import escape as _escape_pointer
 from mcs_apiserver.kube_types import ServiceExport
 
 from mcs_apiserver.views.names import is_dns1035_label, suggest_dns1123_label
+from mcs_apiserver.views.conditions import format_micro_time
 from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
@@ -83,7 +84,7 @@ def utc_now() -> datetime:
 
 def format_exported_at(moment: datetime) -> str:
     """RFC 3339, UTC, microseconds: ``2026-11-23T18:55:00.123456Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_micro_time(moment)
 
 
 def parse_exported_at(value: object) -> datetime | None:

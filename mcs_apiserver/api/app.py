@@ -93,32 +93,26 @@ def metrics_middleware(metrics: Metrics):
     @web.middleware
     async def record(request: web.Request, handler):
         if request.path.startswith(WEBHOOK_PREFIX):
-            return await _record_admission(request, handler)
-        verb, resource = _verb_and_resource(request)
-        code = 500
-        started = time.perf_counter()
-        watching = metrics.watchers.labels(resource) if verb == "WATCH" else None
-        if watching is not None:
-            watching.inc()
-        try:
-            response = await handler(request)
-            code = response.status
-            return response
-        except web.HTTPException as error:
-            code = error.status
-            raise
-        finally:
-            if watching is not None:
-                watching.dec()
-            else:
-                metrics.request_duration.labels(verb, resource).observe(time.perf_counter() - started)
-            metrics.requests.labels(verb, resource, str(code)).inc()
+            # Label by path only for the paths we serve: an unknown path must not create a label value.
+            path = request.path if request.path in WEBHOOK_PATHS else "other"
 
-    async def _record_admission(request: web.Request, handler):
-        # Label by path only for the paths we serve: an unknown path must not create a label value.
-        path = request.path if request.path in WEBHOOK_PATHS else "other"
-        started = time.perf_counter()
+            def done(code: int, seconds: float) -> None:
+                metrics.admission.labels(path, str(code)).observe(seconds)
+        else:
+            verb, resource = _verb_and_resource(request)
+            watching = metrics.watchers.labels(resource) if verb == "WATCH" else None
+            if watching is not None:
+                watching.inc()
+
+            def done(code: int, seconds: float) -> None:
+                if watching is not None:
+                    watching.dec()
+                else:
+                    metrics.request_duration.labels(verb, resource).observe(seconds)
+                metrics.requests.labels(verb, resource, str(code)).inc()
+
         code = 500
+        started = time.perf_counter()
         try:
             response = await handler(request)
             code = response.status
@@ -127,7 +121,7 @@ def metrics_middleware(metrics: Metrics):
             code = error.status
             raise
         finally:
-            metrics.admission.labels(path, str(code)).observe(time.perf_counter() - started)
+            done(code, time.perf_counter() - started)
 
     return record
 

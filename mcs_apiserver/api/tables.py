@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from mcs_apiserver.api.negotiation import IncludeObject
+from mcs_apiserver.views.imports import parse_time
 
 __all__ = [
     "human_duration",
@@ -86,15 +87,8 @@ def human_duration(d: timedelta | float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-@functools.lru_cache(maxsize=32768)
-def _parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+#: AGE parses the same creationTimestamps for every list and watch event: cache them.
+_parse_time = functools.lru_cache(maxsize=32768)(parse_time)
 
 
 def _as_datetime(now: Now) -> datetime:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
 from mcs_apiserver.members.client import KubeClient
 from mcs_apiserver.members.reflector import Reflector, Resource
+from mcs_apiserver.views.conditions import format_time
 from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION, Key, MemberStatus
 
 log = logging.getLogger("mcs_apiserver.members")
@@ -45,7 +46,7 @@ class ChangeSink(Protocol):
 
 
 def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.fromtimestamp(epoch, timezone.utc))
 
 
 def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str, Any]:

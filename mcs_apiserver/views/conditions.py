@@ -26,6 +26,12 @@ def format_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_micro_time(moment: datetime) -> str:
+    """RFC 3339 with microseconds and a ``Z``, as ``metav1.MicroTime`` is serialised (Lease times,
+    and the ``exported-at`` stamp, which must order two exports made in the same second)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utc_now() -> datetime:
     """The default clock of the engine."""
     return datetime.now(timezone.utc)

@@ -17,7 +17,9 @@ import pytest
 from kubernetes_asyncio.client import Configuration
 
 from mcs_apiserver.api.store import Store, Versioner
-from mcs_apiserver.leader import LeaseElector, micro_time, parse_micro_time
+from mcs_apiserver.leader import LeaseElector
+from mcs_apiserver.views.conditions import format_micro_time as micro_time
+from mcs_apiserver.views.imports import parse_time as parse_micro_time
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.pki import LocalPKI
 from mcs_apiserver.members.client import ApiError, Connection, KubeClient, connection_from_files
