@@ -3,7 +3,7 @@
 Member clusters are read as raw JSON (the generated client models are far too slow for thousands of
 objects), so these TypedDicts are the only "schema" the code has: they document which fields we rely
 on, and let a type checker catch a misspelt key. Every field is optional (``total=False``) because the
-API server omits empty fields; ``Required`` marks what the API always sets.
+API server omits empty fields.
 
 The types this server publishes (ServiceImport, ClusterSet and the meta/v1 types they use) are also the
 source of its OpenAPI schemas (mcs_apiserver/api/openapi.py): a class docstring is the definition's
@@ -14,13 +14,16 @@ default and ``x-kubernetes-*`` list semantics), and a ``Literal`` is an enum.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Required, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
 class Doc:
     """What the OpenAPI schema of a field says beyond its type (read by mcs_apiserver/api/openapi.py).
 
+    ``required`` puts the field in the schema's ``required`` list: the API always sets it. The TypedDict
+    still lets it be missing, because objects are built step by step (a condition gets its
+    ``lastTransitionTime`` last) and members' objects are read as they come.
     ``schema`` names a meta type that has no TypedDict of its own (``Time``, ``FieldsV1``,
     ``RawExtension``): the field's schema is then a reference to it.
     """
@@ -29,6 +32,7 @@ class Doc:
     format: str = ""
     default: str | None = None
     max_items: int | None = None
+    required: bool = False
     schema: str = ""
     list_type: str = ""
     list_map_keys: tuple[str, ...] = ()
@@ -64,10 +68,10 @@ class OwnerReference(TypedDict, total=False):
     """OwnerReference contains enough information to let you identify an owning object. An owning object
     must be in the same namespace as the dependent, or be cluster-scoped, so there is no namespace field."""
 
-    apiVersion: Required[Annotated[str, Doc("API version of the referent.")]]
-    kind: Required[Annotated[str, Doc(f"Kind of the referent. More info: {API_CONVENTIONS}#types-kinds")]]
-    name: Required[Annotated[str, Doc(f"Name of the referent. More info: {_NAMES_DOC}#names")]]
-    uid: Required[Annotated[str, Doc(f"UID of the referent. More info: {_NAMES_DOC}#uids")]]
+    apiVersion: Annotated[str, Doc("API version of the referent.", required=True)]
+    kind: Annotated[str, Doc(f"Kind of the referent. More info: {API_CONVENTIONS}#types-kinds", required=True)]
+    name: Annotated[str, Doc(f"Name of the referent. More info: {_NAMES_DOC}#names", required=True)]
+    uid: Annotated[str, Doc(f"UID of the referent. More info: {_NAMES_DOC}#uids", required=True)]
     controller: Annotated[bool, Doc("If true, this reference points to the managing controller.")]
     blockOwnerDeletion: Annotated[
         bool,
@@ -281,8 +285,7 @@ ListMeta = TypedDict(
             ),
         ],
         "selfLink": Annotated[
-            str,
-            Doc("Deprecated: selfLink is a legacy read-only field that is no longer populated by the system."),
+            str, Doc("Deprecated: selfLink is a legacy read-only field that is no longer populated by the system.")
         ],
     },
     total=False,
@@ -296,42 +299,37 @@ ListMeta.__doc__ = (
 class Condition(TypedDict, total=False):
     """Condition contains details for one aspect of the current state of this API Resource."""
 
-    type: Required[
-        Annotated[str, Doc("type of condition in CamelCase or in foo.example.com/CamelCase.", default="")]
+    type: Annotated[
+        str, Doc("type of condition in CamelCase or in foo.example.com/CamelCase.", default="", required=True)
     ]
-    status: Required[
-        Annotated[
-            Literal["True", "False", "Unknown"], Doc("status of the condition, one of True, False, Unknown.")
-        ]
+    status: Annotated[
+        Literal["True", "False", "Unknown"], Doc("status of the condition, one of True, False, Unknown.", required=True)
     ]
-    lastTransitionTime: Required[
-        Annotated[
-            str,
-            Doc(
-                "lastTransitionTime is the last time the condition transitioned from one status to another.",
-                schema="Time",
-            ),
-        ]
+    lastTransitionTime: Annotated[
+        str,
+        Doc(
+            "lastTransitionTime is the last time the condition transitioned from one status to another.",
+            schema="Time",
+            required=True,
+        ),
     ]
-    reason: Required[
-        Annotated[
-            str,
-            Doc(
-                "reason contains a programmatic identifier indicating the reason for the condition's last "
-                "transition. The value should be a CamelCase string. This field may not be empty.",
-                default="",
-            ),
-        ]
+    reason: Annotated[
+        str,
+        Doc(
+            "reason contains a programmatic identifier indicating the reason for the condition's last "
+            "transition. The value should be a CamelCase string. This field may not be empty.",
+            default="",
+            required=True,
+        ),
     ]
-    message: Required[
-        Annotated[
-            str,
-            Doc(
-                "message is a human readable message indicating details about the transition. This may be an "
-                "empty string.",
-                default="",
-            ),
-        ]
+    message: Annotated[
+        str,
+        Doc(
+            "message is a human readable message indicating details about the transition. This may be an "
+            "empty string.",
+            default="",
+            required=True,
+        ),
     ]
     observedGeneration: Annotated[
         int,
@@ -345,14 +343,13 @@ class Condition(TypedDict, total=False):
 class APIResource(TypedDict, total=False):
     """APIResource specifies the name of a resource and whether it is namespaced."""
 
-    name: Required[Annotated[str, Doc("name is the plural name of the resource.", default="")]]
-    singularName: Required[Annotated[str, Doc("singularName is the singular name of the resource.", default="")]]
-    namespaced: Required[Annotated[bool, Doc("namespaced indicates if a resource is namespaced or not.")]]
+    name: Annotated[str, Doc("name is the plural name of the resource.", default="", required=True)]
+    singularName: Annotated[str, Doc("singularName is the singular name of the resource.", default="", required=True)]
+    namespaced: Annotated[bool, Doc("namespaced indicates if a resource is namespaced or not.", required=True)]
     group: Annotated[
         str,
         Doc(
-            "group is the preferred group of the resource. Empty implies the group of the containing "
-            "resource list."
+            "group is the preferred group of the resource. Empty implies the group of the containing " "resource list."
         ),
     ]
     version: Annotated[
@@ -362,29 +359,26 @@ class APIResource(TypedDict, total=False):
             "containing resource list."
         ),
     ]
-    kind: Required[
-        Annotated[
-            str, Doc("kind is the kind for the resource (e.g. 'Foo' is the kind for a resource 'foo')", default="")
-        ]
+    kind: Annotated[
+        str,
+        Doc(
+            "kind is the kind for the resource (e.g. 'Foo' is the kind for a resource 'foo')", default="", required=True
+        ),
     ]
-    verbs: Required[
-        Annotated[
-            list[str],
-            Doc(
-                "verbs is a list of supported kube verbs (this includes get, list, watch, create, update, "
-                "patch, delete, deletecollection, and proxy)"
-            ),
-        ]
+    verbs: Annotated[
+        list[str],
+        Doc(
+            "verbs is a list of supported kube verbs (this includes get, list, watch, create, update, "
+            "patch, delete, deletecollection, and proxy)",
+            required=True,
+        ),
     ]
     shortNames: Annotated[
         list[str], Doc("shortNames is a list of suggested short names of the resource.", list_type="atomic")
     ]
     categories: Annotated[
         list[str],
-        Doc(
-            "categories is a list of the grouped resources this resource belongs to (e.g. 'all')",
-            list_type="atomic",
-        ),
+        Doc("categories is a list of the grouped resources this resource belongs to (e.g. 'all')", list_type="atomic"),
     ]
     storageVersionHash: Annotated[
         str,
@@ -401,31 +395,32 @@ class APIResourceList(TypedDict, total=False):
 
     apiVersion: APIVersion
     kind: Kind
-    groupVersion: Required[
-        Annotated[str, Doc("groupVersion is the group and version this APIResourceList is for.", default="")]
+    groupVersion: Annotated[
+        str, Doc("groupVersion is the group and version this APIResourceList is for.", default="", required=True)
     ]
-    resources: Required[
-        Annotated[
-            list[APIResource],
-            Doc("resources contains the name of the resources and if they are namespaced.", list_type="atomic"),
-        ]
+    resources: Annotated[
+        list[APIResource],
+        Doc(
+            "resources contains the name of the resources and if they are namespaced.",
+            list_type="atomic",
+            required=True,
+        ),
     ]
 
 
 class WatchEvent(TypedDict, total=False):
     """Event represents a single event to a watched resource."""
 
-    type: Required[Annotated[str, Doc("ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.", default="")]]
-    object: Required[
-        Annotated[
-            dict[str, Any],
-            Doc(
-                "Object is:\n * If Type is Added or Modified: the new state of the object.\n * If Type is "
-                "Deleted: the state of the object immediately before deletion.\n * If Type is Error: *Status "
-                "is recommended; other types may make sense\n   depending on context.",
-                schema="RawExtension",
-            ),
-        ]
+    type: Annotated[str, Doc("ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.", default="", required=True)]
+    object: Annotated[
+        dict[str, Any],
+        Doc(
+            "Object is:\n * If Type is Added or Modified: the new state of the object.\n * If Type is "
+            "Deleted: the state of the object immediately before deletion.\n * If Type is Error: *Status "
+            "is recommended; other types may make sense\n   depending on context.",
+            schema="RawExtension",
+            required=True,
+        ),
     ]
 
 
@@ -589,6 +584,10 @@ class Status(TypedDict, total=False):
 # --- views.multicluster.x-k8s.io (what this project serves) ------------------------------------
 
 
+PortProtocol = Literal["TCP", "UDP", "SCTP"]
+MemberStateName = Literal["Joined", "Syncing", "Unreachable", "NotMember", "MissingID", "DuplicateID"]
+
+
 class ServiceImportPort(TypedDict, total=False):
     """ServicePort represents the port on which the service is exposed."""
 
@@ -601,7 +600,7 @@ class ServiceImportPort(TypedDict, total=False):
         ),
     ]
     protocol: Annotated[
-        Literal["TCP", "UDP", "SCTP"],
+        PortProtocol,
         Doc('The IP protocol for this port. Supports "TCP", "UDP", and "SCTP". Default is TCP.', default="TCP"),
     ]
     appProtocol: Annotated[
@@ -614,22 +613,21 @@ class ServiceImportPort(TypedDict, total=False):
             "mycompany.com/my-custom-protocol."
         ),
     ]
-    port: Required[Annotated[int, Doc("The port that will be exposed by this service.")]]
+    port: Annotated[int, Doc("The port that will be exposed by this service.", required=True)]
 
 
 class ServiceImportSpec(TypedDict, total=False):
     """ServiceImportSpec describes an imported service and the information necessary to consume it.
     Field names are the upstream multicluster.x-k8s.io ServiceImport's."""
 
-    ports: Required[
-        Annotated[
-            list[ServiceImportPort],
-            Doc(
-                "The union of the ports exported by every cluster: merged by name, then by protocol and "
-                "port. When clusters disagree the oldest export wins and a PortConflict is reported.",
-                list_type="atomic",
-            ),
-        ]
+    ports: Annotated[
+        list[ServiceImportPort],
+        Doc(
+            "The union of the ports exported by every cluster: merged by name, then by protocol and "
+            "port. When clusters disagree the oldest export wins and a PortConflict is reported.",
+            list_type="atomic",
+            required=True,
+        ),
     ]
     ips: Annotated[
         list[str],
@@ -640,15 +638,14 @@ class ServiceImportSpec(TypedDict, total=False):
             max_items=2,
         ),
     ]
-    type: Required[
-        Annotated[
-            Literal["ClusterSetIP", "Headless"],
-            Doc(
-                "type defines the type of this service. Must be ClusterSetIP or Headless. A Service with "
-                'clusterIP "None" is imported as Headless (DNS only, no virtual IP); any other as '
-                "ClusterSetIP."
-            ),
-        ]
+    type: Annotated[
+        Literal["ClusterSetIP", "Headless"],
+        Doc(
+            "type defines the type of this service. Must be ClusterSetIP or Headless. A Service with "
+            'clusterIP "None" is imported as Headless (DNS only, no virtual IP); any other as '
+            "ClusterSetIP.",
+            required=True,
+        ),
     ]
     sessionAffinity: Annotated[
         Literal["ClientIP", "None"],
@@ -693,15 +690,14 @@ class ServiceImportSpec(TypedDict, total=False):
 class ClusterStatus(TypedDict, total=False):
     """ClusterStatus contains service configuration mapped to a specific source cluster."""
 
-    cluster: Required[
-        Annotated[
-            str,
-            Doc(
-                "cluster is the name of the exporting cluster: its cluster ID (the value of its "
-                "cluster.clusterset.k8s.io ClusterProperty). Must be a valid RFC-1123 DNS label.",
-                default="",
-            ),
-        ]
+    cluster: Annotated[
+        str,
+        Doc(
+            "cluster is the name of the exporting cluster: its cluster ID (the value of its "
+            "cluster.clusterset.k8s.io ClusterProperty). Must be a valid RFC-1123 DNS label.",
+            default="",
+            required=True,
+        ),
     ]
     # The fields below are this project's additions to upstream's ClusterStatus.
     exportedAt: Annotated[
@@ -771,7 +767,7 @@ class ClusterSetMember(TypedDict, total=False):
     ]
     name: Annotated[str, Doc("The member's connection name (kubeconfig context) in this server's configuration.")]
     state: Annotated[
-        Literal["Joined", "Syncing", "Unreachable", "NotMember", "MissingID", "DuplicateID"],
+        MemberStateName,
         Doc(
             "Joined: member of this ClusterSet and synced. Syncing: connected, caches not yet synced. "
             "Unreachable: the connection failed; its last known exports are kept for a grace period. "
@@ -792,8 +788,7 @@ class ClusterSetStatus(TypedDict, total=False):
     localCluster: Annotated[
         str,
         Doc(
-            "The cluster ID of the cluster this server answers for (its cluster.clusterset.k8s.io "
-            "ClusterProperty)."
+            "The cluster ID of the cluster this server answers for (its cluster.clusterset.k8s.io " "ClusterProperty)."
         ),
     ]
     members: Annotated[

@@ -5,9 +5,9 @@ finds; ``kubectl explain`` reads the merged documents and finds our kinds throug
 ``x-kubernetes-group-version-kind``.
 
 One source: the schemas are derived from the TypedDicts of mcs_apiserver/kube_types.py (structure, types,
-enums from ``Literal``, required fields, and the ``Doc`` of each field); the v3 document is built from
-them, and the v2 document is derived from the v3 one. Each is rendered like kube-apiserver renders its
-own: in v3 a property that references a type and has its own description is
+enums from ``Literal``, and each field's ``Doc``: description, required, list semantics, ...); the v3
+document is built from them, and the v2 document is derived from the v3 one. Each is rendered like
+kube-apiserver renders its own: in v3 a property that references a type and has its own description is
 ``{"allOf": [{"$ref": ...}], "description": ...}`` (a sibling of ``$ref`` is ignored in 3.0); in v2 the
 description sits beside the ``$ref``.
 
@@ -23,7 +23,7 @@ import hashlib
 import inspect
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
-from typing import Annotated, Any, Final, Literal, Required, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import orjson
 
@@ -148,12 +148,17 @@ def _type_schema(tp: Any, doc: kt.Doc | None) -> dict[str, Any]:
     raise TypeError(f"no OpenAPI schema for {tp!r}")
 
 
+def _doc(hint: Any) -> tuple[Any, kt.Doc | None]:
+    """``Annotated[T, Doc(...)]`` -> ``(T, Doc)``; any other type -> ``(type, None)``."""
+    if get_origin(hint) is not Annotated:
+        return hint, None
+    tp, *extras = get_args(hint)
+    return tp, next((e for e in extras if isinstance(e, kt.Doc)), None)
+
+
 def _property(hint: Any) -> dict[str, Any]:
-    """The schema of one TypedDict field (``Annotated[T, Doc(...)]``)."""
-    tp, doc = hint, None
-    if get_origin(hint) is Annotated:
-        tp, *extras = get_args(hint)
-        doc = next((e for e in extras if isinstance(e, kt.Doc)), None)
+    """The schema of one TypedDict field."""
+    tp, doc = _doc(hint)
     schema = _type_schema(tp, doc)
     if doc is None:
         return schema
@@ -175,10 +180,9 @@ def _definition(typed_dict: Any) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
     for field, hint in get_type_hints(typed_dict, include_extras=True).items():
-        if get_origin(hint) is Required:
-            (hint,) = get_args(hint)
-            required.append(field)
         properties[field] = _property(hint)
+        if (doc := _doc(hint)[1]) is not None and doc.required:
+            required.append(field)
     schema: dict[str, Any] = {"type": "object", "description": _description(typed_dict), "properties": properties}
     if required:
         schema["required"] = required
