@@ -15,7 +15,7 @@ install:
 
 # Dead code (vulture) and the import layers (import-linter); both are configured in pyproject.toml.
 lint: install
-	$(PYTHON) -m vulture
+	$(PYTHON) lint/deadcode.py
 	$(PYTHON) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()' --no-cache
 
 binaries: install
