@@ -13,9 +13,11 @@ PYTEST_ARGS ?=
 install:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,lint]'
 
-# Dead code (vulture) and the import layers (import-linter); both are configured in pyproject.toml.
+# Dead code (vulture), declared dependencies (deptry) and the import layers (import-linter), all
+# configured in pyproject.toml.
 lint: install
 	$(PYTHON) lint/deadcode.py
+	$(PYTHON) -m deptry .
 	$(PYTHON) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()' --no-cache
 
 binaries: install
