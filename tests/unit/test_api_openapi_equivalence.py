@@ -133,5 +133,6 @@ def test_the_essentials_see_a_changed_description_and_a_lost_extension() -> None
 
 
 if __name__ == "__main__":
-    ESSENTIALS.write_bytes(orjson.dumps(essentials(v3_spec()), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    ESSENTIALS.write_bytes(orjson.dumps(essentials(v3_spec()), option=option) + b"\n")
     print(f"wrote {ESSENTIALS}")
