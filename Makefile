@@ -1,16 +1,24 @@
 # The two commands of the README:
 #   make up     installs the Python packages, builds the pinned upstream binaries (once, cached in
 #               ~/.cache/mcs-apiserver) and brings up the local ClusterSet with mcs-apiserver registered
-#   make test   installs what is missing and runs every test (unit + e2e on a ClusterSet of its own)
+#   make test   installs what is missing, runs `make lint`, then every test (unit + e2e on a ClusterSet
+#               of its own)
 PYTHON ?= python3
 STATE_DIR ?= .local/clusterset
 MEMBERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: install binaries up down status test unit e2e bench
+.PHONY: install lint binaries up down status test unit e2e bench
 
 install:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,lint]'
+
+# Dead code (vulture), declared dependencies (deptry) and the import layers (import-linter), all
+# configured in pyproject.toml.
+lint: install
+	$(PYTHON) lint/deadcode.py
+	$(PYTHON) -m deptry .
+	$(PYTHON) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()' --no-cache
 
 binaries: install
 	$(PYTHON) -m mcs_apiserver binaries build
@@ -24,7 +32,7 @@ down: install
 status: install
 	$(PYTHON) -m mcs_apiserver local status --state-dir $(STATE_DIR)
 
-test: binaries
+test: lint binaries
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: install

@@ -11,7 +11,7 @@ from benchmarks.context import BenchError
 from mcs_apiserver.local.cluster import LocalClusterSetError
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so the ClusterSet is torn down either way."""
     raise KeyboardInterrupt
 

@@ -7,7 +7,6 @@ samples is close to the maximum: the report says how many samples each figure re
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 
@@ -29,7 +28,6 @@ class Summary:
     count: int
     p50: float
     p99: float
-    mean: float
     total: float
 
     @classmethod
@@ -38,7 +36,6 @@ class Summary:
             count=len(samples),
             p50=percentile(samples, 50),
             p99=percentile(samples, 99),
-            mean=statistics.fmean(samples) if samples else math.nan,
             total=math.fsum(samples),
         )
 

@@ -1,6 +1,6 @@
 """Admission rules for ClusterProperty (``about.k8s.io`` v1alpha1/v1beta1, cluster-scoped).
 
-Pure functions of (request, facts). The upstream CRD checks none of this (reference/clusterid-and-dns.md):
+Pure functions of (request, facts). The upstream CRD (sigs.k8s.io/about-api) checks none of this:
 
 ``cluster.clusterset.k8s.io`` and its alias ``id.k8s.io`` (the cluster ID)
     * ``spec.value`` must be an RFC 1123 DNS **label**, not merely a subdomain as KEP-2149 allows:

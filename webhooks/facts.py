@@ -54,7 +54,7 @@ class MemberIdentity(NamedTuple):
 
 class Conflict(NamedTuple):
     """One export conflict: a standard ``Conflict`` condition reason (``PortConflict``,
-    ``TypeConflict``, ...; reference/mcs-api.md §1) and a message that names the field, the winning
+    ``TypeConflict``, ...; the reasons of sigs.k8s.io/mcs-api) and a message that names the field, the winning
     cluster and why."""
 
     reason: str

@@ -1,6 +1,6 @@
 """Admission rules for ServiceExport (``multicluster.x-k8s.io`` v1alpha1/v1beta1, namespaced).
 
-Mutating: the export age (DESIGN.md "Export age")
+Mutating: the export age (how views use it: mcs_apiserver/views/imports.py)
     * CREATE: stamp ``views.multicluster.x-k8s.io/exported-at`` = now, RFC 3339 with microseconds,
       UTC (``2026-11-23T18:55:00.123456Z``). Idempotent under reinvocation
       (``reinvocationPolicy: IfNeeded``): a well-formed value no older than two minutes and no more

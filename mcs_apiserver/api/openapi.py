@@ -2,13 +2,14 @@
 
 kube-apiserver's aggregator fetches ``/openapi/v3`` (then ``/openapi/v2`` on 404) and merges what it
 finds; ``kubectl explain`` reads the merged documents and finds our kinds through
-``x-kubernetes-group-version-kind``. Schemas are written once below in a neutral form (``$ref`` is the
-bare definition name) and rendered for each version:
+``x-kubernetes-group-version-kind``.
 
-- v2: ``#/definitions/<name>``, a property that references a type keeps its own ``description``
-  beside the ``$ref`` (as kube-apiserver does);
-- v3: ``#/components/schemas/<name>``, such a property becomes ``{"allOf": [{"$ref": ...}],
-  "description": ..., "default": {}}`` (as kube-apiserver does; a sibling of ``$ref`` is ignored in 3.0).
+One source: the schemas are derived from the TypedDicts of mcs_apiserver/kube_types.py (structure, types,
+enums from ``Literal``, and each field's ``Doc``: description, required, list semantics, ...); the v3
+document is built from them, and the v2 document is derived from the v3 one. Each is rendered like
+kube-apiserver renders its own: in v3 a property that references a type and has its own description is
+``{"allOf": [{"$ref": ...}], "description": ...}`` (a sibling of ``$ref`` is ignored in 3.0); in v2 the
+description sits beside the ``$ref``.
 
 Definitions are named like Kubernetes names them: ``io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta``
 for the shared meta types, ``io.x-k8s.multicluster.views.v1alpha1.ServiceImport`` (reversed group, like
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import orjson
 
+from mcs_apiserver import kube_types as kt
 from mcs_apiserver.api.discovery import RESOURCES, ResourceInfo
 from mcs_apiserver.views.model import GROUP, VERSION
 
@@ -52,649 +55,166 @@ GV_PATH: Final = f"/apis/{GROUP}/{VERSION}"
 OPENAPI_V3_ROOT_KEY: Final = f"apis/{GROUP}/{VERSION}"
 OPENAPI_V3_GROUP_VERSION_PATH: Final = f"/openapi/v3/{OPENAPI_V3_ROOT_KEY}"
 
-_API_CONVENTIONS: Final = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+_SCHEMAS: Final = "#/components/schemas/"
 
 
-# --- neutral schema helpers --------------------------------------------------------------------
+# --- schemas, from the TypedDicts ------------------------------------------------------------------
 
+#: Every published TypedDict, under the name Kubernetes gives it.
+_NAMES: Final[dict[Any, str]] = {
+    **{
+        t: META + t.__name__
+        for t in (kt.OwnerReference, kt.ManagedFieldsEntry, kt.ObjectMeta, kt.ListMeta, kt.Condition,
+                  kt.APIResource, kt.APIResourceList, kt.WatchEvent)
+    },
+    **{
+        t: OURS + t.__name__
+        for t in (kt.ServiceImport, kt.ServiceImportSpec, kt.SessionAffinityConfig, kt.ClientIPConfig,
+                  kt.ServiceImportStatus, kt.ClusterStatus, kt.ClusterSet, kt.ClusterSetStatus,
+                  kt.ClusterSetMember)
+    },
+    kt.ServiceImportPort: OURS + "ServicePort",  # upstream's name
+}
+_KINDS: Final = {"ServiceImport": kt.ServiceImport, "ClusterSet": kt.ClusterSet}
 
-def _ref(name: str, description: str = "", *, default: Any = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"$ref": name}
-    if description:
-        schema["description"] = description
-    if default is not None:
-        schema["default"] = default
-    return schema
-
-
-def _string(
-    description: str, *, fmt: str = "", enum: list[str] | None = None, default: str | None = None
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "description": description}
-    if fmt:
-        schema["format"] = fmt
-    if enum:
-        schema["enum"] = enum
-    if default is not None:
-        schema["default"] = default
-    return schema
-
-
-def _integer(description: str, fmt: str = "int32") -> dict[str, Any]:
-    return {"type": "integer", "format": fmt, "description": description}
-
-
-def _boolean(description: str) -> dict[str, Any]:
-    return {"type": "boolean", "description": description}
-
-
-def _array(
-    items: dict[str, Any], description: str, *, max_items: int | None = None, **extensions: Any
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "array", "description": description, "items": items}
-    if max_items is not None:
-        schema["maxItems"] = max_items
-    for key, value in extensions.items():
-        schema["x-kubernetes-" + key.replace("_", "-")] = value
-    return schema
-
-
-def _string_map(description: str) -> dict[str, Any]:
-    return {
+#: The meta types whose Python value is a plain string or a free-form dict (``Doc(schema=...)`` names them).
+_OPAQUE: Final[dict[str, dict[str, Any]]] = {
+    META + "Time": {
+        "type": "string",
+        "format": "date-time",
+        "description": "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON. "
+        "Wrappers are provided for many of the factory methods that the time package offers.",
+    },
+    META + "FieldsV1": {
         "type": "object",
-        "description": description,
-        "additionalProperties": {"type": "string", "default": ""},
-    }
+        "description": "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format.\n\n"
+        "Each key is either a '.' representing the field itself, and will always map to an empty set, or a "
+        "string representing a sub-field or item. The string will follow one of these four formats: "
+        "'f:<name>', where <name> is the name of a field in a struct, or key in a map; 'v:<value>', where "
+        "<value> is the exact json formatted value of a list item; 'i:<index>', where <index> is position "
+        "of a item in a list; 'k:<keys>', where <keys> is a map of  a list item's key fields to their "
+        "unique values. If a key maps to an empty Fields value, the field that key represents is part of "
+        "the set.\n\nThe exact format is defined in sigs.k8s.io/structured-merge-diff",
+    },
+    RUNTIME + "RawExtension": {
+        "type": "object",
+        "description": "RawExtension is used to hold extensions in external versions.",
+    },
+}
+_OPAQUE_BY_SHORT_NAME: Final = {name.rsplit(".", 1)[1]: name for name in _OPAQUE}
+
+#: Extensions of a whole definition, which a TypedDict cannot carry.
+_DEFINITION_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
+    META + "OwnerReference": {"x-kubernetes-map-type": "atomic"},
+    META + "APIResourceList": {"x-kubernetes-group-version-kind": [{"group": "", "kind": "APIResourceList",
+                                                                    "version": "v1"}]},
+    META + "WatchEvent": {"x-kubernetes-group-version-kind": [{"group": GROUP, "kind": "WatchEvent",
+                                                               "version": VERSION}]},
+}
 
 
-def _object(
-    description: str,
-    properties: dict[str, Any],
-    *,
-    required: list[str] | None = None,
-    gvk: tuple[str, str, str] | None = None,
-    **extensions: Any,
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "description": description, "properties": properties}
+def _description(typed_dict: Any) -> str:
+    """A docstring as one line per paragraph, as Kubernetes descriptions are."""
+    paragraphs = inspect.cleandoc(typed_dict.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split("\n")) for p in paragraphs)
+
+
+def _gvk(kind: str) -> list[dict[str, str]]:
+    return [{"group": GROUP, "kind": kind, "version": VERSION}]
+
+
+def _type_schema(tp: Any, doc: kt.Doc | None) -> dict[str, Any]:
+    """The schema of a Python type, before the field's own facts (description, ...) are added."""
+    if doc is not None and doc.schema:
+        return {"$ref": _SCHEMAS + _OPAQUE_BY_SHORT_NAME[doc.schema]}
+    if tp in _NAMES:
+        return {"$ref": _SCHEMAS + _NAMES[tp]}
+    if tp is str:
+        return {"type": "string"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer", "format": doc.format if doc is not None and doc.format else "int32"}
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return {"type": "string", "enum": sorted(args)}
+    if origin is list:
+        (item,) = args
+        # Kubernetes gives plain strings inside lists and maps the default "" (not enums).
+        items = {"type": "string", "default": ""} if item is str else _type_schema(item, None)
+        return {"type": "array", "items": items}
+    if origin is dict and args == (str, str):
+        return {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
+    raise TypeError(f"no OpenAPI schema for {tp!r}")
+
+
+def _doc(hint: Any) -> tuple[Any, kt.Doc | None]:
+    """``Annotated[T, Doc(...)]`` -> ``(T, Doc)``; any other type -> ``(type, None)``."""
+    if get_origin(hint) is not Annotated:
+        return hint, None
+    tp, *extras = get_args(hint)
+    return tp, next((e for e in extras if isinstance(e, kt.Doc)), None)
+
+
+def _property(hint: Any) -> dict[str, Any]:
+    """The schema of one TypedDict field."""
+    tp, doc = _doc(hint)
+    schema = _type_schema(tp, doc)
+    if doc is None:
+        return schema
+    facts: dict[str, Any] = {"description": doc.description}
+    if doc.default is not None:
+        facts["default"] = doc.default
+    if doc.max_items is not None:
+        facts["maxItems"] = doc.max_items
+    for key, value in (("list-type", doc.list_type), ("list-map-keys", list(doc.list_map_keys)),
+                       ("patch-merge-key", doc.patch_merge_key), ("patch-strategy", doc.patch_strategy)):
+        if value:
+            facts["x-kubernetes-" + key] = value
+    if "$ref" in schema:
+        return {"allOf": [schema], **facts}
+    return {**schema, **facts}
+
+
+def _definition(typed_dict: Any) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field, hint in get_type_hints(typed_dict, include_extras=True).items():
+        properties[field] = _property(hint)
+        if (doc := _doc(hint)[1]) is not None and doc.required:
+            required.append(field)
+    schema: dict[str, Any] = {"type": "object", "description": _description(typed_dict), "properties": properties}
     if required:
         schema["required"] = required
-    if gvk is not None:
-        group, version, kind = gvk
-        schema["x-kubernetes-group-version-kind"] = [{"group": group, "kind": kind, "version": version}]
-    for key, value in extensions.items():
-        schema["x-kubernetes-" + key.replace("_", "-")] = value
     return schema
 
 
-def _api_version() -> dict[str, Any]:
-    return _string(
-        "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
-        "recognized schemas to the latest internal value, and may reject unrecognized values. More info: "
-        f"{_API_CONVENTIONS}#resources"
-    )
-
-
-def _kind() -> dict[str, Any]:
-    return _string(
-        "Kind is a string value representing the REST resource this object represents. Servers may infer this "
-        "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
-        f"{_API_CONVENTIONS}#types-kinds"
-    )
-
-
-# --- meta/v1 -----------------------------------------------------------------------------------
-
-
-def _meta_definitions() -> dict[str, dict[str, Any]]:
+def _list_definition(r: ResourceInfo) -> dict[str, Any]:
     return {
-        META + "Time": {
-            "type": "string",
-            "format": "date-time",
-            "description": "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON. "
-            "Wrappers are provided for many of the factory methods that the time package offers.",
+        "type": "object",
+        "description": f"{r.list_kind} is a list of {r.kind}.",
+        "properties": {
+            "apiVersion": _property(kt.APIVersion),
+            "items": {"type": "array", "description": f"List of {r.name}.",
+                      "items": {"$ref": _SCHEMAS + OURS + r.kind}},
+            "kind": _property(kt.Kind),
+            "metadata": {"allOf": [{"$ref": _SCHEMAS + META + "ListMeta"}],
+                         "description": f"Standard list metadata. More info: {kt.API_CONVENTIONS}#metadata"},
         },
-        META + "FieldsV1": {
-            "type": "object",
-            "description": "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format.\n\n"
-            "Each key is either a '.' representing the field itself, and will always map to an empty set, or a "
-            "string representing a sub-field or item. The string will follow one of these four formats: "
-            "'f:<name>', where <name> is the name of a field in a struct, or key in a map; 'v:<value>', where "
-            "<value> is the exact json formatted value of a list item; 'i:<index>', where <index> is position "
-            "of a item in a list; 'k:<keys>', where <keys> is a map of  a list item's key fields to their "
-            "unique values. If a key maps to an empty Fields value, the field that key represents is part of "
-            "the set.\n\nThe exact format is defined in sigs.k8s.io/structured-merge-diff",
-        },
-        META + "ManagedFieldsEntry": _object(
-            "ManagedFieldsEntry is a workflow-id, a FieldSet and the group version of the resource that the "
-            "fieldset applies to.",
-            {
-                "apiVersion": _string(
-                    "APIVersion defines the version of this resource that this field set applies to. The format "
-                    'is "group/version" just like the top-level APIVersion field. It is necessary to track the '
-                    "version of a field set because it cannot be automatically converted."
-                ),
-                "fieldsType": _string(
-                    "FieldsType is the discriminator for the different fields format and version. There is "
-                    'currently only one possible value: "FieldsV1"'
-                ),
-                "fieldsV1": _ref(
-                    META + "FieldsV1",
-                    'FieldsV1 holds the first JSON version format as described in the "FieldsV1" type.',
-                ),
-                "manager": _string("Manager is an identifier of the workflow managing these fields."),
-                "operation": _string(
-                    "Operation is the type of operation which lead to this ManagedFieldsEntry being created. "
-                    "The only valid values for this field are 'Apply' and 'Update'."
-                ),
-                "subresource": _string(
-                    "Subresource is the name of the subresource used to update that object, or empty string if "
-                    "the object was updated through the main resource. The value of this field is used to "
-                    "distinguish between managers, even if they share the same name."
-                ),
-                "time": _ref(
-                    META + "Time",
-                    "Time is the timestamp of when the ManagedFields entry was added. The timestamp will also be "
-                    "updated if a field is added, the manager changes any of the owned fields value or removes a "
-                    "field. The timestamp does not update when a field is removed from the entry because another "
-                    "manager took it over.",
-                ),
-            },
-        ),
-        META + "OwnerReference": _object(
-            "OwnerReference contains enough information to let you identify an owning object. An owning object "
-            "must be in the same namespace as the dependent, or be cluster-scoped, so there is no namespace field.",
-            {
-                "apiVersion": _string("API version of the referent."),
-                "blockOwnerDeletion": _boolean(
-                    'If true, AND if the owner has the "foregroundDeletion" finalizer, then the owner cannot be '
-                    "deleted from the key-value store until this reference is removed. Defaults to false."
-                ),
-                "controller": _boolean("If true, this reference points to the managing controller."),
-                "kind": _string(f"Kind of the referent. More info: {_API_CONVENTIONS}#types-kinds"),
-                "name": _string(
-                    "Name of the referent. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
-                ),
-                "uid": _string(
-                    "UID of the referent. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#uids"
-                ),
-            },
-            required=["apiVersion", "kind", "name", "uid"],
-            map_type="atomic",
-        ),
-        META + "ObjectMeta": _object(
-            "ObjectMeta is metadata that all persisted resources must have, which includes all objects users "
-            "must create.",
-            {
-                "annotations": _string_map(
-                    "Annotations is an unstructured key value map stored with a resource that may be set by "
-                    "external tools to store and retrieve arbitrary metadata. For a ServiceImport: the "
-                    "exportedAnnotations of the winning ServiceExport. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations"
-                ),
-                "creationTimestamp": _ref(
-                    META + "Time",
-                    "CreationTimestamp is a timestamp representing the server time when this object was created. "
-                    "For a ServiceImport: when the oldest contributing ServiceExport was created. Represented in "
-                    f"RFC3339 form and is in UTC. More info: {_API_CONVENTIONS}#metadata",
-                ),
-                "deletionGracePeriodSeconds": _integer(
-                    "Number of seconds allowed for this object to gracefully terminate before it will be removed "
-                    "from the system. Only set when deletionTimestamp is also set.",
-                    "int64",
-                ),
-                "deletionTimestamp": _ref(
-                    META + "Time",
-                    "DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted. Views "
-                    "served by this API are never deleted this way.",
-                ),
-                "finalizers": _array(
-                    {"type": "string", "default": ""},
-                    "Must be empty before the object is deleted from the registry.",
-                    list_type="set",
-                ),
-                "generateName": _string(
-                    "GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the "
-                    "Name field has not been provided."
-                ),
-                "generation": _integer(
-                    "A sequence number representing a specific generation of the desired state.", "int64"
-                ),
-                "labels": _string_map(
-                    "Map of string keys and values that can be used to organize and categorize (scope and select) "
-                    "objects. For a ServiceImport: the exportedLabels of the winning ServiceExport. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels"
-                ),
-                "managedFields": _array(
-                    _ref(META + "ManagedFieldsEntry"),
-                    "ManagedFields maps workflow-id and version to the set of fields that are managed by that "
-                    "workflow. This is mostly for internal housekeeping, and users typically shouldn't need to set "
-                    "or understand this field.",
-                    list_type="atomic",
-                ),
-                "name": _string(
-                    "Name must be unique within a namespace. Is required when creating resources, although some "
-                    "resources may allow a client to request the generation of an appropriate name automatically. "
-                    "Name is primarily intended for creation idempotence and configuration definition. Cannot be "
-                    "updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
-                ),
-                "namespace": _string(
-                    "Namespace defines the space within which each name must be unique. An empty namespace is "
-                    'equivalent to the "default" namespace, but "default" is the canonical representation. Not '
-                    "all objects are required to be scoped to a namespace - the value of this field for those "
-                    "objects will be empty. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces"
-                ),
-                "ownerReferences": _array(
-                    _ref(META + "OwnerReference"),
-                    "List of objects depended by this object. If ALL objects in the list have been deleted, this "
-                    "object will be garbage collected.",
-                    list_type="map",
-                    list_map_keys=["uid"],
-                    patch_merge_key="uid",
-                    patch_strategy="merge",
-                ),
-                "resourceVersion": _string(
-                    "An opaque value that represents the internal version of this object that can be used by "
-                    "clients to determine when objects have changed. May be used for optimistic concurrency, "
-                    "change detection, and the watch operation on a resource or set of resources. Clients must "
-                    "treat these values as opaque and passed unmodified back to the server. More info: "
-                    f"{_API_CONVENTIONS}#concurrency-control-and-consistency"
-                ),
-                "selfLink": _string(
-                    "Deprecated: selfLink is a legacy read-only field that is no longer populated by the system."
-                ),
-                "uid": _string(
-                    "UID is the unique in time and space value for this object. For the views served here it is "
-                    "derived from the object's identity, so it is stable across servers and restarts. More info: "
-                    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#uids"
-                ),
-            },
-        ),
-        META + "ListMeta": _object(
-            "ListMeta describes metadata that synthetic resources must have, including lists and various status "
-            "objects. A resource may have only one of {ObjectMeta, ListMeta}.",
-            {
-                "continue": _string(
-                    "continue may be set if the user set a limit on the number of items returned, and indicates "
-                    "that the server has more data available. The value is opaque and may be used to issue another "
-                    "request to the endpoint that served this list to retrieve the next set of available objects."
-                ),
-                "remainingItemCount": _integer(
-                    "remainingItemCount is the number of subsequent items in the list which are not included in "
-                    "this list response.",
-                    "int64",
-                ),
-                "resourceVersion": _string(
-                    "String that identifies the server's internal version of this object that can be used by "
-                    "clients to determine when objects have changed. Value must be treated as opaque by clients "
-                    "and passed unmodified back to the server. More info: "
-                    f"{_API_CONVENTIONS}#concurrency-control-and-consistency"
-                ),
-                "selfLink": _string(
-                    "Deprecated: selfLink is a legacy read-only field that is no longer populated by the system."
-                ),
-            },
-        ),
-        META + "Condition": _object(
-            "Condition contains details for one aspect of the current state of this API Resource.",
-            {
-                "lastTransitionTime": _ref(
-                    META + "Time",
-                    "lastTransitionTime is the last time the condition transitioned from one status to another.",
-                ),
-                "message": _string(
-                    "message is a human readable message indicating details about the transition. This may be an "
-                    "empty string.",
-                    default="",
-                ),
-                "observedGeneration": _integer(
-                    "observedGeneration represents the .metadata.generation that the condition was set based upon.",
-                    "int64",
-                ),
-                "reason": _string(
-                    "reason contains a programmatic identifier indicating the reason for the condition's last "
-                    "transition. The value should be a CamelCase string. This field may not be empty.",
-                    default="",
-                ),
-                "status": _string(
-                    "status of the condition, one of True, False, Unknown.", enum=["False", "True", "Unknown"]
-                ),
-                "type": _string("type of condition in CamelCase or in foo.example.com/CamelCase.", default=""),
-            },
-            required=["type", "status", "lastTransitionTime", "reason", "message"],
-        ),
-        META + "APIResource": _object(
-            "APIResource specifies the name of a resource and whether it is namespaced.",
-            {
-                "categories": _array(
-                    {"type": "string", "default": ""},
-                    "categories is a list of the grouped resources this resource belongs to (e.g. 'all')",
-                    list_type="atomic",
-                ),
-                "group": _string(
-                    "group is the preferred group of the resource. Empty implies the group of the containing "
-                    "resource list."
-                ),
-                "kind": _string(
-                    "kind is the kind for the resource (e.g. 'Foo' is the kind for a resource 'foo')", default=""
-                ),
-                "name": _string("name is the plural name of the resource.", default=""),
-                "namespaced": _boolean("namespaced indicates if a resource is namespaced or not."),
-                "shortNames": _array(
-                    {"type": "string", "default": ""},
-                    "shortNames is a list of suggested short names of the resource.",
-                    list_type="atomic",
-                ),
-                "singularName": _string("singularName is the singular name of the resource.", default=""),
-                "storageVersionHash": _string(
-                    "The hash value of the storage version, the version this resource is converted to when "
-                    "written to the data store."
-                ),
-                "verbs": _array(
-                    {"type": "string", "default": ""},
-                    "verbs is a list of supported kube verbs (this includes get, list, watch, create, update, "
-                    "patch, delete, deletecollection, and proxy)",
-                ),
-                "version": _string(
-                    "version is the preferred version of the resource. Empty implies the version of the "
-                    "containing resource list."
-                ),
-            },
-            required=["name", "singularName", "namespaced", "kind", "verbs"],
-        ),
-        META + "APIResourceList": _object(
-            "APIResourceList is a list of APIResource, it is used to expose the name of the resources supported "
-            "in a specific group and version, and if the resource is namespaced.",
-            {
-                "apiVersion": _api_version(),
-                "groupVersion": _string(
-                    "groupVersion is the group and version this APIResourceList is for.", default=""
-                ),
-                "kind": _kind(),
-                "resources": _array(
-                    _ref(META + "APIResource"),
-                    "resources contains the name of the resources and if they are namespaced.",
-                    list_type="atomic",
-                ),
-            },
-            required=["groupVersion", "resources"],
-            gvk=("", "v1", "APIResourceList"),
-        ),
-        RUNTIME + "RawExtension": {
-            "type": "object",
-            "description": "RawExtension is used to hold extensions in external versions.",
-        },
-        META + "WatchEvent": _object(
-            "Event represents a single event to a watched resource.",
-            {
-                "object": _ref(
-                    RUNTIME + "RawExtension",
-                    "Object is:\n * If Type is Added or Modified: the new state of the object.\n * If Type is "
-                    "Deleted: the state of the object immediately before deletion.\n * If Type is Error: *Status "
-                    "is recommended; other types may make sense\n   depending on context.",
-                ),
-                "type": _string("ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.", default=""),
-            },
-            required=["type", "object"],
-            gvk=(GROUP, VERSION, "WatchEvent"),
-        ),
+        "required": ["items"],
+        "x-kubernetes-group-version-kind": _gvk(r.list_kind),
     }
 
 
-# --- views.multicluster.x-k8s.io/v1alpha1 ----------------------------------------------------
-
-
-def _list_kind(kind: str, plural: str) -> dict[str, Any]:
-    return _object(
-        f"{kind}List is a list of {kind}.",
-        {
-            "apiVersion": _api_version(),
-            "items": _array(_ref(OURS + kind), f"List of {plural}."),
-            "kind": _kind(),
-            "metadata": _ref(META + "ListMeta", f"Standard list metadata. More info: {_API_CONVENTIONS}#metadata"),
-        },
-        required=["items"],
-        gvk=(GROUP, VERSION, kind + "List"),
-    )
-
-
-def _our_definitions() -> dict[str, dict[str, Any]]:
-    conditions = _array(
-        _ref(META + "Condition"),
-        "",  # filled in per type below
-        list_type="map",
-        list_map_keys=["type"],
-    )
-    import_conditions = dict(
-        conditions,
-        description="Current state of the import. Ready (True with reason Ready; False or Unknown with reason "
-        "Pending or IPFamilyNotSupported) and, when the exporting clusters disagree on a property of the "
-        "service, Conflict (True; the reason names the kind of conflict, e.g. PortConflict or TypeConflict, and "
-        "the message names the field, the winning cluster and why it won).",
-    )
-    clusterset_conditions = dict(
-        conditions,
-        description="Current state of the ClusterSet as seen from the local cluster: Ready is True when every "
-        "member is Joined and synced.",
-    )
-    return {
-        OURS + "ServiceImport": _object(
-            "ServiceImport describes a service imported from the clusters of a ClusterSet: the multi-cluster "
-            "service formed by every ServiceExport of the same namespace and name. It is computed live from the "
-            "ServiceExports, Services and EndpointSlices of every member cluster and served read-only; it "
-            "exists in every member cluster where its namespace exists (namespace sameness).",
-            {
-                "apiVersion": _api_version(),
-                "kind": _kind(),
-                "metadata": _ref(
-                    META + "ObjectMeta", f"Standard object's metadata. More info: {_API_CONVENTIONS}#metadata"
-                ),
-                "spec": _ref(OURS + "ServiceImportSpec", "spec defines the behavior of a ServiceImport."),
-                "status": _ref(
-                    OURS + "ServiceImportStatus",
-                    "status contains information about the exported services that form the multi-cluster "
-                    "service referenced by this ServiceImport.",
-                ),
-            },
-            gvk=(GROUP, VERSION, "ServiceImport"),
-        ),
-        OURS + "ServiceImportList": _list_kind("ServiceImport", "serviceimports"),
-        OURS + "ServiceImportSpec": _object(
-            "ServiceImportSpec describes an imported service and the information necessary to consume it. "
-            "Field names are the upstream multicluster.x-k8s.io ServiceImport's.",
-            {
-                "ports": _array(
-                    _ref(OURS + "ServicePort"),
-                    "The union of the ports exported by every cluster: merged by name, then by protocol and "
-                    "port. When clusters disagree the oldest export wins and a PortConflict is reported.",
-                    list_type="atomic",
-                ),
-                "ips": _array(
-                    {"type": "string", "default": ""},
-                    "The ClusterSet virtual IPs, one per IP family and in the order of ipFamilies. Set only for "
-                    "type ClusterSetIP; chosen deterministically so every member cluster computes the same "
-                    "address.",
-                    max_items=2,
-                ),
-                "type": _string(
-                    "type defines the type of this service. Must be ClusterSetIP or Headless. A Service with "
-                    'clusterIP "None" is imported as Headless (DNS only, no virtual IP); any other as ClusterSetIP.',
-                    enum=["ClusterSetIP", "Headless"],
-                ),
-                "sessionAffinity": _string(
-                    'Supports "ClientIP" and "None". Used to maintain session affinity. Enable client IP '
-                    "based session affinity. Must be ClientIP or None. Defaults to None. Ignored when type is "
-                    "Headless. More info: "
-                    "https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies",
-                    enum=["ClientIP", "None"],
-                ),
-                "sessionAffinityConfig": _ref(
-                    OURS + "SessionAffinityConfig",
-                    "sessionAffinityConfig contains session affinity configuration.",
-                ),
-                "ipFamilies": _array(
-                    {"type": "string", "enum": ["IPv4", "IPv6"]},
-                    "IPFamilies identifies all the IPFamilies assigned for this ServiceImport. If there are two "
-                    "families, they must be different (IPv4 and IPv6).",
-                    max_items=2,
-                    list_type="atomic",
-                ),
-                "internalTrafficPolicy": _string(
-                    "InternalTrafficPolicy describes how nodes distribute service traffic they receive on the "
-                    'ClusterSetIP. If set to "Local", the proxy will assume that pods only want to talk to '
-                    "endpoints of the service on the same node as the pod, dropping the traffic if there are no "
-                    'local endpoints. The default value, "Cluster", uses the standard behavior of routing to '
-                    "all endpoints evenly.",
-                    enum=["Cluster", "Local"],
-                ),
-                "trafficDistribution": _string(
-                    "TrafficDistribution offers a way to express preferences for how traffic is distributed to "
-                    "Service endpoints (e.g. PreferClose), as the Service field of the same name."
-                ),
-            },
-            required=["ports", "type"],
-        ),
-        OURS + "ServicePort": _object(
-            "ServicePort represents the port on which the service is exposed.",
-            {
-                "name": _string(
-                    "The name of this port within the service. This must be a DNS_LABEL. All ports within a "
-                    "ServiceSpec must have unique names. This maps to the 'Name' field in EndpointPort objects. "
-                    "Optional if only one ServicePort is defined on this service."
-                ),
-                "protocol": _string(
-                    'The IP protocol for this port. Supports "TCP", "UDP", and "SCTP". Default is TCP.',
-                    enum=["SCTP", "TCP", "UDP"],
-                    default="TCP",
-                ),
-                "appProtocol": _string(
-                    "The application protocol for this port. This is used as a hint for implementations to offer "
-                    "richer behavior for protocols that they understand. Un-prefixed names are reserved for IANA "
-                    "standard service names (as per RFC-6335 and https://www.iana.org/assignments/service-names); "
-                    "other protocols should use implementation-defined prefixed names such as "
-                    "mycompany.com/my-custom-protocol."
-                ),
-                "port": _integer("The port that will be exposed by this service."),
-            },
-            required=["port"],
-        ),
-        OURS + "SessionAffinityConfig": _object(
-            "SessionAffinityConfig represents the configurations of session affinity.",
-            {
-                "clientIP": _ref(
-                    OURS + "ClientIPConfig",
-                    "clientIP contains the configurations of Client IP based session affinity.",
-                ),
-            },
-        ),
-        OURS + "ClientIPConfig": _object(
-            "ClientIPConfig represents the configurations of Client IP based session affinity.",
-            {
-                "timeoutSeconds": _integer(
-                    "timeoutSeconds specifies the seconds of ClientIP type session sticky time. The value must be "
-                    '>0 && <=86400(for 1 day) if ServiceAffinity == "ClientIP". Default value is 10800(for 3 hours).'
-                ),
-            },
-        ),
-        OURS + "ServiceImportStatus": _object(
-            "ServiceImportStatus describes derived state of an imported service.",
-            {
-                "clusters": _array(
-                    _ref(OURS + "ClusterStatus"),
-                    "clusters is the list of exporting clusters from which this service was derived.",
-                    list_type="map",
-                    list_map_keys=["cluster"],
-                ),
-                "conditions": import_conditions,
-            },
-        ),
-        OURS + "ClusterStatus": _object(
-            "ClusterStatus contains service configuration mapped to a specific source cluster.",
-            {
-                "cluster": _string(
-                    "cluster is the name of the exporting cluster: its cluster ID (the value of its "
-                    "cluster.clusterset.k8s.io ClusterProperty). Must be a valid RFC-1123 DNS label.",
-                    default="",
-                ),
-                "exportedAt": _ref(
-                    META + "Time",
-                    "When this cluster exported the service: the views.multicluster.x-k8s.io/exported-at "
-                    "annotation of its ServiceExport (its creationTimestamp when missing). The oldest export "
-                    "wins conflicts.",
-                ),
-                "readyEndpoints": _integer(
-                    "Number of ready endpoint addresses of the exported Service in this cluster."
-                ),
-                "conflicts": _array(
-                    {"type": "string", "default": ""},
-                    "Conflict reasons that concern this cluster's export (e.g. PortConflict), if any.",
-                    list_type="atomic",
-                ),
-            },
-            required=["cluster"],
-        ),
-        OURS + "ClusterSet": _object(
-            "ClusterSet describes the set of clusters this cluster belongs to, as named by the clusterset.k8s.io "
-            "ClusterProperty (KEP-2149): which clusters are members, under which cluster ID, and whether each is "
-            "reachable and synced. Computed live and served read-only.",
-            {
-                "apiVersion": _api_version(),
-                "kind": _kind(),
-                "metadata": _ref(
-                    META + "ObjectMeta", f"Standard object's metadata. More info: {_API_CONVENTIONS}#metadata"
-                ),
-                "status": _ref(
-                    OURS + "ClusterSetStatus", "status of the ClusterSet as seen from the local cluster."
-                ),
-            },
-            gvk=(GROUP, VERSION, "ClusterSet"),
-        ),
-        OURS + "ClusterSetList": _list_kind("ClusterSet", "clustersets"),
-        OURS + "ClusterSetStatus": _object(
-            "ClusterSetStatus is the observed state of a ClusterSet.",
-            {
-                "localCluster": _string(
-                    "The cluster ID of the cluster this server answers for (its cluster.clusterset.k8s.io "
-                    "ClusterProperty)."
-                ),
-                "members": _array(
-                    _ref(OURS + "ClusterSetMember"),
-                    "Every cluster this server is configured to watch, member or not, with its state.",
-                    list_type="atomic",
-                ),
-                "conditions": clusterset_conditions,
-            },
-        ),
-        OURS + "ClusterSetMember": _object(
-            "ClusterSetMember is one cluster as seen by this server.",
-            {
-                "cluster": _string(
-                    "The member's cluster ID (cluster.clusterset.k8s.io ClusterProperty); empty when it has none."
-                ),
-                "name": _string(
-                    "The member's connection name (kubeconfig context) in this server's configuration."
-                ),
-                "state": _string(
-                    "Joined: member of this ClusterSet and synced. Syncing: connected, caches not yet synced. "
-                    "Unreachable: the connection failed; its last known exports are kept for a grace period. "
-                    "NotMember: its clusterset.k8s.io differs from the local one. MissingID: it has no cluster "
-                    "ID. DuplicateID: another member uses the same cluster ID (both are excluded from imports).",
-                    enum=["DuplicateID", "Joined", "MissingID", "NotMember", "Syncing", "Unreachable"],
-                ),
-                "lastSyncTime": _ref(
-                    META + "Time", "Time of the last successful list or watch event from this member."
-                ),
-                "exports": _integer("Number of ServiceExports this member contributes."),
-                "message": _string("A human readable explanation of the state."),
-            },
-        ),
-    }
-
-
-def _definitions() -> dict[str, dict[str, Any]]:
-    return {**_meta_definitions(), **_our_definitions()}
+def _schemas() -> dict[str, dict[str, Any]]:
+    """Every definition, in v3 form."""
+    schemas: dict[str, dict[str, Any]] = {name: dict(schema) for name, schema in _OPAQUE.items()}
+    for typed_dict, name in _NAMES.items():
+        schemas[name] = {**_definition(typed_dict), **_DEFINITION_EXTENSIONS.get(name, {})}
+    for r in RESOURCES:
+        schemas[_NAMES[_KINDS[r.kind]]]["x-kubernetes-group-version-kind"] = _gvk(r.kind)
+        schemas[OURS + r.list_kind] = _list_definition(r)
+    return schemas
 
 
 # --- parameters and paths ----------------------------------------------------------------------
@@ -789,102 +309,66 @@ _TAG: Final = _camel(GROUP)[:1].lower() + _camel(GROUP)[1:] + "_" + VERSION
 _OP_GROUP: Final = _camel(GROUP) + VERSION.capitalize()
 
 
-@dataclass(frozen=True, slots=True)
-class _Operation:
-    path: str
-    operation_id: str
-    action: str  # get | list
-    description: str
-    resource: ResourceInfo
-    path_params: tuple[str, ...]  # "namespace", "name"
-    response: str  # definition name
+def _operation(operation_id: str, description: str, response: str, media_types: tuple[str, ...],
+               r: ResourceInfo | None = None, action: str = "") -> dict[str, Any]:
+    content = {m: {"schema": {"$ref": _SCHEMAS + response}} for m in media_types}
+    operation: dict[str, Any] = {
+        "tags": [_TAG],
+        "description": description,
+        "operationId": operation_id,
+        "responses": {"200": {"description": "OK", "content": content}, "401": {"description": "Unauthorized"}},
+    }
+    if r is not None:
+        operation["x-kubernetes-action"] = action
+        operation["x-kubernetes-group-version-kind"] = {"group": GROUP, "kind": r.kind, "version": VERSION}
+    if action == "list":
+        operation["parameters"] = [{"$ref": f"#/components/parameters/{n}"} for n in _LIST_PARAMETERS]
+    return operation
 
 
-def _operations() -> list[_Operation]:
-    ops: list[_Operation] = []
+def _path_item(operation: dict[str, Any], r: ResourceInfo, namespaced: bool, named: bool) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = []
+    if namespaced:
+        parameters.append({"$ref": "#/components/parameters/namespace"})
+    if named:
+        parameters.append({"name": "name", "in": "path", "required": True, "description": f"name of the {r.kind}",
+                           "schema": {"type": "string", "uniqueItems": True}})
+    parameters.append({"$ref": "#/components/parameters/pretty"})
+    return {"get": operation, "parameters": parameters}
+
+
+def _paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        GV_PATH + "/": {"get": _operation(f"get{_OP_GROUP}APIResources", "get available resources",
+                                          META + "APIResourceList", ("application/json",))}
+    }
     for r in RESOURCES:
+        list_op = functools.partial(_operation, description=f"list or watch objects of kind {r.kind}",
+                                    response=OURS + r.list_kind, media_types=_PRODUCES, r=r, action="list")
+        read_op = functools.partial(_operation, description=f"read the specified {r.kind}",
+                                    response=OURS + r.kind, media_types=("application/json",), r=r, action="get")
         if r.namespaced:
-            ops.append(
-                _Operation(
-                    f"{GV_PATH}/{r.name}",
-                    f"list{_OP_GROUP}{r.kind}ForAllNamespaces",
-                    "list",
-                    f"list or watch objects of kind {r.kind}",
-                    r,
-                    (),
-                    OURS + r.list_kind,
-                )
-            )
-            ops.append(
-                _Operation(
-                    f"{GV_PATH}/namespaces/{{namespace}}/{r.name}",
-                    f"list{_OP_GROUP}Namespaced{r.kind}",
-                    "list",
-                    f"list or watch objects of kind {r.kind}",
-                    r,
-                    ("namespace",),
-                    OURS + r.list_kind,
-                )
-            )
-            ops.append(
-                _Operation(
-                    f"{GV_PATH}/namespaces/{{namespace}}/{r.name}/{{name}}",
-                    f"read{_OP_GROUP}Namespaced{r.kind}",
-                    "get",
-                    f"read the specified {r.kind}",
-                    r,
-                    ("namespace", "name"),
-                    OURS + r.kind,
-                )
-            )
+            paths[f"{GV_PATH}/{r.name}"] = _path_item(list_op(f"list{_OP_GROUP}{r.kind}ForAllNamespaces"), r,
+                                                      False, False)
+            paths[f"{GV_PATH}/namespaces/{{namespace}}/{r.name}"] = _path_item(
+                list_op(f"list{_OP_GROUP}Namespaced{r.kind}"), r, True, False)
+            paths[f"{GV_PATH}/namespaces/{{namespace}}/{r.name}/{{name}}"] = _path_item(
+                read_op(f"read{_OP_GROUP}Namespaced{r.kind}"), r, True, True)
         else:
-            ops.append(
-                _Operation(
-                    f"{GV_PATH}/{r.name}",
-                    f"list{_OP_GROUP}{r.kind}",
-                    "list",
-                    f"list or watch objects of kind {r.kind}",
-                    r,
-                    (),
-                    OURS + r.list_kind,
-                )
-            )
-            ops.append(
-                _Operation(
-                    f"{GV_PATH}/{r.name}/{{name}}",
-                    f"read{_OP_GROUP}{r.kind}",
-                    "get",
-                    f"read the specified {r.kind}",
-                    r,
-                    ("name",),
-                    OURS + r.kind,
-                )
-            )
-    return ops
+            paths[f"{GV_PATH}/{r.name}"] = _path_item(list_op(f"list{_OP_GROUP}{r.kind}"), r, False, False)
+            paths[f"{GV_PATH}/{r.name}/{{name}}"] = _path_item(read_op(f"read{_OP_GROUP}{r.kind}"), r, False, True)
+    return paths
 
 
-def _path_param_description(name: str, r: ResourceInfo) -> str:
-    return _NAMESPACE_DESCRIPTION if name == "namespace" else f"name of the {r.kind}"
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-def _render(schema: Any, prefix: str, v3: bool) -> Any:
-    """Turn neutral ``$ref``s into ``prefix + name`` (v3: wrap a described reference in ``allOf``)."""
-    if isinstance(schema, list):
-        return [_render(item, prefix, v3) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if "$ref" in schema:
-        target = {"$ref": prefix + schema["$ref"]}
-        siblings = {k: v for k, v in schema.items() if k != "$ref"}
-        if not siblings:
-            return target
-        if v3:
-            return {"allOf": [target], **siblings}
-        return {**target, **siblings}
-    return {key: _render(value, prefix, v3) for key, value in schema.items()}
+def _parameters() -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        name: {"name": name, "in": "query", "description": description,
+               "schema": {"type": type_, "uniqueItems": True}}
+        for name, (type_, description) in _QUERY_PARAMETERS.items()
+    }
+    parameters["namespace"] = {"name": "namespace", "in": "path", "required": True,
+                               "description": _NAMESPACE_DESCRIPTION, "schema": {"type": "string", "uniqueItems": True}}
+    return parameters
 
 
 def _info() -> dict[str, str]:
@@ -895,183 +379,85 @@ def _info() -> dict[str, str]:
     return {"title": "mcs-apiserver", "version": f"v{version}" if version[:1].isdigit() else version}
 
 
-def _gvk(r: ResourceInfo) -> dict[str, str]:
-    return {"group": GROUP, "kind": r.kind, "version": VERSION}
-
-
-def v2_spec() -> dict[str, Any]:
-    """The Swagger 2.0 document (a fresh dict)."""
-    parameters: dict[str, Any] = {}
-    for name, (type_, description) in _QUERY_PARAMETERS.items():
-        param: dict[str, Any] = {
-            "name": name,
-            "in": "query",
-            "type": type_,
-            "uniqueItems": True,
-            "description": description,
-        }
-        parameters[name] = param
-    parameters["namespace"] = {
-        "name": "namespace",
-        "in": "path",
-        "required": True,
-        "type": "string",
-        "uniqueItems": True,
-        "description": _NAMESPACE_DESCRIPTION,
-    }
-    paths: dict[str, Any] = {
-        GV_PATH + "/": {
-            "get": {
-                "description": "get available resources",
-                "consumes": ["application/json"],
-                "produces": ["application/json"],
-                "schemes": ["https"],
-                "tags": [_TAG],
-                "operationId": f"get{_OP_GROUP}APIResources",
-                "responses": {
-                    "200": {"description": "OK", "schema": {"$ref": f"#/definitions/{META}APIResourceList"}},
-                    "401": {"description": "Unauthorized"},
-                },
-            }
-        }
-    }
-    for op in _operations():
-        path_parameters: list[dict[str, Any]] = []
-        for p in op.path_params:
-            if p == "namespace":
-                path_parameters.append({"$ref": "#/parameters/namespace"})
-            else:
-                path_parameters.append(
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "type": "string",
-                        "uniqueItems": True,
-                        "description": _path_param_description(p, op.resource),
-                    }
-                )
-        path_parameters.append({"$ref": "#/parameters/pretty"})
-        operation: dict[str, Any] = {
-            "description": op.description,
-            "consumes": ["*/*"],
-            "produces": list(_PRODUCES) if op.action == "list" else ["application/json"],
-            "schemes": ["https"],
-            "tags": [_TAG],
-            "operationId": op.operation_id,
-            "responses": {
-                "200": {"description": "OK", "schema": {"$ref": f"#/definitions/{op.response}"}},
-                "401": {"description": "Unauthorized"},
-            },
-            "x-kubernetes-action": op.action,
-            "x-kubernetes-group-version-kind": _gvk(op.resource),
-        }
-        if op.action == "list":
-            operation["parameters"] = [{"$ref": f"#/parameters/{n}"} for n in _LIST_PARAMETERS]
-        paths[op.path] = {"get": operation, "parameters": path_parameters}
-    return {
-        "swagger": "2.0",
-        "info": _info(),
-        "paths": paths,
-        "definitions": _render(_definitions(), "#/definitions/", v3=False),
-        "parameters": parameters,
-        "securityDefinitions": {
-            "BearerToken": {
-                "type": "apiKey",
-                "name": "authorization",
-                "in": "header",
-                "description": "Bearer Token authentication",
-            }
-        },
-        "security": [{"BearerToken": []}],
-    }
+_SECURITY_SCHEME: Final = {"type": "apiKey", "name": "authorization", "in": "header",
+                           "description": "Bearer Token authentication"}
 
 
 def v3_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document for our group-version (a fresh dict)."""
-    parameters: dict[str, Any] = {}
-    for name, (type_, description) in _QUERY_PARAMETERS.items():
-        parameters[name] = {
-            "name": name,
-            "in": "query",
-            "description": description,
-            "schema": {"type": type_, "uniqueItems": True},
-        }
-    parameters["namespace"] = {
-        "name": "namespace",
-        "in": "path",
-        "required": True,
-        "description": _NAMESPACE_DESCRIPTION,
-        "schema": {"type": "string", "uniqueItems": True},
-    }
-
-    def content(ref: str, media_types: tuple[str, ...]) -> dict[str, Any]:
-        return {m: {"schema": {"$ref": f"#/components/schemas/{ref}"}} for m in media_types}
-
-    paths: dict[str, Any] = {
-        GV_PATH + "/": {
-            "get": {
-                "tags": [_TAG],
-                "description": "get available resources",
-                "operationId": f"get{_OP_GROUP}APIResources",
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": content(META + "APIResourceList", ("application/json",)),
-                    },
-                    "401": {"description": "Unauthorized"},
-                },
-            }
-        }
-    }
-    for op in _operations():
-        path_parameters: list[dict[str, Any]] = []
-        for p in op.path_params:
-            if p == "namespace":
-                path_parameters.append({"$ref": "#/components/parameters/namespace"})
-            else:
-                path_parameters.append(
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "description": _path_param_description(p, op.resource),
-                        "schema": {"type": "string", "uniqueItems": True},
-                    }
-                )
-        path_parameters.append({"$ref": "#/components/parameters/pretty"})
-        media_types = _PRODUCES if op.action == "list" else ("application/json",)
-        operation: dict[str, Any] = {
-            "tags": [_TAG],
-            "description": op.description,
-            "operationId": op.operation_id,
-            "responses": {
-                "200": {"description": "OK", "content": content(op.response, media_types)},
-                "401": {"description": "Unauthorized"},
-            },
-            "x-kubernetes-action": op.action,
-            "x-kubernetes-group-version-kind": _gvk(op.resource),
-        }
-        if op.action == "list":
-            operation["parameters"] = [{"$ref": f"#/components/parameters/{n}"} for n in _LIST_PARAMETERS]
-        paths[op.path] = {"get": operation, "parameters": path_parameters}
     return {
         "openapi": "3.0.0",
         "info": _info(),
-        "paths": paths,
+        "paths": _paths(),
         "components": {
-            "schemas": _render(_definitions(), "#/components/schemas/", v3=True),
-            "parameters": parameters,
-            "securitySchemes": {
-                "BearerToken": {
-                    "type": "apiKey",
-                    "name": "authorization",
-                    "in": "header",
-                    "description": "Bearer Token authentication",
-                }
-            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "securitySchemes": {"BearerToken": dict(_SECURITY_SCHEME)},
         },
         "security": [{"BearerToken": []}],
+    }
+
+
+# --- v2, from v3 -------------------------------------------------------------------------------
+
+
+def _v2_refs(node: Any) -> Any:
+    """References into ``#/definitions`` and ``#/parameters``; a described reference keeps its siblings
+    beside ``$ref`` instead of wrapping it in ``allOf``."""
+    if isinstance(node, list):
+        return [_v2_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "allOf" in node:
+        (target,) = node["allOf"]
+        node = {**target, **{k: v for k, v in node.items() if k != "allOf"}}
+    if "$ref" in node:
+        ref = node["$ref"].replace(_SCHEMAS, "#/definitions/").replace("#/components/parameters/", "#/parameters/")
+        node = {**node, "$ref": ref}
+    return {key: _v2_refs(value) for key, value in node.items()}
+
+
+def _v2_parameter(parameter: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's ``schema`` (type, uniqueItems) is inlined in v2."""
+    if "$ref" in parameter:
+        return _v2_refs(parameter)
+    return {**{k: v for k, v in parameter.items() if k != "schema"}, **parameter["schema"]}
+
+
+def _v2_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    ok = operation["responses"]["200"]
+    media_types = list(ok["content"])
+    result = {k: v for k, v in operation.items() if k != "responses"}
+    result.update(
+        # Resource handlers take any body type; the discovery document is JSON.
+        consumes=["*/*"] if "x-kubernetes-action" in operation else ["application/json"],
+        produces=media_types,
+        schemes=["https"],
+        responses={**operation["responses"], "200": {"description": ok["description"],
+                                                     "schema": ok["content"][media_types[0]]["schema"]}},
+    )
+    return _v2_refs(result)
+
+
+def v2_spec() -> dict[str, Any]:
+    """The Swagger 2.0 document (a fresh dict), derived from :func:`v3_spec`."""
+    v3 = v3_spec()
+    components = v3["components"]
+    paths = {
+        path: {
+            key: [_v2_parameter(p) for p in value] if key == "parameters" else _v2_operation(value)
+            for key, value in item.items()
+        }
+        for path, item in v3["paths"].items()
+    }
+    return {
+        "swagger": "2.0",
+        "info": v3["info"],
+        "paths": paths,
+        "definitions": _v2_refs(components["schemas"]),
+        "parameters": {name: _v2_parameter(p) for name, p in components["parameters"].items()},
+        "securityDefinitions": components["securitySchemes"],
+        "security": v3["security"],
     }
 
 

@@ -175,8 +175,7 @@ class ResourceHandler:
                 target.info.kind, [stored.obj], self.clock(), include, api_version=chosen.api_version,
                 resource_version=str(stored.rv)))
         elif chosen.target is Target.PARTIAL_OBJECT_METADATA:
-            body = b'{"kind":"PartialObjectMetadata","apiVersion":"' + chosen.api_version.encode() + \
-                b'","metadata":' + stored.metadata_json + b"}"
+            body = tables.partial_object_metadata_head(chosen.api_version) + stored.metadata_json + b"}"
         else:
             body = stored.json
         return web.Response(body=body, content_type=JSON)
@@ -277,9 +276,8 @@ class ResourceHandler:
             if remaining is not None:
                 meta["remainingItemCount"] = remaining
         if chosen.target is Target.PARTIAL_OBJECT_METADATA_LIST:
-            api_version = chosen.api_version.encode()
-            head = b'{"kind":"PartialObjectMetadataList","apiVersion":"' + api_version + b'","metadata":'
-            item_prefix = b'{"kind":"PartialObjectMetadata","apiVersion":"' + api_version + b'","metadata":'
+            head = b'{"kind":"PartialObjectMetadataList","apiVersion":"' + chosen.api_version.encode() + b'","metadata":'
+            item_prefix = tables.partial_object_metadata_head(chosen.api_version)
             body = b",".join(item_prefix + s.metadata_json + b"}" for s in items)
             return head + orjson.dumps(meta) + b',"items":[' + body + b"]}"
         head = (b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + API_VERSION.encode()
@@ -436,8 +434,7 @@ class _EventWriter:
             self.first_table = False
             return self._line(event_type.encode(), orjson.dumps(table))
         if target is Target.PARTIAL_OBJECT_METADATA:
-            obj = (b'{"kind":"PartialObjectMetadata","apiVersion":"' + self.chosen.api_version.encode()
-                   + b'","metadata":' + stored.metadata_json + b"}")
+            obj = tables.partial_object_metadata_head(self.chosen.api_version) + stored.metadata_json + b"}"
             return self._line(event_type.encode(), obj)
         return self._line(event_type.encode(), stored.json)
 
@@ -450,7 +447,7 @@ class _EventWriter:
             obj = tables.bookmark_table(str(rv), self.chosen.api_version)
             obj["metadata"] = meta
         elif target is Target.PARTIAL_OBJECT_METADATA:
-            obj = {"kind": "PartialObjectMetadata", "apiVersion": self.chosen.api_version, "metadata": meta}
+            obj = tables.partial_object_metadata({"metadata": meta}, self.chosen.api_version)
         else:
             obj = {"kind": self.kind, "apiVersion": API_VERSION, "metadata": meta}
         return self._line(b"BOOKMARK", orjson.dumps(obj))

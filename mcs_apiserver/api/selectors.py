@@ -491,9 +491,6 @@ class LabelSelector:
 
     __call__ = matches
 
-    def matches_object(self, obj: Mapping[str, Any]) -> bool:
-        return self._match(obj.get("metadata", {}).get("labels") or {})
-
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
 

@@ -28,19 +28,13 @@ __all__ = [
     "not_found",
     "method_not_allowed",
     "not_acceptable",
-    "unsupported_media_type",
     "expired",
-    "gone",
     "too_old_resource_version",
     "continue_expired",
     "invalid",
     "field_invalid",
-    "field_forbidden",
-    "field_not_supported",
-    "field_required",
     "too_large",
     "internal_error",
-    "service_unavailable",
     "status_response",
     "CONTINUE_EXPIRED_MESSAGE",
 ]
@@ -186,22 +180,9 @@ def not_acceptable(accepted: Iterable[str] = ("application/json",)) -> Status:
     return _status(406, "NotAcceptable", message)
 
 
-def unsupported_media_type(accepted: Iterable[str] = ("application/json",)) -> Status:
-    """415 ``UnsupportedMediaType``: the request body's ``Content-Type`` is not one we read."""
-    message = "the body of the request was in an unknown format - accepted media types include: " + ", ".join(
-        accepted
-    )
-    return _status(415, "UnsupportedMediaType", message)
-
-
 def expired(message: str) -> Status:
     """410 with reason ``Expired`` (``errors.NewResourceExpired``): what reflectors relist on."""
     return _status(410, "Expired", message)
-
-
-def gone(message: str) -> Status:
-    """410 with reason ``Gone`` (``errors.NewGone``). Prefer :func:`expired` for old resource versions."""
-    return _status(410, "Gone", message)
 
 
 def too_old_resource_version(requested: str | int, oldest: str | int) -> Status:
@@ -243,33 +224,12 @@ def field_invalid(field: str, value: Any, detail: str) -> StatusCause:
     return {"reason": "FieldValueInvalid", "message": message, "field": field}
 
 
-def field_forbidden(field: str, detail: str) -> StatusCause:
-    """A ``FieldValueForbidden`` cause (``field.Forbidden``)."""
-    message = f"Forbidden: {detail}" if detail else "Forbidden"
-    return {"reason": "FieldValueForbidden", "message": message, "field": field}
-
-
-def field_required(field: str, detail: str = "") -> StatusCause:
-    """A ``FieldValueRequired`` cause (``field.Required``)."""
-    message = f"Required value: {detail}" if detail else "Required value"
-    return {"reason": "FieldValueRequired", "message": message, "field": field}
-
-
-def field_not_supported(field: str, value: Any, supported: Iterable[str]) -> StatusCause:
-    """A ``FieldValueNotSupported`` cause (``field.NotSupported``)."""
-    quoted = ", ".join(_quote(v) for v in supported)
-    message = f"Unsupported value: {_value_repr(value)}"
-    if quoted:
-        message = f"{message}: supported values: {quoted}"
-    return {"reason": "FieldValueNotSupported", "message": message, "field": field}
-
-
 def invalid(kind: str, name: str, causes: Sequence[StatusCause], *, group: str = GROUP) -> Status:
     """422 ``Invalid`` (``errors.NewInvalid``) with one cause per field error.
 
     Message: ``ServiceImport.views.multicluster.x-k8s.io "x" is invalid: spec.type: Invalid value: ...``;
-    several causes are listed as ``[a, b]`` like ``utilerrors.Aggregate``. Use the ``field_*`` helpers to
-    build causes. kube-apiserver rejects an unsupported ``sendInitialEvents`` the same way, with kind
+    several causes are listed as ``[a, b]`` like ``utilerrors.Aggregate``. Build causes with
+    :func:`field_invalid`. kube-apiserver rejects an unsupported ``sendInitialEvents`` the same way, with kind
     ``ListOptions`` and group ``meta.k8s.io``.
     """
     qualified = f"{kind}.{group}" if group else kind
@@ -319,11 +279,6 @@ def internal_error(error: BaseException | str) -> Status:
         f"Internal error occurred: {text}",
         _details(causes=[{"message": text}]),
     )
-
-
-def service_unavailable(message: str) -> Status:
-    """503 ``ServiceUnavailable`` (``errors.NewServiceUnavailable``), e.g. while caches are not synced."""
-    return _status(503, "ServiceUnavailable", message)
 
 
 # --- HTTP --------------------------------------------------------------------------------------

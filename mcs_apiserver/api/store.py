@@ -279,10 +279,6 @@ class Store:
             watcher.close()
         self._watchers.clear()
 
-    @property
-    def watcher_count(self) -> int:
-        return len(self._watchers)
-
     def initial_events(self, watcher: Watcher) -> list[Stored]:
         """The current objects a new watch should see as synthetic ADDED events."""
         if watcher.key is not None:
@@ -300,7 +296,3 @@ def _with_rv(obj: dict[str, Any], rv: int) -> dict[str, Any]:
     copy = dict(obj)
     copy["metadata"] = meta
     return copy
-
-
-def changed_keys(events: Iterable[Event]) -> set[Key]:
-    return {event.stored.key for event in events}

@@ -30,13 +30,11 @@ __all__ = [
     "table_for_event",
     "bookmark_table",
     "partial_object_metadata",
-    "partial_object_metadata_list",
+    "partial_object_metadata_head",
     "TABLE_V1",
-    "TABLE_V1BETA1",
 ]
 
 TABLE_V1: Final = "meta.k8s.io/v1"
-TABLE_V1BETA1: Final = "meta.k8s.io/v1beta1"
 
 Obj = Mapping[str, Any]
 Now = datetime | float
@@ -261,6 +259,13 @@ def partial_object_metadata(obj: Obj, api_version: str = TABLE_V1) -> dict[str, 
     return {"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": obj.get("metadata") or {}}
 
 
+@functools.cache
+def partial_object_metadata_head(api_version: str) -> bytes:
+    """The bytes of :func:`partial_object_metadata` up to its metadata: append the object's serialized
+    metadata and ``b"}"``. Gets, lists and watches join stored bytes instead of encoding each object again."""
+    return b'{"kind":"PartialObjectMetadata","apiVersion":"' + api_version.encode() + b'","metadata":'
+
+
 def _list_meta(
     resource_version: str | None, continue_token: str | None, remaining_item_count: int | None
 ) -> dict[str, Any]:
@@ -272,23 +277,6 @@ def _list_meta(
     if remaining_item_count is not None:
         meta["remainingItemCount"] = remaining_item_count
     return meta
-
-
-def partial_object_metadata_list(
-    objects: Iterable[Obj],
-    api_version: str = TABLE_V1,
-    *,
-    resource_version: str | None = None,
-    continue_token: str | None = None,
-    remaining_item_count: int | None = None,
-) -> dict[str, Any]:
-    """``PartialObjectMetadataList``; every item carries its own kind/apiVersion, as kube-apiserver sends."""
-    return {
-        "kind": "PartialObjectMetadataList",
-        "apiVersion": api_version,
-        "metadata": _list_meta(resource_version, continue_token, remaining_item_count),
-        "items": [partial_object_metadata(o, api_version) for o in objects],
-    }
 
 
 def _row_object(obj: Obj, include_object: IncludeObject, api_version: str) -> Any:
@@ -327,14 +315,13 @@ def table_for(
 
     Without column definitions (watch events after the first) ``columnDefinitions`` is ``[]``.
     """
-    columns, cells = _kind(kind)
     moment = _as_datetime(now)
-    rows = [{"cells": cells(o, moment), "object": _row_object(o, include_object, api_version)} for o in objects]
+    rows = [table_row(kind, o, moment, include_object, api_version) for o in objects]
     return {
         "kind": "Table",
         "apiVersion": api_version,
         "metadata": _list_meta(resource_version, continue_token, remaining_item_count),
-        "columnDefinitions": [dict(c) for c in columns] if with_column_definitions else [],
+        "columnDefinitions": column_definitions(kind) if with_column_definitions else [],
         "rows": rows,
     }
 

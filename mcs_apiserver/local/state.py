@@ -42,7 +42,6 @@ class LocalState:
     etcd_peer_port: int
     members: list[MemberPorts]
     processes: list[ProcessRecord] = field(default_factory=list)
-    with_mcs_apiserver: bool = True
 
     def member(self, name: str) -> MemberPorts:
         for member in self.members:
@@ -73,7 +72,6 @@ class LocalState:
             etcd_peer_port=data["etcd_peer_port"],
             members=[MemberPorts(**m) for m in data["members"]],
             processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
-            with_mcs_apiserver=data.get("with_mcs_apiserver", True),
         )
 
 

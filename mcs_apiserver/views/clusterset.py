@@ -35,7 +35,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Mapping
+from typing import Mapping, cast
 
 from mcs_apiserver.kube_types import (
     ClusterProperty,
@@ -43,6 +43,7 @@ from mcs_apiserver.kube_types import (
     ClusterSetMember,
     ClusterSetStatus,
     Condition,
+    MemberStateName,
     ObjectMeta,
 )
 from mcs_apiserver.views.conditions import condition, stamp_transitions
@@ -292,7 +293,8 @@ def build_clusterset(
 
     entries: list[ClusterSetMember] = []
     for info in membership.members:
-        entry: ClusterSetMember = {"cluster": info.cluster_id or "", "name": info.name, "state": str(info.state)}
+        state = cast(MemberStateName, str(info.state))  # MemberState's values are exactly the wire's
+        entry: ClusterSetMember = {"cluster": info.cluster_id or "", "name": info.name, "state": state}
         member = members.get(info.name)
         if member is not None:
             if member.status.last_sync:

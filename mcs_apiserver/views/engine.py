@@ -154,11 +154,6 @@ class ViewEngine:
         """The last membership verdict (None before the first ``update``)."""
         return self._membership
 
-    @property
-    def ip_families(self) -> tuple[str, ...]:
-        """IP families that have a ClusterSetIP range."""
-        return tuple(self._allocators)
-
     def derived(self, key: Key) -> DerivedImport | None:
         """The derivation behind an import of the ClusterSet (served locally or not): conflicts etc."""
         return self._derived.get(key)
@@ -206,10 +201,6 @@ class ViewEngine:
         else:
             self._recompute_keys(members, membership, changed_keys, changed_namespaces, now, delta)
         return delta
-
-    def recompute(self, members: Mapping[str, MemberView]) -> ViewDelta:
-        """Recompute everything (same as ``update(..., membership_changed=True)``)."""
-        return self.update(members, membership_changed=True)
 
     # -- internals --
 

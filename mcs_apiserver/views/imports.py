@@ -40,11 +40,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from operator import attrgetter
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence, cast
 
 from mcs_apiserver.kube_types import (
     ClusterStatus,
     Condition,
+    PortProtocol,
     Service,
     ServiceExport,
     ServiceImport,
@@ -318,7 +319,8 @@ def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> li
                 conflicts.append(_port_conflict(owner, contribution, detail))
                 continue
             by_name[name] = by_pair[pair] = (port, contribution)
-            out: ServiceImportPort = {"name": name, "protocol": protocol} if name else {"protocol": protocol}
+            wire_protocol = cast(PortProtocol, protocol)  # kube-apiserver admits only TCP, UDP and SCTP
+            out: ServiceImportPort = {"name": name, "protocol": wire_protocol} if name else {"protocol": wire_protocol}
             if app:
                 out["appProtocol"] = app
             out["port"] = number

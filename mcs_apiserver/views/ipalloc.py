@@ -20,11 +20,11 @@ collision case: when an *older* import whose sequence reaches it appears (the yo
 on) or when an older import it had to step over disappears (it moves back to the earlier address).
 A new import is normally the youngest one, so creating an import never moves another.
 
-``allocate`` is that rule, written plainly: the reference. ``Allocator`` keeps the same result up
-to date under adds and removes while touching only what changes: a new import that finds a free
-address (the common case) or a removal nobody had stepped over costs O(1); displacement chains are
-followed only as far as they go. ``tests/unit/test_views_ipalloc.py`` checks the two agree on random
-sequences.
+``Allocator`` keeps the result of that rule up to date under adds and removes while touching only
+what changes: a new import that finds a free address (the common case) or a removal nobody had
+stepped over costs O(1); displacement chains are followed only as far as they go. The rule written
+plainly, as a pure function, is the reference in ``tests/unit/test_views_ipalloc.py``, which checks
+that the two agree on random sequences.
 """
 
 from __future__ import annotations
@@ -108,27 +108,8 @@ def _as_range(network: str | AddressRange) -> AddressRange:
     return network if isinstance(network, AddressRange) else AddressRange(network)
 
 
-def allocate(network: str | AddressRange, imports: Mapping[Key, A]) -> dict[Key, str]:
-    """The address of every import (``key -> age``) in ``network``; imports left out got none. Pure."""
-    rng = _as_range(network)
-    size = rng.size
-    taken: set[int] = set()
-    result: dict[Key, str] = {}
-    for key in sorted(imports, key=lambda k: (imports[k], k)):
-        if len(taken) >= size:
-            break
-        start, step = rng.probe(key)
-        for i in range(size):
-            slot = (start + i * step) % size
-            if slot not in taken:
-                taken.add(slot)
-                result[key] = rng.address(slot)
-                break
-    return result
-
-
 class Allocator(Generic[A]):
-    """Incremental ``allocate`` for one range: same result, work proportional to what changes.
+    """The allocation rule, kept incrementally for one range: work proportional to what changes.
 
     State: who holds each slot, how many probe steps each holder took (its *path*), and for each slot
     the imports that stepped over it (``_passed``), which are exactly the ones that may move when the
@@ -169,10 +150,6 @@ class Allocator(Generic[A]):
             text = self._text[key] = self.range.address(slot)
         return text
 
-    def assignments(self) -> dict[Key, str]:
-        """Every import that has an address, with it (what ``allocate`` would return)."""
-        return {key: self.address(key) for key in self._slot}  # type: ignore[misc]
-
     # -- updates --
 
     def reset(self, imports: Mapping[Key, A]) -> dict[Key, str | None]:
@@ -188,7 +165,7 @@ class Allocator(Generic[A]):
         self._unassigned.clear()
         self._text.clear()
         probes = self._probes = {key: self._probes.get(key) or self.range.probe(key) for key in imports}
-        # Oldest first, so nobody is ever displaced: the plain greedy of ``allocate``, keeping the index.
+        # Oldest first, so nobody is ever displaced: the plain greedy of the rule, keeping the index.
         size = self.range.size
         owner, slots, steps, passed = self._owner, self._slot, self._steps, self._passed
         for key in sorted(imports, key=lambda k: (imports[k], k)):

@@ -201,7 +201,6 @@ def test_selector_does_not_match(text: str, labels: dict[str, str]) -> None:
 def test_an_object_without_labels_is_matched_as_having_none() -> None:
     assert parse_label_selector("!app").matches(None)
     assert not parse_label_selector("app").matches(None)
-    assert parse_label_selector("app=x").matches_object({"metadata": {"labels": {"app": "x"}}})
 
 
 def test_a_selector_prints_in_canonical_form() -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from mcs_apiserver.api.negotiation import IncludeObject
 from mcs_apiserver.api.tables import (
-    TABLE_V1BETA1,
     bookmark_table,
     column_definitions,
     human_duration,
     partial_object_metadata,
-    partial_object_metadata_list,
+    partial_object_metadata_head,
     table_for,
     table_for_event,
     table_row,
@@ -297,7 +297,7 @@ def test_an_empty_list_is_a_table_with_no_rows_not_null() -> None:
 def test_a_v1beta1_table_differs_only_in_api_versions() -> None:
     obj = service_import()
     v1 = table_for("ServiceImport", [obj], NOW)
-    beta = table_for("ServiceImport", [obj], NOW, api_version=TABLE_V1BETA1)
+    beta = table_for("ServiceImport", [obj], NOW, api_version="meta.k8s.io/v1beta1")
     assert beta["apiVersion"] == "meta.k8s.io/v1beta1"
     assert beta["rows"][0]["object"]["apiVersion"] == "meta.k8s.io/v1beta1"
     assert beta["rows"][0]["cells"] == v1["rows"][0]["cells"]
@@ -332,15 +332,10 @@ def test_partial_object_metadata_keeps_the_whole_metadata_and_nothing_else() -> 
     }
 
 
-def test_a_partial_object_metadata_list_types_each_item() -> None:
-    result = partial_object_metadata_list(
-        [service_import()], "meta.k8s.io/v1beta1", resource_version="5", continue_token="c"
-    )
-    assert result["kind"] == "PartialObjectMetadataList" and result["apiVersion"] == "meta.k8s.io/v1beta1"
-    assert result["metadata"] == {"resourceVersion": "5", "continue": "c"}
-    assert result["items"][0]["kind"] == "PartialObjectMetadata"
-    assert result["items"][0]["apiVersion"] == "meta.k8s.io/v1beta1"
-    assert "spec" not in result["items"][0]
+def test_the_serialized_partial_object_metadata_is_the_same_object_joined_from_metadata_bytes() -> None:
+    obj = service_import()
+    joined = partial_object_metadata_head("meta.k8s.io/v1beta1") + orjson.dumps(obj["metadata"]) + b"}"
+    assert orjson.loads(joined) == partial_object_metadata(obj, "meta.k8s.io/v1beta1")
 
 
 def test_a_table_of_ten_thousand_imports_is_built_quickly() -> None:

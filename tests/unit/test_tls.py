@@ -13,9 +13,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from certs import pki
 from mcs_apiserver.tls import ServerTLS, TLSConfigError, peer_certificate_der
+
+
+def key_pem(cert_key: pki.CertKey) -> bytes:
+    """The private key as the PKI writes it: unencrypted PKCS#8 PEM."""
+    return cert_key.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +237,7 @@ async def test_a_new_certificate_with_the_old_key_is_refused_until_its_key_arriv
         assert tls.reload() is False
         assert await served_certificate(server.port, client_context(tmp_path, serving_ca)) == der(first)
 
-        key.write_bytes(second.key_pem())
+        key.write_bytes(key_pem(second))
         assert tls.reload() is True
         assert await served_certificate(server.port, client_context(tmp_path, serving_ca)) == der(second)
 

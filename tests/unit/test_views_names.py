@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mcs_apiserver.views.names import (
-    dns1035_label_errors,
-    dns1123_label_errors,
-    dns1123_subdomain_errors,
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,
-    is_valid_service_name,
-    service_name_errors,
 )
 
 # value, DNS-1123 label, DNS-1123 subdomain, DNS-1035 label (= Service name)
@@ -45,27 +40,9 @@ def test_each_check_accepts_exactly_the_names_kubernetes_accepts(
     assert is_dns1123_label(value) is label
     assert is_dns1123_subdomain(value) is subdomain
     assert is_dns1035_label(value) is dns1035
-    assert is_valid_service_name(value) is dns1035
-    assert (dns1123_label_errors(value) == []) is label
-    assert (dns1123_subdomain_errors(value) == []) is subdomain
-    assert (dns1035_label_errors(value) == []) is dns1035
-    assert (service_name_errors(value) == []) is dns1035
 
 
 def test_a_subdomain_of_254_characters_is_too_long_even_when_every_label_is_valid() -> None:
     value = ".".join(["a" * 50] * 5)  # 254 characters
     assert len(value) == 254
     assert not is_dns1123_subdomain(value)
-    assert "must be no more than 253 characters" in dns1123_subdomain_errors(value)
-
-
-def test_a_too_long_label_gets_both_the_length_and_the_format_error_only_when_both_apply() -> None:
-    assert dns1123_label_errors("a" * 64) == ["must be no more than 63 characters"]
-    errors = dns1123_label_errors("A" * 64)
-    assert errors[0] == "must be no more than 63 characters"
-    assert "lowercase RFC 1123 label" in errors[1]
-
-
-def test_a_service_name_starting_with_a_digit_is_refused_with_the_dns_1035_message() -> None:
-    (error,) = service_name_errors("1web")
-    assert "start with an alphabetic character" in error
