@@ -32,7 +32,10 @@ class MemberPorts:
     apiserver_port: int
     controller_manager_port: int
     mcs_port: int
-    service_cidr: str
+    service_cidr: str  # comma-separated, primary family first (as --service-cluster-ip-range)
+    pod_cidr: str = ""  # comma-separated, primary family first (as --cluster-cidr)
+    scheduler_port: int = 0
+    kwok_port: int = 0
 
 
 @dataclass
@@ -43,6 +46,8 @@ class LocalState:
     members: list[MemberPorts]
     processes: list[ProcessRecord] = field(default_factory=list)
     with_mcs_apiserver: bool = True
+    nodes: int = 0  # kwok Nodes per member (0: no kube-scheduler, no kwok)
+    ip_family: str = "ipv4"
 
     def member(self, name: str) -> MemberPorts:
         for member in self.members:
@@ -74,6 +79,8 @@ class LocalState:
             members=[MemberPorts(**m) for m in data["members"]],
             processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
             with_mcs_apiserver=data.get("with_mcs_apiserver", True),
+            nodes=data.get("nodes", 0),
+            ip_family=data.get("ip_family", "ipv4"),
         )
 
 
