@@ -149,8 +149,8 @@ def _path(args: argparse.Namespace) -> int:
     binaries = find_binaries()
     if binaries is None:
         versions = Versions.pinned()
-        print(f"Kubernetes {versions.kubernetes} / etcd {versions.etcd} are not built yet; "
-              "run: mcs-apiserver binaries build", file=sys.stderr)
+        print(f"Kubernetes {versions.kubernetes}, etcd {versions.etcd}, kwok {versions.kwok} and CoreDNS "
+              f"{versions.coredns} are not all built yet; run: mcs-apiserver binaries build", file=sys.stderr)
         return 1
     print(describe(binaries))
     return 0
