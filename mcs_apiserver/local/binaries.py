@@ -286,8 +286,8 @@ def _go_with_progress(args: list[str], cwd: Path, env: dict[str, str], out: Text
         now = time.monotonic()
         if now - last_report >= 15:
             last_report = now
-            done = f"~{min(99, 100 * built // total)}% ({built}/{total} packages" if total else f"{built} packages"
-            print(f"  building {label}: {done}, {now - started:.0f}s)", file=out, flush=True)
+            done = f"~{min(99, 100 * built // total)}% ({built}/{total} packages)" if total else f"{built} packages"
+            print(f"  building {label}: {done}, {now - started:.0f}s", file=out, flush=True)
     if proc.wait() != 0:
         raise BinariesError(f"building {label} failed:\n" + "\n".join(tail))
     print(f"  built {label} in {time.monotonic() - started:.0f}s", file=out, flush=True)

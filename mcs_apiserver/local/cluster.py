@@ -4,9 +4,9 @@
 member, a kube-apiserver and a kube-controller-manager on loopback and free ports, installs the
 CRDs, sets each member's ClusterProperties, creates its simulated Nodes and starts a kube-scheduler
 and a kwok for them, starts one mcs-apiserver instance per member and registers it, and returns once
-everything is ready (every APIService Available, every Node Ready with its Pod range). A failure at any step stops everything that
-step and the earlier ones started, so a failed ``up`` never leaves a process behind. The e2e tests
-use exactly this code.
+everything is ready (every APIService Available, every Node Ready with its Pod range). A failure at
+any step stops everything that step and the earlier ones started, so a failed ``up`` never leaves a
+process behind. The e2e tests use exactly this code.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _plan(options: UpOptions) -> LocalState:
     ports = _free_ports(2 + PORTS_PER_MEMBER * options.members)
     members = []
     for i in range(1, options.members + 1):
-        apiserver, controller_manager, mcs, scheduler, kwok = ports[2 + PORTS_PER_MEMBER * (i - 1):][:5]
+        apiserver, controller_manager, mcs, scheduler, kwok = ports[2 + PORTS_PER_MEMBER * (i - 1):][:PORTS_PER_MEMBER]
         addresses = network.member_network(i, options.ip_family)
         members.append(MemberPorts(
             name=member_name(i),
