@@ -15,7 +15,6 @@ from pathlib import Path
 import aiohttp
 
 from mcs_apiserver.local.binaries import Binaries
-from mcs_apiserver.local.network import NODE_MASK_IPV4, NODE_MASK_IPV6
 from mcs_apiserver.local.pki import LocalPKI
 from mcs_apiserver.local.state import MemberPorts
 
@@ -106,12 +105,12 @@ def kube_controller_manager_argv(
         "--use-service-account-credentials=true",
         "--leader-elect=false",
         f"--cluster-name={member.name}",
-        # Node IPAM: one range per Node out of the member's Pod CIDR; kwok takes pod IPs from it.
+        # Node IPAM: one range per Node out of the member's Pod CIDR (the default /24 and /64,
+        # network.NODE_MASK_IPV4/6; the per-family mask flags are refused unless dual-stack);
+        # kwok takes pod IPs from it.
         "--allocate-node-cidrs=true",
         f"--cluster-cidr={member.pod_cidr}",
         f"--service-cluster-ip-range={member.service_cidr}",
-        f"--node-cidr-mask-size-ipv4={NODE_MASK_IPV4}",
-        f"--node-cidr-mask-size-ipv6={NODE_MASK_IPV6}",
         f"--node-monitor-grace-period={NODE_MONITOR_GRACE_PERIOD}",
         f"--node-monitor-period={NODE_MONITOR_PERIOD}",
         "--profiling=false",
@@ -143,6 +142,8 @@ def kwok_argv(binaries: Binaries, member: MemberPorts, kubeconfig: Path, extra_s
         f"--manage-nodes-with-annotation-selector={key}={value}",
         f"--node-lease-duration-seconds={NODE_LEASE_DURATION_SECONDS}",
         f"--server-address=127.0.0.1:{member.kwok_port}",
+        # kwok logs every Lease renewal and status patch at INFO: keep its log to what went wrong.
+        "--v=WARN",
     ]
 
 

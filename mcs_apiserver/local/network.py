@@ -30,6 +30,7 @@ IP_FAMILIES: tuple[str, ...] = get_args(IPFamily)
 MAX_MEMBERS = 100
 #: Node addresses are the last octet of a /24 per member; a 2-core machine runs far fewer anyway.
 MAX_NODES = 250
+#: The size of each Node's Pod range: kube-controller-manager's defaults, which it applies itself.
 NODE_MASK_IPV4 = 24
 NODE_MASK_IPV6 = 64
 
