@@ -19,7 +19,6 @@ FIELD_MANAGER = "mcs-apiserver-local"
 #: kind -> (API path prefix, plural, namespaced) for the kinds the local ClusterSet applies.
 _RESOURCES: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("v1", "Namespace"): ("/api/v1", "namespaces", False),
-    ("v1", "Node"): ("/api/v1", "nodes", False),
     ("v1", "Service"): ("/api/v1", "services", True),
     ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts", True),
     ("v1", "ConfigMap"): ("/api/v1", "configmaps", True),

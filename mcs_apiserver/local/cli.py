@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mcs_apiserver.local import cluster, network, report
 from mcs_apiserver.local.binaries import BinariesError, Versions, describe, ensure_binaries, find_binaries
+from mcs_apiserver.members.client import ApiError
 
 DEFAULT_STATE_DIR = Path(".local/clusterset")
 
@@ -83,7 +84,7 @@ def _up(args: argparse.Namespace) -> int:
     except cluster.AlreadyRunning as error:
         print(error, file=sys.stderr)
         return 0 if error.complete else 1
-    except (cluster.LocalClusterSetError, BinariesError) as error:
+    except (cluster.LocalClusterSetError, BinariesError, ApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     kubeconfig_path = args.state_dir.resolve() / cluster.ADMIN_KUBECONFIG

@@ -32,7 +32,7 @@ from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
 from mcs_apiserver.local.state import LocalState, MemberPorts
-from mcs_apiserver.members.client import KubeClient, connection_from_files, wait_for
+from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_files, wait_for
 from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -254,12 +254,18 @@ def component_argv(state_dir: Path, binaries: Binaries, member: MemberPorts, com
 
 
 async def _create_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
+    """Create the member's Nodes with a plain POST, as a kubelet registers itself: server-side apply
+    cannot express a dual-stack Node (two ``InternalIP`` addresses share the list's merge key)."""
     client = admin_client(state_dir, member)
     try:
-        await applier.apply(client, [
-            nodes.node_object(member.name, member.index, n, state.ip_family)  # type: ignore[arg-type]
-            for n in range(1, state.nodes + 1)
-        ])
+        for n in range(1, state.nodes + 1):
+            node = nodes.node_object(member.name, member.index, n, state.ip_family)  # type: ignore[arg-type]
+            try:
+                await client.json("POST", "/api/v1/nodes", body=node)
+            except ApiError as error:
+                if error.code != 409:
+                    raise LocalClusterSetError(
+                        f"{member.name} refused Node {node['metadata']['name']}: {error}") from error
     finally:
         await client.close()
 

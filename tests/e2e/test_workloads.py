@@ -12,6 +12,8 @@ import sys
 import pytest
 
 from mcs_apiserver.local import cluster
+from mcs_apiserver.local.state import MemberPorts
+from tests.e2e.conftest import Kubectl
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
 
 pytestmark = pytest.mark.e2e
@@ -74,8 +76,12 @@ def _import_ready(kubectl, ns: str, name: str, context: str = "member-1") -> str
     return next((c["status"] for c in conditions if c["type"] == "Ready"), None)
 
 
+def _pod_cidr_of(member: MemberPorts) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(c) for c in member.pod_cidr.split(",")]
+
+
 def _pod_cidr(clusterset, member: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c) for c in clusterset.state.member(member).pod_cidr.split(",")]
+    return _pod_cidr_of(clusterset.state.member(member))
 
 
 @pytest.fixture
@@ -222,3 +228,24 @@ def test_local_status_json_gives_each_member_its_components_cidrs_nodes_and_addr
         all_ranges += [ipaddress.ip_network(c) for c in member["podCIDRs"] + member["serviceCIDRs"]]
     assert len(all_ranges) == 6
     assert not any(a.overlaps(b) for i, a in enumerate(all_ranges) for b in all_ranges[i + 1:])
+
+
+def test_a_dual_stack_clusterset_gives_nodes_pods_and_services_an_address_of_each_family(binaries, tmp_path):
+    state = asyncio.run(cluster.up(cluster.UpOptions(state_dir=tmp_path, members=1, nodes=1, ip_family="dual")))
+    try:
+        kubectl = Kubectl(binaries.kubectl, tmp_path / cluster.ADMIN_KUBECONFIG, tmp_path / "kubectl-cache")
+        (node,) = kubectl.json("get", "nodes")["items"]
+        assert [ipaddress.ip_network(c).version for c in node["spec"]["podCIDRs"]] == [4, 6]
+        kubectl.apply(deployment("web", "default", 2))
+        kubectl.apply(service("web", "default", selector={"app": "web"}, ipFamilyPolicy="RequireDualStack"))
+        pods = eventually(lambda: _running_with_ips(kubectl, "default", "member-1", "web", 2), timeout=60,
+                          what="2 Running dual-stack pods")
+        pod_ranges = _pod_cidr_of(state.member("member-1"))
+        for pod in pods:
+            ips = [ipaddress.ip_address(p["ip"]) for p in pod["status"]["podIPs"]]
+            assert [ip.version for ip in ips] == [4, 6]
+            assert all(any(ip in r for r in pod_ranges) for ip in ips)
+        cluster_ips = kubectl.json("get", "service", "web")["spec"]["clusterIPs"]
+        assert [ipaddress.ip_address(ip).version for ip in cluster_ips] == [4, 6]
+    finally:
+        cluster.down(tmp_path)
