@@ -249,3 +249,18 @@ def test_a_dual_stack_clusterset_gives_nodes_pods_and_services_an_address_of_eac
         assert [ipaddress.ip_address(ip).version for ip in cluster_ips] == [4, 6]
     finally:
         cluster.down(tmp_path)
+
+
+def test_pods_wait_pending_while_the_scheduler_is_stopped_and_are_scheduled_once_it_starts(clusterset, kubectl, ns):
+    assert cluster.stop_member(clusterset.state_dir, "member-3", "kube-scheduler") == ["member-3/kube-scheduler"]
+    try:
+        kubectl.apply(deployment("later", ns, 2), "member-3")
+        pods = eventually(lambda: len(p := _pods(kubectl, ns, "member-3", "later")) == 2 and p,
+                          what="2 pods created by the ReplicaSet")
+        assert all(p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName") for p in pods)
+    finally:
+        started = asyncio.run(cluster.start_member(clusterset.state_dir, "member-3", "kube-scheduler"))
+    assert started == ["member-3/kube-scheduler"]
+    pods = eventually(lambda: _running_with_ips(kubectl, ns, "member-3", "later", 2), timeout=60,
+                      what="2 Running pods once the scheduler is back")
+    assert all(p["spec"]["nodeName"].startswith("member-3-node-") for p in pods)
