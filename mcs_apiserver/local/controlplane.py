@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from mcs_apiserver.local.binaries import Binaries
+from mcs_apiserver.local.network import node_mask_flags
 from mcs_apiserver.local.pki import LocalPKI
 from mcs_apiserver.local.state import MemberPorts
 
@@ -105,11 +106,10 @@ def kube_controller_manager_argv(
         "--use-service-account-credentials=true",
         "--leader-elect=false",
         f"--cluster-name={member.name}",
-        # Node IPAM: one range per Node out of the member's Pod CIDR (the default /24 and /64,
-        # network.NODE_MASK_IPV4/6; the per-family mask flags are refused unless dual-stack);
-        # kwok takes pod IPs from it.
+        # Node IPAM: one range per Node out of the member's Pod CIDR; kwok takes pod IPs from it.
         "--allocate-node-cidrs=true",
         f"--cluster-cidr={member.pod_cidr}",
+        *node_mask_flags(member.pod_cidr),
         f"--service-cluster-ip-range={member.service_cidr}",
         f"--node-monitor-grace-period={NODE_MONITOR_GRACE_PERIOD}",
         f"--node-monitor-period={NODE_MONITOR_PERIOD}",

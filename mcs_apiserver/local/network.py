@@ -30,7 +30,7 @@ IP_FAMILIES: tuple[str, ...] = get_args(IPFamily)
 MAX_MEMBERS = 100
 #: Node addresses are the last octet of a /24 per member; a 2-core machine runs far fewer anyway.
 MAX_NODES = 250
-#: The size of each Node's Pod range: kube-controller-manager's defaults, which it applies itself.
+#: The size of each Node's Pod range (kube-controller-manager's defaults, made explicit).
 NODE_MASK_IPV4 = 24
 NODE_MASK_IPV6 = 64
 
@@ -85,6 +85,15 @@ def node_ips(index: int, node: int, family: IPFamily = "ipv4") -> list[str]:
         raise ValueError(f"node number {node} is outside 1..{MAX_NODES}")
     return [f"172.16.{index}.{node}" if version == 4 else f"fd00:172:16:{index}::{node}"
             for version in _families(family)]
+
+
+def node_mask_flags(pod_cidr: str) -> list[str]:
+    """kube-controller-manager's node-range size flags for a ``--cluster-cidr``: it refuses the
+    per-family flags unless the cluster is dual-stack, and the single one when it is."""
+    versions = [ipaddress.ip_network(c.strip()).version for c in pod_cidr.split(",")]
+    if len(versions) > 1:
+        return [f"--node-cidr-mask-size-ipv4={NODE_MASK_IPV4}", f"--node-cidr-mask-size-ipv6={NODE_MASK_IPV6}"]
+    return [f"--node-cidr-mask-size={NODE_MASK_IPV4 if versions[0] == 4 else NODE_MASK_IPV6}"]
 
 
 def first_service_ip(service_cidr: str) -> str:

@@ -17,38 +17,40 @@ from mcs_apiserver.local.state import LocalState, MemberPorts
 ComponentState = Literal["running", "stopped"]
 
 
-class ComponentDoc(TypedDict, total=False):
-    pid: int
-    state: ComponentState
-    log: str
-    detail: str  # e.g. the kube-apiserver's readyz answer
+# The functional syntax spells each field as the JSON key it is: these are read by key, by scripts.
+ComponentDoc = TypedDict("ComponentDoc", {
+    "pid": int,
+    "state": ComponentState,
+    "log": str,
+    "detail": str,  # e.g. the kube-apiserver's readyz answer
+}, total=False)
 
+NodeDoc = TypedDict("NodeDoc", {
+    "name": str,
+    "ready": bool,
+    "podCIDRs": list[str],
+    "internalIPs": list[str],
+})
 
-class NodeDoc(TypedDict):
-    name: str
-    ready: bool
-    podCIDRs: list[str]
-    internalIPs: list[str]
+MemberDoc = TypedDict("MemberDoc", {
+    "name": str,
+    "context": str,
+    "apiServer": str,
+    "components": dict[str, ComponentDoc],
+    "podCIDRs": list[str],
+    "serviceCIDRs": list[str],
+    "nodes": list[NodeDoc] | None,  # None: the member's API server could not be asked
+    "addresses": dict[str, str],
+})
 
-
-class MemberDoc(TypedDict):
-    name: str
-    context: str
-    apiServer: str
-    components: dict[str, ComponentDoc]
-    podCIDRs: list[str]
-    serviceCIDRs: list[str]
-    nodes: list[NodeDoc] | None  # None: the member's API server could not be asked
-    addresses: dict[str, str]
-
-
-class StatusDoc(TypedDict):
-    clusterset: str
-    kubeconfig: str
-    ipFamily: str
-    nodesPerMember: int
-    components: dict[str, ComponentDoc]  # shared by all members: etcd
-    members: list[MemberDoc]
+StatusDoc = TypedDict("StatusDoc", {
+    "clusterset": str,
+    "kubeconfig": str,
+    "ipFamily": str,
+    "nodesPerMember": int,
+    "components": dict[str, ComponentDoc],  # shared by all members: etcd
+    "members": list[MemberDoc],
+})
 
 
 @dataclass
@@ -77,16 +79,17 @@ class StatusReport:
 def node_doc(node: dict) -> NodeDoc:
     """The part of a Node object ``local status`` shows."""
     status = node.get("status", {})
-    return NodeDoc(
-        name=node["metadata"]["name"],
-        ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])),
-        podCIDRs=list(node.get("spec", {}).get("podCIDRs", [])),
-        internalIPs=[a["address"] for a in status.get("addresses", []) if a.get("type") == "InternalIP"],
-    )
+    return {
+        "name": node["metadata"]["name"],
+        "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])),
+        "podCIDRs": list(node.get("spec", {}).get("podCIDRs", [])),
+        "internalIPs": [a["address"] for a in status.get("addresses", []) if a.get("type") == "InternalIP"],
+    }
 
 
 def _component_doc(component: ComponentStatus) -> ComponentDoc:
-    doc = ComponentDoc(pid=component.pid, state="running" if component.running else "stopped", log=component.log)
+    doc: ComponentDoc = {"pid": component.pid, "state": "running" if component.running else "stopped",
+                         "log": component.log}
     if component.detail:
         doc["detail"] = component.detail
     return doc
@@ -110,25 +113,25 @@ def status_document(report: StatusReport) -> StatusDoc:
     members = []
     for member in state.members:
         prefix = member.name + "/"
-        members.append(MemberDoc(
-            name=member.name,
-            context=member.name,
-            apiServer=f"https://127.0.0.1:{member.apiserver_port}",
-            components={name.removeprefix(prefix): _component_doc(c)
-                        for name, c in by_name.items() if name.startswith(prefix)},
-            podCIDRs=_split(member.pod_cidr),
-            serviceCIDRs=_split(member.service_cidr),
-            nodes=report.nodes.get(member.name),
-            addresses=member_addresses(member),
-        ))
-    return StatusDoc(
-        clusterset=state.clusterset,
-        kubeconfig=str(report.kubeconfig),
-        ipFamily=state.ip_family,
-        nodesPerMember=state.nodes,
-        components={name: _component_doc(c) for name, c in by_name.items() if "/" not in name},
-        members=members,
-    )
+        members.append({
+            "name": member.name,
+            "context": member.name,
+            "apiServer": f"https://127.0.0.1:{member.apiserver_port}",
+            "components": {name.removeprefix(prefix): _component_doc(c)
+                           for name, c in by_name.items() if name.startswith(prefix)},
+            "podCIDRs": _split(member.pod_cidr),
+            "serviceCIDRs": _split(member.service_cidr),
+            "nodes": report.nodes.get(member.name),
+            "addresses": member_addresses(member),
+        })
+    return {
+        "clusterset": state.clusterset,
+        "kubeconfig": str(report.kubeconfig),
+        "ipFamily": state.ip_family,
+        "nodesPerMember": state.nodes,
+        "components": {name: _component_doc(c) for name, c in by_name.items() if "/" not in name},
+        "members": members,
+    }
 
 
 def status_text(doc: StatusDoc) -> str:

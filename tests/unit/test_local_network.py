@@ -97,6 +97,12 @@ def test_the_controller_manager_runs_every_default_controller_and_cuts_node_rang
     assert flags["--allocate-node-cidrs"] == "true"
     assert flags["--cluster-cidr"] == "10.2.0.0/16,fd00:10:2::/48"
     assert flags["--service-cluster-ip-range"] == "10.102.0.0/16,fd00:96:2::/112"
+    assert flags["--node-cidr-mask-size-ipv4"] == "24" and flags["--node-cidr-mask-size-ipv6"] == "64"
+
+
+def test_single_stack_members_get_the_single_node_mask_flag_that_kube_controller_manager_accepts():
+    assert network.node_mask_flags("10.2.0.0/16") == ["--node-cidr-mask-size=24"]
+    assert network.node_mask_flags("fd00:10:2::/48") == ["--node-cidr-mask-size=64"]
 
 
 def test_kwok_manages_only_annotated_nodes_with_its_own_stages_and_ours(tmp_path):
