@@ -259,7 +259,7 @@ async def _create_nodes(state_dir: Path, state: LocalState, member: MemberPorts)
     client = admin_client(state_dir, member)
     try:
         for n in range(1, state.nodes + 1):
-            node = nodes.node_object(member.name, member.index, n, state.ip_family)  # type: ignore[arg-type]
+            node = nodes.node_object(member.name, member.index, n, state.ip_family)
             try:
                 await client.json("POST", "/api/v1/nodes", body=node)
             except ApiError as error:

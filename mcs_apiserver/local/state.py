@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from mcs_apiserver.local.network import IPFamily
 from mcs_apiserver.local.processes import ProcessRecord
 
 STATE_FILE = "state.json"
@@ -47,7 +48,7 @@ class LocalState:
     processes: list[ProcessRecord] = field(default_factory=list)
     with_mcs_apiserver: bool = True
     nodes: int = 0  # kwok Nodes per member (0: no kube-scheduler, no kwok)
-    ip_family: str = "ipv4"
+    ip_family: IPFamily = "ipv4"
 
     def member(self, name: str) -> MemberPorts:
         for member in self.members:
