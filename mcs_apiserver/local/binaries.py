@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Sequence, TextIO
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 KWOK_MODULE = "sigs.k8s.io/kwok"
@@ -248,7 +248,7 @@ def kubernetes_version_ldflags(version: str) -> list[str]:
 
 def _build(
     workdir: Path, packages: list[str], output: Path, out: TextIO, label: str,
-    ldflags: list[str] = (),
+    ldflags: Sequence[str] = (),
 ) -> None:
     """``go build`` the packages of the module in ``workdir`` into ``output``."""
     go = _go()
@@ -277,7 +277,7 @@ def _go_with_progress(args: list[str], cwd: Path, env: dict[str, str], out: Text
     started = time.monotonic()
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
-    built, last_report, tail = 0, 0.0, []
+    built, last_report, tail = 0, 0.0, list[str]()
     for line in proc.stdout:
         line = line.rstrip()
         tail = (tail + [line])[-40:]

@@ -110,7 +110,7 @@ def member_addresses(member: MemberPorts) -> dict[str, str]:
 def status_document(report: StatusReport) -> StatusDoc:
     state = report.state
     by_name = {c.name: c for c in report.components}
-    members = []
+    members: list[MemberDoc] = []
     for member in state.members:
         prefix = member.name + "/"
         members.append({
