@@ -161,6 +161,22 @@ def test_a_statefulset_behind_a_headless_export_has_endpoints_with_their_hostnam
     eventually(lambda: _ready_endpoints(kubectl, ns, "db") == 2, what="2 ready endpoints in db's import")
 
 
+def test_a_job_runs_to_completion_on_the_simulated_nodes(kubectl, ns):
+    kubectl.apply(json.dumps({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "namespace": ns},
+        "spec": {"completions": 2, "parallelism": 2, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "job", "image": IMAGE}]}}},
+    }), "member-3")
+
+    def complete() -> dict | None:
+        job = kubectl.json("get", "job", "once", "-n", ns, context="member-3")
+        done = any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", []))
+        return job if done else None
+
+    job = eventually(complete, timeout=60, what="the Job to complete")
+    assert job["status"]["succeeded"] == 2
+
+
 def test_pods_of_different_members_never_share_an_ip(clusterset, kubectl, ns):
     for member in MEMBERS:
         kubectl.apply(deployment("spread", ns, 4), member)
