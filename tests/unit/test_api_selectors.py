@@ -306,9 +306,8 @@ def test_empty_selectors_compile_to_a_predicate_that_takes_everything() -> None:
     assert match({})
 
 
-def test_matching_ten_thousand_objects_is_fast_enough_for_one_list() -> None:
-    import time
-
+def test_a_compiled_selector_picks_exactly_the_matching_objects_of_ten_thousand() -> None:
+    # How fast this is belongs to the benchmarks (benchmarks/reads.py), not to a test on a noisy machine.
     objects = [
         {
             "metadata": {
@@ -320,8 +319,5 @@ def test_matching_ten_thousand_objects_is_fast_enough_for_one_list() -> None:
         for i in range(10_000)
     ]
     match, _, _ = compile_selectors("app in (a1,a2),tier,!canary", "metadata.namespace!=ns-3", "serviceimports")
-    start = time.perf_counter()
-    selected = [o for o in objects if match(o)]
-    elapsed = time.perf_counter() - start
-    assert len(selected) == sum(1 for i in range(10_000) if i % 7 in (1, 2) and i % 10 != 3)
-    assert elapsed < 0.25
+    selected = [o["metadata"]["name"] for o in objects if match(o)]
+    assert selected == [f"svc-{i}" for i in range(10_000) if i % 7 in (1, 2) and i % 10 != 3]

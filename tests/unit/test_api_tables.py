@@ -338,9 +338,8 @@ def test_the_serialized_partial_object_metadata_is_the_same_object_joined_from_m
     assert orjson.loads(joined) == partial_object_metadata(obj, "meta.k8s.io/v1beta1")
 
 
-def test_a_table_of_ten_thousand_imports_is_built_quickly() -> None:
-    import time
-
+def test_a_table_of_ten_thousand_imports_has_one_row_per_import_in_order() -> None:
+    # How fast tables are built belongs to the benchmarks (LIST as=Table in benchmarks/reads.py).
     objects = []
     for i in range(10_000):
         obj = service_import()
@@ -348,8 +347,5 @@ def test_a_table_of_ten_thousand_imports_is_built_quickly() -> None:
             obj["metadata"], name=f"svc-{i}", creationTimestamp=f"2025-05-{1 + i % 28:02d}T10:00:00Z"
         )
         objects.append(obj)
-    start = time.perf_counter()
     table = table_for("ServiceImport", objects, NOW)
-    elapsed = time.perf_counter() - start
-    assert len(table["rows"]) == 10_000
-    assert elapsed < 1.0
+    assert [row["cells"][0] for row in table["rows"]] == [f"svc-{i}" for i in range(10_000)]
