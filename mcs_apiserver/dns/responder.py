@@ -12,6 +12,8 @@ Outcomes, and why:
 * opcode other than QUERY: NOTIMP; more or fewer than one question, records in the answer or
   authority sections, anything but one OPT in the additional section, trailing bytes: FORMERR;
 * EDNS version other than 0: BADVERS (RFC 6891), with an OPT of version 0;
+* before the first view of the ClusterSet is computed (members still listing): SERVFAIL, so that
+  resolvers try again instead of caching an NXDOMAIN that is not true;
 * class other than IN, or a name outside the zone: REFUSED (we are authoritative for one zone only);
   zone transfers (AXFR/IXFR): REFUSED;
 * a name of the zone without the asked type: NODATA with the SOA; an unknown name: NXDOMAIN with
@@ -31,7 +33,7 @@ from mcs_apiserver.dns.zone import TYPE_ANY, Zone
 MAX_UDP_PAYLOAD = 1232
 CLASSIC_UDP_PAYLOAD = 512
 
-NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED, BADVERS = 0, 1, 3, 4, 5, 16
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, BADVERS = 0, 1, 2, 3, 4, 5, 16
 _AXFR, _IXFR, _OPT = 252, 251, 41
 
 _pack_counts = struct.Struct("!HHHH").pack
@@ -98,6 +100,8 @@ class Responder:
             return self._error(query, REFUSED, question, qtype, udp, edns=edns)
 
         zone = self.zone
+        if not zone.ready:
+            return self._error(query, SERVFAIL, question, qtype, udp, edns=edns)
         owner = question[:-4].lower()
         types = zone.names.get(owner)
         if types is not None:

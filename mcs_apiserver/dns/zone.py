@@ -81,6 +81,8 @@ class Zone:
         self.origin = origin.strip(".").lower()
         self.ttl = ttl
         self.origin_wire = name_wire(self.origin + ".")
+        #: False until the view has been computed once: the responder answers SERVFAIL meanwhile.
+        self.ready = True
         #: owner (lower-case wire) -> query type -> prepared answer
         self.names: dict[bytes, dict[int, Prepared]] = {}
         self._owned: dict[Key, tuple[bytes, ...]] = {}

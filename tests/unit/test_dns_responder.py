@@ -285,3 +285,11 @@ def test_another_zone_name_is_served_instead_of_clusterset_local() -> None:
     assert answer_text(ask(responder, "web.demo.svc.mcs.example.")) == ["243.0.0.1"]
     assert ask(responder, WEB).rcode() == dns.rcode.REFUSED
     assert answer_text(ask(responder, "dns-version.mcs.example.", "TXT")) == ['"1.0.0"']
+
+
+def test_a_zone_not_ready_yet_answers_servfail_rather_than_a_false_nxdomain(responder) -> None:
+    responder.zone.ready = False
+    assert ask(responder, WEB).rcode() == dns.rcode.SERVFAIL
+    assert ask(responder, "example.com.").rcode() == dns.rcode.SERVFAIL
+    responder.zone.ready = True
+    assert ask(responder, WEB).rcode() == dns.rcode.NOERROR
