@@ -78,6 +78,29 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _free_dns_ports(count: int) -> list[int]:
+    """``count`` loopback ports free for both UDP and TCP (DNS serves both on one port)."""
+    ports: list[int] = []
+    held = []
+    try:
+        while len(ports) < count:
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            held.append(udp)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            except OSError:
+                tcp.close()
+                continue
+            held.append(tcp)
+            ports.append(udp.getsockname()[1])
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def _pki(state_dir: Path) -> LocalPKI:
     return LocalPKI(state_dir / "pki")
 
@@ -152,6 +175,7 @@ class AlreadyRunning(LocalClusterSetError):
 
 def _plan(options: UpOptions) -> LocalState:
     ports = _free_ports(2 + 3 * options.members)
+    dns_ports = _free_dns_ports(options.members)
     members = [
         MemberPorts(
             name=member_name(i),
@@ -160,6 +184,7 @@ def _plan(options: UpOptions) -> LocalState:
             controller_manager_port=ports[3 + 3 * (i - 1)],
             mcs_port=ports[4 + 3 * (i - 1)],
             service_cidr=f"10.{100 + i}.0.0/16",
+            dns_port=dns_ports[i - 1],
         )
         for i in range(1, options.members + 1)
     ]
@@ -227,6 +252,8 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str
         f"--member-kubeconfig={kubeconfig_path}",
         f"--local-member={member.name}",
         "--member-grace-period=60s",
+        "--dns-bind-address=127.0.0.1",
+        f"--dns-port={member.dns_port}",
         *extra,
     ]
 
@@ -412,6 +439,9 @@ async def status(state_dir: Path) -> tuple[LocalState | None, list[ComponentStat
     for record in state.processes:
         report.append(ComponentStatus(record.name, record.pid, processes.alive(record)))
     for member in state.members:
+        instance = next((c for c in report if c.name == f"{member.name}/mcs-apiserver"), None)
+        if instance is not None and member.dns_port:
+            instance.detail = f"https://127.0.0.1:{member.mcs_port}, DNS 127.0.0.1:{member.dns_port} (UDP, TCP)"
         entry = next((c for c in report if c.name == f"{member.name}/kube-apiserver"), None)
         if entry is None or not entry.running:
             continue

@@ -33,6 +33,7 @@ class MemberPorts:
     controller_manager_port: int
     mcs_port: int
     service_cidr: str
+    dns_port: int = 0  # the instance's DNS (UDP and TCP) on 127.0.0.1; 0 in state from before DNS
 
 
 @dataclass
