@@ -49,6 +49,9 @@ def _opt(extended_rcode: int = 0) -> bytes:
 
 _OPT_PLAIN = _opt()
 _OPT_BADVERS = _opt(BADVERS)
+# section counts (ANCOUNT, NSCOUNT, ARCOUNT) of the answers that are not prepared per name
+_SOA, _SOA_EDNS = struct.pack("!HHH", 0, 1, 0), struct.pack("!HHH", 0, 1, 1)
+_ANY, _ANY_EDNS = struct.pack("!HHH", 1, 0, 0), struct.pack("!HHH", 1, 0, 1)
 
 
 class Responder:
@@ -103,26 +106,26 @@ class Responder:
         if not zone.ready:
             return self._error(query, SERVFAIL, question, qtype, udp, edns=edns)
         owner = question[:-4].lower()
-        types = zone.names.get(owner)
-        if types is not None:
-            prepared = types.get(qtype)
-            if prepared is not None:
-                an, ns, ar = prepared.counts
-                body = prepared.body
-                rcode = NOERROR
-            elif qtype == TYPE_ANY:
-                an, ns, ar, body, rcode = 1, 0, 0, zone.any_answer, NOERROR
+        prepared = zone.answers.get(owner + question[-4:-2])
+        if prepared is not None:
+            counts = prepared.counts_edns if edns else prepared.counts
+            body = prepared.body
+            rcode = NOERROR
+        elif owner in zone.names:
+            rcode = NOERROR
+            if qtype == TYPE_ANY:
+                counts, body = (_ANY_EDNS if edns else _ANY), zone.any_answer
             else:
-                an, ns, ar, body, rcode = 0, 1, 0, zone.soa, NOERROR  # NODATA
+                counts, body = (_SOA_EDNS if edns else _SOA), zone.soa  # NODATA
         elif owner.endswith(zone.origin_wire) and _label_boundary(owner, len(owner) - len(zone.origin_wire)):
-            an, ns, ar, body, rcode = 0, 1, 0, zone.soa, NXDOMAIN
+            counts, body, rcode = (_SOA_EDNS if edns else _SOA), zone.soa, NXDOMAIN
         else:
             return self._error(query, REFUSED, question, qtype, udp, edns=edns)
         flags = bytes((0x84 | (query[2] & 0x01), rcode | (query[3] & 0x10)))  # QR AA, RD and CD echoed
         if edns:
-            response = b"".join((query[:2], flags, _pack_counts(1, an, ns, ar + 1), question, body, _OPT_PLAIN))
+            response = b"".join((query[:2], flags, b"\x00\x01", counts, question, body, _OPT_PLAIN))
         else:
-            response = b"".join((query[:2], flags, _pack_counts(1, an, ns, ar), question, body))
+            response = b"".join((query[:2], flags, b"\x00\x01", counts, question, body))
         if udp and len(response) > limit:
             self.stats.count(qtype, rcode, udp, truncated=True)
             flags = bytes((flags[0] | 0x02, flags[1]))

@@ -4,26 +4,26 @@ Every (owner name, query type) that has records is stored as the bytes that foll
 a response (answer, authority and additional sections, names compressed against the question at
 offset 12) plus its section counts. A response is then the query's own ID, flags and question
 (echoed as asked: same length whatever the case, so every compression pointer still lands) followed
-by those bytes: the responder never builds a message per query. dnspython builds them here, once.
+by those bytes: the responder never builds a message per query.
 
-An owner present with no types is an empty non-terminal (NODATA). The SOA (for negative answers)
-is one more prepared blob; its serial moves on with every batch of changes.
+The encoder is a few lines of ``struct`` rather than dnspython's message builder: it runs for every
+name of every changed import (dnspython took milliseconds per import, this takes tens of
+microseconds), and the records it writes are only A, AAAA, SRV and TXT. The tests read every
+answer back with dnspython.
+
+Storage is two flat maps, ``names`` (every owner, for NODATA versus NXDOMAIN) and ``answers``
+(owner + query type, two bytes, to a ``Prepared``): a handful of small objects per name, which is
+what the memory budget per export allows. The SOA (for negative answers) is one more blob; its
+serial moves on with every batch of changes.
 """
 
 from __future__ import annotations
 
-import io
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
-
-import dns.flags
-import dns.message
-import dns.name
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 
 from mcs_apiserver.dns.records import (
     DNS_SCHEMA_VERSION,
@@ -44,33 +44,103 @@ SOA_TIMERS = (7200, 1800, 86400)
 
 TYPE_CODES: dict[RecordType, int] = {"A": 1, "AAAA": 28, "SRV": 33, "TXT": 16}
 TYPE_ANY = 255
+_CLASS_IN = 1
+#: Compression pointers hold 14 bits: names further into a message cannot be pointed at.
+_MAX_POINTER = 0x3FFF
+
+_rr_header = struct.Struct("!HHIH").pack
 
 
 class Prepared(NamedTuple):
-    """The part of a response after the question, and the counts of its sections."""
+    """The part of a response after the question, and its section counts (as header bytes)."""
 
-    counts: tuple[int, int, int]  #: ANCOUNT, NSCOUNT, ARCOUNT (EDNS OPT not included)
+    counts: bytes  #: ANCOUNT, NSCOUNT, ARCOUNT: 6 bytes
+    counts_edns: bytes  #: the same with one more additional record: our OPT
     body: bytes
+
+
+def labels_of(name: str) -> tuple[bytes, ...]:
+    """Lower-case labels of an absolute text name (``"a.b."`` -> ``(b"a", b"b")``)."""
+    text = name.rstrip(".").lower()
+    return tuple(label.encode("ascii") for label in text.split(".")) if text else ()
 
 
 def name_wire(name: str) -> bytes:
     """Lower-case wire format of an absolute text name: the responder's lookup key."""
-    return dns.name.from_text(name).to_wire().lower()  # type: ignore[union-attr]
+    return b"".join(bytes((len(label),)) + label for label in labels_of(name)) + b"\x00"
+
+
+class _Writer:
+    """Writes the sections after a question, compressing names (RFC 1035 4.1.4) against the question
+    and against the names already written."""
+
+    def __init__(self, question: tuple[bytes, ...]) -> None:
+        self.out = bytearray()
+        self.base = 12 + sum(len(label) + 1 for label in question) + 1 + 4
+        self.suffixes: dict[tuple[bytes, ...], int] = {}
+        offset = 12
+        for i in range(len(question)):
+            self.suffixes[question[i:]] = offset
+            offset += len(question[i]) + 1
+
+    def name(self, labels: tuple[bytes, ...], compress: bool = True) -> None:
+        for i in range(len(labels)):
+            suffix = labels[i:]
+            pointer = self.suffixes.get(suffix) if compress else None
+            if pointer is not None:
+                self.out += struct.pack("!H", 0xC000 | pointer)
+                return
+            here = self.base + len(self.out)
+            if here <= _MAX_POINTER:
+                self.suffixes.setdefault(suffix, here)
+            self.out += bytes((len(labels[i]),)) + labels[i]
+        self.out += b"\x00"
+
+    def record(self, owner: tuple[bytes, ...], rdtype: RecordType, ttl: int, value: str) -> None:
+        self.name(owner)
+        if rdtype == "A":
+            rdata = socket.inet_pton(socket.AF_INET, value)
+        elif rdtype == "AAAA":
+            rdata = socket.inet_pton(socket.AF_INET6, value)
+        elif rdtype == "TXT":
+            text = value.strip('"').encode()
+            rdata = bytes((len(text),)) + text
+        else:  # SRV: the target is never compressed (RFC 2782)
+            priority, weight, port, target = value.split()
+            self.out += _rr_header(TYPE_CODES[rdtype], _CLASS_IN, ttl, 0)
+            start = len(self.out)
+            self.out += struct.pack("!HHH", int(priority), int(weight), int(port))
+            self.name(labels_of(target), compress=False)
+            struct.pack_into("!H", self.out, start - 2, len(self.out) - start)
+            return
+        self.out += _rr_header(TYPE_CODES[rdtype], _CLASS_IN, ttl, len(rdata)) + rdata
 
 
 def prepare(owner: str, rdtype: RecordType, values: tuple[str, ...], ttl: int,
             additional: Iterable[tuple[str, RecordType, tuple[str, ...]]] = ()) -> Prepared:
-    """The sections of a positive answer for ``owner``/``rdtype`` (dnspython encodes them)."""
-    name = dns.name.from_text(owner)
-    query = dns.message.make_query(name, rdtype)
-    response = dns.message.make_response(query)
-    response.answer.append(dns.rrset.from_text_list(name, ttl, dns.rdataclass.IN, rdtype, list(values)))
+    """The sections of a positive answer for ``owner``/``rdtype``."""
+    question = labels_of(owner)
+    writer = _Writer(question)
+    for value in values:
+        writer.record(question, rdtype, ttl, value)
+    extra = 0
     for target, extra_type, extra_values in additional:
-        response.additional.append(
-            dns.rrset.from_text_list(target, ttl, dns.rdataclass.IN, extra_type, list(extra_values)))
-    wire = response.to_wire()
-    counts = struct.unpack("!3H", wire[6:12])
-    return Prepared(counts, wire[12 + len(name.to_wire()) + 4:])  # type: ignore[arg-type]
+        target_labels = labels_of(target)
+        for value in extra_values:
+            writer.record(target_labels, extra_type, ttl, value)
+            extra += 1
+    return Prepared(_counts(len(values), extra), _counts(len(values), extra + 1), bytes(writer.out))
+
+
+_COUNTS: dict[tuple[int, int], bytes] = {}
+
+
+def _counts(answers: int, additional: int) -> bytes:
+    """Section counts, shared between answers (most are one of a few values): memory per name."""
+    found = _COUNTS.get((answers, additional))
+    if found is None:
+        found = _COUNTS[(answers, additional)] = struct.pack("!HHH", answers, 0, additional)
+    return found
 
 
 class Zone:
@@ -83,19 +153,22 @@ class Zone:
         self.origin_wire = name_wire(self.origin + ".")
         #: False until the view has been computed once: the responder answers SERVFAIL meanwhile.
         self.ready = True
-        #: owner (lower-case wire) -> query type -> prepared answer
-        self.names: dict[bytes, dict[int, Prepared]] = {}
-        self._owned: dict[Key, tuple[bytes, ...]] = {}
+        #: every owner name (lower-case wire), empty non-terminals included
+        self.names: set[bytes] = set()
+        #: owner (lower-case wire) + query type (2 bytes) -> prepared answer
+        self.answers: dict[bytes, Prepared] = {}
+        self._owned: dict[Key, tuple[bytes, ...]] = {}  # key -> its owners and answer keys
         self._inputs: dict[Key, ServiceInput] = {}
         self._namespaces: dict[str, int] = {}  # namespace -> services with names in it
         self.serial = int(clock()) & 0xFFFFFFFF
         self.soa = b""
         self.any_answer = self._any_answer()
-        self.names[self.origin_wire] = {}
-        self.names[name_wire(f"svc.{self.origin}.")] = {}
+        self.names.add(self.origin_wire)
+        self.names.add(name_wire(f"svc.{self.origin}."))
         version = f"dns-version.{self.origin}."
-        self.names[name_wire(version)] = {TYPE_CODES["TXT"]: prepare(
-            version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL)}
+        self.names.add(name_wire(version))
+        self.answers[name_wire(version) + struct.pack("!H", TYPE_CODES["TXT"])] = prepare(
+            version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL)
         self._build_soa()
 
     # --- updates ------------------------------------------------------------------------------
@@ -105,8 +178,9 @@ class Zone:
         anything changed (an unchanged input costs one comparison)."""
         if self._inputs.get(key) == service:
             return False
-        for owner in self._owned.pop(key, ()):
-            del self.names[owner]
+        for entry in self._owned.pop(key, ()):
+            self.names.discard(entry)
+            self.answers.pop(entry, None)
         if key in self._inputs:
             self._namespace_count(key[0], -1)
             del self._inputs[key]
@@ -118,7 +192,7 @@ class Zone:
         return True
 
     def commit(self) -> None:
-        """After a batch of updates: a new SOA serial, so that secondaries and caches can tell."""
+        """After a batch of updates: a new SOA serial, so that caches and secondaries can tell."""
         self.serial = (self.serial + 1) & 0xFFFFFFFF
         self._build_soa()
 
@@ -128,14 +202,15 @@ class Zone:
 
     def _add(self, records: Records) -> tuple[bytes, ...]:
         owned = []
+        ttl = self.ttl
         for owner, types in records.items():
-            prepared = {
-                TYPE_CODES[rdtype]: prepare(owner, rdtype, values, self.ttl, additional_for(records, rdtype, values))
-                for rdtype, values in types.items()
-            }
             wire = name_wire(owner)
-            self.names[wire] = prepared
+            self.names.add(wire)
             owned.append(wire)
+            for rdtype, values in types.items():
+                entry = wire + struct.pack("!H", TYPE_CODES[rdtype])
+                self.answers[entry] = prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
+                owned.append(entry)
         return tuple(owned)
 
     def _namespace_count(self, namespace: str, delta: int) -> None:
@@ -143,26 +218,29 @@ class Zone:
         owner = name_wire(f"{namespace}.svc.{self.origin}.")
         if count > 0:
             self._namespaces[namespace] = count
-            self.names.setdefault(owner, {})
+            self.names.add(owner)
         else:
             self._namespaces.pop(namespace, None)
-            self.names.pop(owner, None)
+            self.names.discard(owner)
 
     # --- fixed parts --------------------------------------------------------------------------
 
     def _build_soa(self) -> None:
         """The SOA record (owner written out in full) that negative answers carry in authority."""
-        origin = dns.name.from_text(self.origin + ".")
+        writer = _Writer(())
+        writer.base = 0  # no pointers into it: it follows questions of any length
+        writer.name(labels_of(self.origin + "."), compress=False)
+        writer.out += _rr_header(6, _CLASS_IN, self.ttl, 0)
+        start = len(writer.out)
+        writer.name(labels_of(f"ns.dns.{self.origin}."), compress=False)
+        writer.name(labels_of(f"hostmaster.{self.origin}."), compress=False)
         refresh, retry, expire = SOA_TIMERS
-        rrset = dns.rrset.from_text(
-            origin, self.ttl, dns.rdataclass.IN, dns.rdatatype.SOA,
-            f"ns.dns.{self.origin}. hostmaster.{self.origin}. {self.serial} {refresh} {retry} {expire} {self.ttl}")
-        out = io.BytesIO()
-        rrset.to_wire(out)
-        self.soa = out.getvalue()
+        writer.out += struct.pack("!IIIII", self.serial, refresh, retry, expire, self.ttl)
+        struct.pack_into("!H", writer.out, start - 2, len(writer.out) - start)
+        self.soa = bytes(writer.out)
 
     def _any_answer(self) -> bytes:
         """RFC 8482 section 4.2: an ANY query gets one synthesised HINFO "RFC8482" "" record. Its
         owner is a pointer to the question, so the same bytes answer for every name."""
         rdata = b"\x07RFC8482\x00"
-        return b"\xc0\x0c" + struct.pack("!HHIH", 13, 1, self.ttl, len(rdata)) + rdata
+        return b"\xc0\x0c" + _rr_header(13, _CLASS_IN, self.ttl, len(rdata)) + rdata
