@@ -11,6 +11,7 @@ use exactly this code.
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import socket
 import sys
@@ -78,27 +79,36 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _free_dns_ports(count: int) -> list[int]:
-    """``count`` loopback ports free for both UDP and TCP (DNS serves both on one port)."""
-    ports: list[int] = []
-    held = []
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        while len(ports) < count:
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind(("127.0.0.1", 0))
-            held.append(udp)
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _free_dns_ports(count: int) -> list[int]:
+    """``count`` loopback ports free for both UDP and TCP (DNS serves both on one port), chosen below
+    the kernel's ephemeral range: the instance binds them seconds later, and a port from that range
+    may meanwhile have become the local port of some outgoing connection (EADDRINUSE)."""
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        if len(ports) == count:
+            break
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             try:
-                tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
             except OSError:
-                tcp.close()
                 continue
-            held.append(tcp)
-            ports.append(udp.getsockname()[1])
-        return ports
-    finally:
-        for sock in held:
-            sock.close()
+        ports.append(port)
+    if len(ports) < count:
+        raise LocalClusterSetError(f"no {count} free loopback ports for DNS below {low}")
+    return ports
 
 
 def _pki(state_dir: Path) -> LocalPKI:

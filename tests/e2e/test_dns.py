@@ -15,6 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -176,9 +177,14 @@ def coredns(clusterset, tmp_path):
         f"        answer \"{{{{ .Name }}}} 5 IN A 10.96.0.1\"\n    }}\n}}\n")
     process = subprocess.Popen([str(coredns_binary(clusterset.binaries)), "-conf", str(corefile)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def answering() -> bool:
+        try:
+            return ask(port, f"dns-version.{ZONE}.", "TXT")[0] == NOERROR
+        except (dns.exception.Timeout, OSError):  # not listening yet
+            return False
+
     try:
-        eventually(lambda: ask(port, f"dns-version.{ZONE}.", "TXT")[0] == NOERROR, timeout=20,
-                   what="CoreDNS to answer")
+        eventually(answering, timeout=20, what="CoreDNS to answer")
         yield port
     finally:
         process.terminate()
