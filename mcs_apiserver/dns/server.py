@@ -14,6 +14,7 @@ stops being read (flow control) and is closed by the same timer: memory per conn
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -133,7 +134,18 @@ class DnsServer:
         return self.responder.stats
 
     async def start(self) -> None:
-        """Listen on UDP and TCP, on the same port (with port 0: the one the kernel gives UDP)."""
+        """Listen on UDP and TCP, on the same port (with port 0: one the kernel gives UDP and that
+        TCP can take too, retried a few times)."""
+        for attempt in range(20):
+            try:
+                await self._listen()
+                break
+            except OSError as error:
+                if self.options.port != 0 or error.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+        log.info("serving DNS on %s:%d (UDP and TCP)", self.options.bind_address, self.port)
+
+    async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.options.bind_address else socket.AF_INET
         self._udp, _ = await loop.create_datagram_endpoint(
@@ -149,8 +161,8 @@ class DnsServer:
                                                  family=family, backlog=1024, reuse_address=True)
         except OSError:
             self._udp.close()
+            self._udp = None
             raise
-        log.info("serving DNS on %s:%d (UDP and TCP)", self.options.bind_address, self.port)
 
     async def stop(self) -> None:
         if self._udp is not None:
