@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from mcs_apiserver.dns.records import ClusterEndpoints, ServiceInput, ServicePort
 from mcs_apiserver.dns.zone import Zone
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import Key, MemberView
+from mcs_apiserver.views.model import Key, MemberView, ReadyEndpoints
 
 
 class DnsFeed:
@@ -55,6 +55,12 @@ class DnsFeed:
         for status in (served.get("status") or {}).get("clusters") or ():
             cluster = status["cluster"]
             member = self.members.get(by_cluster.get(cluster, ""))
-            slices = tuple(sorted(member.ready_endpoint_slices(key))) if member is not None else ()
+            slices = tuple(sorted(member.ready_endpoint_slices(key), key=_slice_order)) if member is not None else ()
             clusters.append(ClusterEndpoints(cluster, slices))
         return ServiceInput(key[0], key[1], "Headless", (), ports, tuple(clusters))
+
+
+def _slice_order(slice_: ReadyEndpoints) -> tuple[str, tuple[str, ...]]:
+    """A stable order of a Service's slices (the caches keep them in a set), so that the same
+    endpoints are the same input; never compares None with a string, as sorting the tuples would."""
+    return slice_.family, slice_.endpoints[0].addresses if slice_.endpoints else ()

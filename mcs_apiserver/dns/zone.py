@@ -116,20 +116,30 @@ class _Writer:
         self.out += _rr_header(TYPE_CODES[rdtype], _CLASS_IN, ttl, len(rdata)) + rdata
 
 
+#: A TCP message holds at most 65,535 bytes: an answer stops short of that (question and OPT
+#: included), leaving out records that do not fit (the spec lets a headless name answer a subset).
+MAX_BODY = 65535 - 12 - 259 - 11 - 300
+
+
 def prepare(owner: str, rdtype: RecordType, values: tuple[str, ...], ttl: int,
             additional: Iterable[tuple[str, RecordType, tuple[str, ...]]] = ()) -> Prepared:
-    """The sections of a positive answer for ``owner``/``rdtype``."""
+    """The sections of a positive answer for ``owner``/``rdtype``, at most ``MAX_BODY`` bytes."""
     question = labels_of(owner)
     writer = _Writer(question)
+    answers = extra = 0
     for value in values:
+        if len(writer.out) > MAX_BODY:
+            break
         writer.record(question, rdtype, ttl, value)
-    extra = 0
+        answers += 1
     for target, extra_type, extra_values in additional:
         target_labels = labels_of(target)
         for value in extra_values:
+            if len(writer.out) > MAX_BODY:
+                break
             writer.record(target_labels, extra_type, ttl, value)
             extra += 1
-    return Prepared(_counts(len(values), extra), _counts(len(values), extra + 1), bytes(writer.out))
+    return Prepared(_counts(answers, extra), _counts(answers, extra + 1), bytes(writer.out))
 
 
 _COUNTS: dict[tuple[int, int], bytes] = {}

@@ -106,3 +106,12 @@ def test_a_changed_endpoint_updates_only_its_own_names_and_a_repeat_changes_noth
     world.run(KEY)
     assert world.ask(WEB) == (dns.rcode.NOERROR, ["10.2.0.9"])
     assert world.zone.serial == serial + 1
+
+
+def test_two_slices_with_the_same_first_address_are_ordered_without_comparing_none_to_text() -> None:
+    world = World()
+    svc = service(KEY, [port(80, "http")], headless=True)
+    world.members["member-2"].export(KEY, svc, slices=(ready_slice(("10.2.0.1", "a", None)),
+                                                       ready_slice(("10.2.0.1", None, None))))
+    world.run(KEY)
+    assert world.ask(WEB) == (dns.rcode.NOERROR, ["10.2.0.1"])

@@ -26,7 +26,7 @@ def web(*ips: str) -> ServiceInput:
 
 
 def db(count: int = 2) -> ServiceInput:
-    endpoints = [(f"10.0.0.{i + 1}", f"db-{i}", f"db-{i}") for i in range(count)]
+    endpoints = [(f"10.0.{i // 250}.{i % 250 + 1}", f"db-{i}", f"db-{i}") for i in range(count)]
     return ServiceInput("demo", "db", "Headless", clusters=(ClusterEndpoints("member-2", (ready_slice(*endpoints),)),))
 
 
@@ -293,3 +293,14 @@ def test_a_zone_not_ready_yet_answers_servfail_rather_than_a_false_nxdomain(resp
     assert ask(responder, "example.com.").rcode() == dns.rcode.SERVFAIL
     responder.zone.ready = True
     assert ask(responder, WEB).rcode() == dns.rcode.NOERROR
+
+
+def test_a_headless_name_with_thousands_of_targets_still_fits_one_tcp_message() -> None:
+    zone = Zone()
+    zone.update(("demo", "db"), db(count=5000))
+    responder = Responder(zone)
+    wire = responder.respond(dns.message.make_query(DB, "SRV").to_wire(), udp=False)
+    assert wire is not None and len(wire) <= 65535
+    response = dns.message.from_wire(wire)
+    assert 100 < len(response.answer[0]) < 5000  # a subset, as the spec allows
+    assert len(ask(responder, DB, "A", udp=False).answer[0]) == 1000  # MAX_ADDRESSES
