@@ -24,7 +24,7 @@ import aiohttp
 
 from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
 from mcs_apiserver.members.client import ApiError, KubeClient
-from mcs_apiserver.members.reflector import LIST_PAGE_SIZE, Reflector, Resource
+from mcs_apiserver.members.reflector import Reflector, Resource
 from mcs_apiserver.views.conditions import format_time
 from mcs_apiserver.views.model import (
     EXPORTED_AT_ANNOTATION,
@@ -194,8 +194,8 @@ class _Slice(NamedTuple):
     resource_version: str
 
 
-#: More keys than this waiting for their endpoints: one LIST of every slice beats one GET per key.
-FETCH_BATCH = 16
+#: GETs in flight for the endpoints of newly exported Services.
+FETCH_CONCURRENCY = 4
 FETCH_RETRY = 1.0
 
 
@@ -204,10 +204,11 @@ class _Slices:
     member exports, their ready endpoints (for DNS).
 
     A slice that arrives while its Service is not exported keeps only its count. When the export
-    appears, the slices already seen are fetched again (GET by ``kubernetes.io/service-name``, or one
-    LIST when many exports appear at once, as after a relist); a fetched slice fills in only if it
-    is the very version the watch gave (same resourceVersion): any other version is either older
-    (the watch's newer event already carried the endpoints) or newer (its watch event is on the way).
+    appears, the slices already seen are fetched again (GET by ``kubernetes.io/service-name``); a
+    fetched slice fills in only if it is the very version the watch gave (same resourceVersion): any
+    other version is either older (the watch's newer event already carried the endpoints) or newer
+    (its watch event is on the way). The slices are first listed after the exports (see
+    ``MemberCache._run``), so a start-up needs no such fetch.
     """
 
     def __init__(self, member: "MemberCache") -> None:
@@ -304,38 +305,30 @@ class _Slices:
             self.member.sink.keys_changed(self.member.name, changed)
 
     async def _fetch_pending(self) -> None:
-        client = self.member.client
+        """GET the slices of every pending key by label, ``FETCH_CONCURRENCY`` at a time (never one
+        LIST of every slice: in a large cluster that is megabytes for a few keys)."""
         try:
-            while self._pending:
-                keys, self._pending = self._pending, set()
-                try:
-                    if len(keys) > FETCH_BATCH:
-                        self.fill(await _list_all(client, ENDPOINT_SLICES.path))
-                    else:
-                        for namespace, name in keys:
-                            page = await client.get(
-                                f"{ENDPOINT_SLICES.prefix}/namespaces/{namespace}/{ENDPOINT_SLICES.plural}",
-                                params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"}, timeout=30)
-                            self.fill(page.get("items") or ())
-                except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
-                    log.info("member %s: fetching endpoints failed, retrying: %s", self.member.name, error,
-                             extra={"member": self.member.name})
-                    self._pending |= {k for k in keys if k in self.member._exports}
-                    await asyncio.sleep(FETCH_RETRY)
+            await asyncio.gather(*(self._fetch_worker() for _ in range(FETCH_CONCURRENCY)))
         finally:
             self._fetching = None
 
-
-async def _list_all(client: KubeClient, path: str) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    params = {"limit": str(LIST_PAGE_SIZE)}
-    while True:
-        page = await client.get(path, params=params, timeout=60)
-        objects.extend(page.get("items") or ())
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return objects
-        params = {"limit": str(LIST_PAGE_SIZE), "continue": token}
+    async def _fetch_worker(self) -> None:
+        client = self.member.client
+        while self._pending:
+            key = self._pending.pop()
+            namespace, name = key
+            try:
+                page = await client.get(
+                    f"{ENDPOINT_SLICES.prefix}/namespaces/{namespace}/{ENDPOINT_SLICES.plural}",
+                    params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"}, timeout=30)
+            except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+                log.info("member %s: fetching the endpoints of %s/%s failed, retrying: %s", self.member.name,
+                         namespace, name, error, extra={"member": self.member.name})
+                await asyncio.sleep(FETCH_RETRY)
+                if key in self.member._exports:
+                    self._pending.add(key)
+                continue
+            self.fill(page.get("items") or ())
 
 
 class MemberCache:
@@ -428,7 +421,17 @@ class MemberCache:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(r.run(), name=f"{self.name}/{r.resource}") for r in self.reflectors]
+        self._tasks = [asyncio.create_task(self._run(r), name=f"{self.name}/{r.resource}") for r in self.reflectors]
+
+    async def _run(self, reflector: Reflector) -> None:
+        """EndpointSlices are listed once the exports are (or cannot be): their endpoints are kept
+        only for exported Services, and a slice seen before its export would have to be fetched
+        again."""
+        if reflector.resource == ENDPOINT_SLICES:
+            exports = self.reflectors[0]
+            while not exports.synced and str(SERVICE_EXPORTS) not in self._failing:
+                await asyncio.sleep(0.02)
+        await reflector.run()
 
     async def stop(self) -> None:
         if self._slices._fetching is not None:

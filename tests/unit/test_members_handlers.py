@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from mcs_apiserver.members.member import MemberCache, _key, _Objects, _Slices, trim_service
+from mcs_apiserver.members.member import (
+    FETCH_CONCURRENCY,
+    SERVICE_EXPORTS,
+    MemberCache,
+    _key,
+    _Objects,
+    _Slices,
+    trim_service,
+)
 from mcs_apiserver.views.model import Endpoint, ReadyEndpoints, SlicePort
 
 
@@ -310,15 +319,22 @@ async def test_an_export_appearing_with_a_loop_fetches_its_slices_by_label(membe
     assert len(cache.ready_endpoint_slices(("shop", "web"))) == 1
 
 
-async def test_many_exports_appearing_at_once_fetch_every_slice_in_one_list(member) -> None:
+async def test_many_exports_appearing_at_once_fetch_their_slices_a_few_gets_at_a_time(member) -> None:
     cache, _ = member
     calls: list[str] = []
+    in_flight = peak = 0
     names = [f"s{i}" for i in range(20)]
 
     class Client:
         async def get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
-            calls.append(path)
-            return {"items": [dns_eps(f"{n}-1", n) for n in names], "metadata": {}}
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.001)
+            in_flight -= 1
+            name = (params or {})["labelSelector"].split("=")[1]
+            calls.append(name)
+            return {"items": [dns_eps(f"{name}-1", name)]}
 
     cache.client = Client()  # type: ignore[assignment]
     for n in names:
@@ -327,5 +343,38 @@ async def test_many_exports_appearing_at_once_fetch_every_slice_in_one_list(memb
         cache._exports[("shop", n)] = {"metadata": {"name": n, "namespace": "shop"}}
     cache._slices.exports_changed([("shop", n) for n in names])
     await cache._slices._fetching
-    assert calls == ["/apis/discovery.k8s.io/v1/endpointslices"]
+    assert sorted(calls) == sorted(names) and peak == FETCH_CONCURRENCY
     assert all(cache.ready_endpoint_slices(("shop", n)) for n in names)
+
+
+async def test_a_failed_fetch_is_retried_while_the_service_is_still_exported(member, monkeypatch) -> None:
+    cache, _ = member
+    monkeypatch.setattr("mcs_apiserver.members.member.FETCH_RETRY", 0.001)
+    attempts = []
+
+    class Client:
+        async def get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
+            attempts.append(path)
+            if len(attempts) == 1:
+                raise OSError("connection reset")
+            return {"items": [dns_eps("web-1", "web", rv="5")]}
+
+    cache.client = Client()  # type: ignore[assignment]
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="5"))
+    export(cache, "web")
+    await cache._slices._fetching
+    assert len(attempts) == 2 and cache.ready_endpoint_slices(("shop", "web"))
+
+
+async def test_endpoint_slices_are_listed_only_once_the_exports_are(member) -> None:
+    cache, _ = member
+    order: list[str] = []
+    for reflector in cache.reflectors:
+        async def run(r=reflector) -> None:
+            order.append(str(r.resource))
+            if r.resource == SERVICE_EXPORTS:
+                await asyncio.sleep(0.05)
+                r.synced = True
+        reflector.run = run  # type: ignore[method-assign]
+    await asyncio.gather(*(cache._run(r) for r in cache.reflectors))
+    assert order.index("endpointslices") == len(order) - 1
