@@ -1,8 +1,9 @@
 """DNS over UDP and TCP, in the instance's own event loop.
 
-UDP: one ``DatagramProtocol``; each datagram is answered synchronously from the prepared zone
-(microseconds), so there is no queue to grow under a flood: the kernel's socket buffer drops what
-the loop cannot take, and the HTTP API keeps its share of the loop.
+UDP: the socket is read straight from the event loop's reader callback, a bounded number of
+datagrams per turn, each answered synchronously from the prepared zone (microseconds): there is no
+queue to grow under a flood (the kernel's socket buffer drops what the loop cannot take), and the
+HTTP API keeps its share of every turn of the loop.
 
 TCP (RFC 7766): two-byte length framing, pipelined queries answered in order. A connection is
 closed when no complete query has arrived for ``tcp_idle_timeout`` (idle and slow clients alike: a
@@ -34,26 +35,39 @@ class DnsOptions:
     bind_address: str = "0.0.0.0"
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 256
+    #: UDP queries answered per turn of the event loop before everything else gets its turn.
+    udp_budget: int = 16
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, responder: Responder) -> None:
+class _Udp:
+    """The UDP socket, read directly from the loop's reader callback: at most ``budget`` datagrams
+    per turn of the loop, then everything else (HTTP requests, watches) gets its turn; the socket
+    stays readable, so the next turn goes on where this one stopped. Under a flood the kernel's
+    socket buffer absorbs (and then drops) what the loop cannot take."""
+
+    def __init__(self, sock: socket.socket, responder: Responder, budget: int) -> None:
+        self.sock = sock
         self.respond = responder.respond
         self.stats = responder.stats
-        self.transport: asyncio.DatagramTransport | None = None
+        self.budget = budget
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        started = perf_counter()
-        response = self.respond(data, True)
-        if response is not None:
-            self.transport.sendto(response, addr)  # type: ignore[union-attr]
-        self.stats.observe(perf_counter() - started)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP port unreachable from a client that went away: nothing to do
+    def readable(self) -> None:
+        recvfrom, sendto, respond, observe = self.sock.recvfrom, self.sock.sendto, self.respond, self.stats.observe
+        for _ in range(self.budget):
+            try:
+                data, addr = recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP port unreachable from a client that went away
+                continue
+            started = perf_counter()
+            response = respond(data, True)
+            if response is not None:
+                try:
+                    sendto(response, addr)
+                except OSError:  # full send buffer, unreachable client: that answer is lost
+                    pass
+            observe(perf_counter() - started)
 
 
 class _Tcp(asyncio.Protocol):
@@ -125,7 +139,7 @@ class DnsServer:
         self.responder = responder
         self.options = options
         self.connections: set[_Tcp] = set()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
         self.port = options.port
 
@@ -148,24 +162,26 @@ class DnsServer:
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.options.bind_address else socket.AF_INET
-        self._udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self.responder), local_addr=(self.options.bind_address, self.options.port), family=family)
-        self.port = self._udp.get_extra_info("sockname")[1]
-        sock = self._udp.get_extra_info("socket")
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # ride out bursts
-        except OSError:
-            pass
-        try:
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # ride out bursts
+            except OSError:
+                pass
+            sock.bind((self.options.bind_address, self.options.port))
+            self.port = sock.getsockname()[1]
             self._tcp = await loop.create_server(lambda: _Tcp(self), self.options.bind_address, self.port,
                                                  family=family, backlog=1024, reuse_address=True)
         except OSError:
-            self._udp.close()
-            self._udp = None
+            sock.close()
             raise
+        self._udp = sock
+        loop.add_reader(sock, _Udp(sock, self.responder, self.options.udp_budget).readable)
 
     async def stop(self) -> None:
         if self._udp is not None:
+            asyncio.get_running_loop().remove_reader(self._udp)
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()

@@ -178,3 +178,37 @@ async def test_a_port_in_use_is_an_error_not_a_half_started_server(server) -> No
     other = DnsServer(server.responder, DnsOptions(port=server.port, bind_address=HOST))
     with pytest.raises(OSError):
         await other.start()
+
+
+async def test_a_burst_larger_than_the_per_turn_budget_is_answered_over_several_turns_of_the_loop() -> None:
+    zone = Zone()
+    zone.update(("demo", "web"), ServiceInput("demo", "web", "ClusterSetIP", ("243.0.0.1",), ()))
+    server = DnsServer(Responder(zone), DnsOptions(port=0, bind_address=HOST, udp_budget=2))
+    await server.start()
+    turns = 0
+    stop = False
+
+    def count_turns() -> None:
+        nonlocal turns
+        turns += 1
+        if not stop:
+            asyncio.get_running_loop().call_soon(count_turns)
+
+    try:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect((HOST, server.port))
+        queries = [dns.message.make_query(WEB, "A") for _ in range(10)]
+        for query in queries:
+            sock.send(query.to_wire())
+        count_turns()
+        ids = set()
+        for _ in queries:
+            ids.add(dns.message.from_wire(await asyncio.wait_for(loop.sock_recv(sock, 4096), 2)).id)
+        stop = True
+        sock.close()
+        assert ids == {q.id for q in queries}
+        assert turns >= 5  # 10 datagrams, 2 per turn: the loop went round in between
+    finally:
+        await server.stop()
