@@ -249,9 +249,9 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
     zone = Zone(options.dns_zone, options.dns_ttl)
     zone.ready = False  # SERVFAIL until the first view: never a false NXDOMAIN
-    updater.listeners.append(DnsFeed(zone, engine, members))
     dns_server = None
     if options.dns_port:
+        updater.listeners.append(DnsFeed(zone, engine, members))
         dns_server = DnsServer(Responder(zone), DnsOptions(options.dns_port, options.dns_bind_address))
         dns_server.stats.names = lambda: len(zone.names)
         metrics.registry.register(dns_server.stats)

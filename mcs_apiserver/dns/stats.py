@@ -68,7 +68,7 @@ class DnsStats:
             drops.add_metric([reason], count)
         yield drops
         cumulative, running = [], 0
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.buckets):
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.buckets, strict=True):
             running += count
             cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
         yield HistogramMetricFamily("mcs_dns_query_duration_seconds",
