@@ -551,8 +551,8 @@ async def run(options: Options) -> None:
         "",
         *machine.describe(),
         f"- DNS: {results.versions[0]}, dnsperf {_dnsperf_version()}",
-        (f"- Command: `python3 -m benchmarks.dns {' '.join(sys.argv[1:])}`".rstrip() +
-         f", {minutes:.1f} min in all; load average {load_before} at the start, {machine.load_average()} at the end"),
+        (f"- Command: `{' '.join(['python3 -m benchmarks.dns', *sys.argv[1:]])}`, {minutes:.1f} min in all; "
+         f"load average {load_before} at the start, {machine.load_average()} at the end"),
     ])
     report.write_dns(options.output, header, sections(results))
     progress(f"wrote {options.output} ({minutes:.1f} min)")

@@ -139,7 +139,7 @@ async def test_a_slow_tcp_client_dribbling_bytes_is_disconnected_all_the_same(se
             break
         await asyncio.sleep(0.05)
     if not closed:
-        assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert await asyncio.wait_for(reader.read(), 5) == b""
     assert server.stats.tcp_timeouts == 1
     writer.close()
 
