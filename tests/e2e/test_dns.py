@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import dns.exception
@@ -208,3 +210,34 @@ def test_coredns_forwarding_the_zone_gives_the_same_answers(clusterset, kubectl,
         assert ask(coredns, name, rdtype, tcp=True) == ask(ours, name, rdtype), f"{name} {rdtype} over TCP"
     # the cluster's own zone stays with the cluster's CoreDNS
     assert ask(coredns, "kubernetes.default.svc.cluster.local.") == (NOERROR, ["10.96.0.1"])
+
+
+def _metrics(clusterset, member: str) -> str:
+    root = clusterset.state_dir / "pki"
+    context = ssl.create_default_context(cafile=str(root / "mcs-apiserver-ca.crt"))
+    context.load_cert_chain(root / "front-proxy-client.crt", root / "front-proxy-client.key")
+    request = urllib.request.Request(f"https://localhost:{clusterset.state.member(member).mcs_port}/metrics",
+                                     headers={"X-Remote-User": "admin", "X-Remote-Group": "system:masters"})
+    with urllib.request.urlopen(request, context=context, timeout=5) as response:
+        return response.read().decode()
+
+
+def _count(text: str, line_prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_dns_queries_are_counted_on_metrics_by_type_rcode_and_protocol(clusterset):
+    port = dns_port(clusterset, "member-2")
+    nxdomain = 'mcs_dns_queries_total{protocol="udp",rcode="NXDOMAIN",type="AAAA"}'
+    txt_tcp = 'mcs_dns_queries_total{protocol="tcp",rcode="NOERROR",type="TXT"}'
+    before = _metrics(clusterset, "member-2")
+    for _ in range(3):
+        assert ask(port, f"nothere.nowhere.svc.{ZONE}.", "AAAA")[0] == NXDOMAIN
+    assert ask(port, f"dns-version.{ZONE}.", "TXT", tcp=True)[0] == NOERROR
+    after = _metrics(clusterset, "member-2")
+    assert _count(after, nxdomain) - _count(before, nxdomain) == 3
+    assert _count(after, txt_tcp) - _count(before, txt_tcp) == 1
+    assert _count(after, "mcs_dns_query_duration_seconds_count") >= _count(before, "mcs_dns_query_duration_seconds_count") + 4
