@@ -41,6 +41,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -55,7 +56,7 @@ from benchmarks.report import Section
 from benchmarks.stats import Summary, fmt_ratio, kib, ms, ratio
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.binaries import ensure_binaries
-from mcs_apiserver.local.cluster import Progress, UpOptions
+from mcs_apiserver.local.cluster import Progress, UpOptions, free_dns_ports
 from mcs_apiserver.local.state import load as load_state
 
 NAMESPACE = "dns-bench"
@@ -112,9 +113,8 @@ def _version(binary: Path) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return udp.getsockname()[1]
+    """A loopback port free for UDP and TCP, outside the ephemeral range (see ``local up``)."""
+    return free_dns_ports(1)[0]
 
 
 async def ask(port: int, name: str, rdtype: str = "A", tcp: bool = False) -> dns.message.Message:
@@ -412,15 +412,20 @@ async def measure(bench: Bench, options: Options, workdir: Path) -> Results:
     coredns_port = _free_port()
     (workdir / "Corefile").write_text(
         f"{ZONE}:{coredns_port} {{\n    bind 127.0.0.1\n    file {workdir / 'clusterset.local.zone'} {ZONE}\n}}\n")
-    process = subprocess.Popen([str(coredns), "-conf", str(workdir / "Corefile")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = workdir / "coredns.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(coredns), "-conf", str(workdir / "Corefile")], stdout=out, stderr=subprocess.STDOUT)
     try:
-        for _ in range(100):
+        for attempt in range(50):
+            if process.poll() is not None:
+                raise BenchError(f"CoreDNS exited with {process.returncode}: {log.read_text()[-1000:]}")
             try:
-                await ask(coredns_port, f"{ZONE}.", "SOA")
+                await ask(coredns_port, f"{ZONE}.", "SOA", tcp=True)
                 break
-            except Exception:  # noqa: BLE001 - not listening yet
-                await asyncio.sleep(0.1)
+            except (OSError, dns.exception.DNSException):  # not listening yet
+                if attempt == 49:
+                    raise BenchError(f"CoreDNS does not answer on port {coredns_port}: {log.read_text()[-1000:]}")
+                await asyncio.sleep(0.2)
         results.checked = await _compare(dns_port, coredns_port, queries)
         bench.progress(f"  same answers from both on {results.checked} sampled queries; dnsperf max rate")
         for _ in range(2):

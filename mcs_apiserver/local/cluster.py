@@ -87,7 +87,7 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def _free_dns_ports(count: int) -> list[int]:
+def free_dns_ports(count: int) -> list[int]:
     """``count`` loopback ports free for both UDP and TCP (DNS serves both on one port), chosen below
     the kernel's ephemeral range: the instance binds them seconds later, and a port from that range
     may meanwhile have become the local port of some outgoing connection (EADDRINUSE)."""
@@ -185,7 +185,7 @@ class AlreadyRunning(LocalClusterSetError):
 
 def _plan(options: UpOptions) -> LocalState:
     ports = _free_ports(2 + 3 * options.members)
-    dns_ports = _free_dns_ports(options.members)
+    dns_ports = free_dns_ports(options.members)
     members = [
         MemberPorts(
             name=member_name(i),

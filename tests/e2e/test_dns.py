@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
 import urllib.request
@@ -23,6 +22,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from mcs_apiserver.local.cluster import free_dns_ports
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
 
 pytestmark = pytest.mark.e2e
@@ -163,9 +163,8 @@ def coredns_binary(binaries) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return udp.getsockname()[1]
+    """Free for UDP and TCP, below the ephemeral range (as ``local up`` chooses DNS ports)."""
+    return free_dns_ports(1)[0]
 
 
 @pytest.fixture
@@ -180,6 +179,8 @@ def coredns(clusterset, tmp_path):
     process = subprocess.Popen([str(coredns_binary(clusterset.binaries)), "-conf", str(corefile)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     def answering() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"CoreDNS exited with {process.returncode}: {process.stdout.read().decode()[-1000:]}")
         try:
             return ask(port, f"dns-version.{ZONE}.", "TXT")[0] == NOERROR
         except (dns.exception.Timeout, OSError):  # not listening yet
