@@ -428,7 +428,7 @@ class MemberCache:
         only for exported Services, and a slice seen before its export would have to be fetched
         again."""
         if reflector.resource == ENDPOINT_SLICES:
-            exports = self.reflectors[0]
+            exports = next(r for r in self.reflectors if r.resource == SERVICE_EXPORTS)
             while not exports.synced and str(SERVICE_EXPORTS) not in self._failing:
                 await asyncio.sleep(0.02)
         await reflector.run()
