@@ -36,7 +36,9 @@ class DnsOptions:
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 256
     #: UDP queries answered per turn of the event loop before everything else gets its turn.
-    udp_budget: int = 16
+    #: Measured on this machine under a dnsperf flood, against an HTTP GET in the same loop: 4 gave
+    #: half the GET latency of 16 (p50 about 1 ms instead of 2) at the same DNS rate; 1 was no better.
+    udp_budget: int = 4
 
 
 class _Udp:
