@@ -44,3 +44,4 @@ e2e: binaries
 
 bench: binaries
 	$(PYTHON) -m benchmarks
+	$(PYTHON) -m benchmarks.dns

@@ -18,3 +18,8 @@ __lt__
 pytestmark
 # aiohttp and the logs name a route handler by its __qualname__ (webhooks/handlers.py).
 _.__qualname__
+# asyncio calls a Protocol's callbacks: connection_made, data_received and flow control (mcs_apiserver/dns/server.py).
+_.connection_made
+_.data_received
+_.pause_writing
+_.resume_writing

@@ -94,6 +94,9 @@ def _up(args: argparse.Namespace) -> int:
     print("try:")
     print(f"  export KUBECONFIG={kubeconfig_path}")
     print(f"  kubectl --context {first} get clusterproperties")
+    dns_port = state.members[0].dns_port
+    if dns_port:
+        print(f"  dig @127.0.0.1 -p {dns_port} dns-version.clusterset.local TXT   # {state.members[0].name}'s DNS")
     return 0
 
 

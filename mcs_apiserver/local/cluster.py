@@ -12,6 +12,7 @@ process behind. The e2e tests use exactly this code.
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import socket
 import sys
@@ -81,6 +82,38 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_dns_ports(count: int) -> list[int]:
+    """``count`` loopback ports free for both UDP and TCP (DNS serves both on one port), chosen below
+    the kernel's ephemeral range: the instance binds them seconds later, and a port from that range
+    may meanwhile have become the local port of some outgoing connection (EADDRINUSE)."""
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        if len(ports) == count:
+            break
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    if len(ports) < count:
+        raise LocalClusterSetError(f"no {count} free loopback ports for DNS below {low}")
+    return ports
 
 
 def _pki(state_dir: Path) -> LocalPKI:
@@ -165,6 +198,7 @@ PORTS_PER_MEMBER = 5
 
 def _plan(options: UpOptions) -> LocalState:
     ports = _free_ports(2 + PORTS_PER_MEMBER * options.members)
+    dns_ports = free_dns_ports(options.members)
     members = []
     for i in range(1, options.members + 1):
         apiserver, controller_manager, mcs, scheduler, kwok = ports[2 + PORTS_PER_MEMBER * (i - 1):][:PORTS_PER_MEMBER]
@@ -179,6 +213,7 @@ def _plan(options: UpOptions) -> LocalState:
             pod_cidr=addresses.pod_cidr,
             scheduler_port=scheduler,
             kwok_port=kwok,
+            dns_port=dns_ports[i - 1],
         ))
     return LocalState(
         clusterset=options.clusterset,
@@ -314,6 +349,8 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str
         f"--member-kubeconfig={kubeconfig_path}",
         f"--local-member={member.name}",
         "--member-grace-period=60s",
+        "--dns-bind-address=127.0.0.1",
+        f"--dns-port={member.dns_port}",
         *extra,
     ]
 
@@ -492,6 +529,10 @@ async def status(state_dir: Path) -> StatusReport | None:
         return None
     report = StatusReport(state, state_dir / ADMIN_KUBECONFIG, [
         ComponentStatus(r.name, r.pid, processes.alive(r), r.log) for r in state.processes])
+    for member in state.members:
+        instance = next((c for c in report.components if c.name == f"{member.name}/mcs-apiserver"), None)
+        if instance is not None and member.dns_port:
+            instance.detail = f"https://127.0.0.1:{member.mcs_port}, DNS 127.0.0.1:{member.dns_port} (UDP, TCP)"
     await asyncio.gather(*(_member_status(state_dir, report, member) for member in state.members))
     return report
 

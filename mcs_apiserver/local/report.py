@@ -100,11 +100,15 @@ def _split(cidrs: str) -> list[str]:
 
 
 def member_addresses(member: MemberPorts) -> dict[str, str]:
-    """Every endpoint a client of this member needs, ``host:port`` by what serves there."""
-    return {
+    """Every endpoint a client of this member needs, ``host:port`` by what serves there (``dns``:
+    the instance's multicluster DNS, UDP and TCP on the same port)."""
+    addresses = {
         "kubeApiserver": f"127.0.0.1:{member.apiserver_port}",
         "mcsApiserver": f"127.0.0.1:{member.mcs_port}",
     }
+    if member.dns_port:
+        addresses["dns"] = f"127.0.0.1:{member.dns_port}"
+    return addresses
 
 
 def status_document(report: StatusReport) -> StatusDoc:

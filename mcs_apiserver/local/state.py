@@ -37,6 +37,7 @@ class MemberPorts:
     pod_cidr: str = ""  # comma-separated, primary family first (as --cluster-cidr)
     scheduler_port: int = 0
     kwok_port: int = 0
+    dns_port: int = 0  # the instance's DNS (UDP and TCP) on 127.0.0.1; 0 in state from before DNS
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """One member cluster: five reflectors feeding trimmed, read-only caches (a ``MemberView``).
 
 Objects are trimmed on the way in to what the views and webhooks read (no managedFields, no
-unrelated annotations, EndpointSlices reduced to a ready-endpoint count per Service): memory per
-object is what lets one instance hold a large ClusterSet.
+unrelated annotations, EndpointSlices reduced to a ready-endpoint count per Service, plus the ready
+addresses, hostnames, pod names and ports that DNS needs, for exported Services only, as interned
+tuples): memory per object is what lets one instance hold a large ClusterSet.
 
 Every change is reported to a ``ChangeSink`` as the keys it touches, so the view engine recomputes
 only those. Connection trouble is tracked per member: the member is Unreachable while any reflector
@@ -16,13 +17,24 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from sys import intern
+from typing import Any, NamedTuple, Protocol
+
+import aiohttp
 
 from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.members.client import ApiError, KubeClient
 from mcs_apiserver.members.reflector import Reflector, Resource
 from mcs_apiserver.views.conditions import format_time
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION, Key, MemberStatus
+from mcs_apiserver.views.model import (
+    EXPORTED_AT_ANNOTATION,
+    Endpoint,
+    IPFamily,
+    Key,
+    MemberStatus,
+    ReadyEndpoints,
+    SlicePort,
+)
 
 log = logging.getLogger("mcs_apiserver.members")
 
@@ -102,6 +114,36 @@ def trim_property(obj: dict[str, Any]) -> ClusterProperty:
     return {"metadata": _meta(obj), "spec": obj.get("spec") or {}}  # type: ignore[typeddict-item]
 
 
+_FAMILIES: dict[str, IPFamily] = {"IPv4": "IPv4", "IPv6": "IPv6"}
+
+
+def ready_endpoints(slice_: dict[str, Any]) -> ReadyEndpoints | None:
+    """The ready endpoints of one EndpointSlice as compact tuples; None for FQDN slices.
+
+    Port names, protocols, hostnames and pod names are interned: the same few strings recur in every
+    slice of a Service (and pod names in the Pod-keyed caches of the process).
+    """
+    family = _FAMILIES.get(slice_.get("addressType") or "")
+    if family is None:
+        return None
+    ports = tuple(
+        SlicePort(intern(p.get("name") or ""), intern(p.get("protocol") or "TCP"), p["port"])
+        for p in slice_.get("ports") or () if isinstance(p.get("port"), int)
+    )
+    endpoints = []
+    for endpoint in slice_.get("endpoints") or ():
+        if not (endpoint.get("conditions") or {}).get("ready", True):
+            continue
+        addresses = tuple(endpoint.get("addresses") or ())
+        if not addresses:
+            continue
+        hostname = endpoint.get("hostname") or None
+        target = endpoint.get("targetRef") or {}
+        pod = target.get("name") if target.get("kind") == "Pod" else None
+        endpoints.append(Endpoint(addresses, intern(hostname) if hostname else None, intern(pod) if pod else None))
+    return ReadyEndpoints(family, ports, tuple(endpoints))
+
+
 def ready_count(slice_: dict[str, Any]) -> int:
     """Ready endpoint addresses of one EndpointSlice (``ready`` unset counts as ready, per the API)."""
     total = 0
@@ -142,29 +184,63 @@ class _Objects:
             self.report((key,))
 
 
+class _Slice(NamedTuple):
+    """What is kept of one EndpointSlice: its Service, its ready count, and (only while that Service
+    is exported here) its ready endpoints. ``resource_version`` tells a fetched copy is the same."""
+
+    service: Key
+    ready: int
+    endpoints: ReadyEndpoints | None
+    resource_version: str
+
+
+#: GETs in flight for the endpoints of newly exported Services.
+FETCH_CONCURRENCY = 4
+FETCH_RETRY = 1.0
+
+
 class _Slices:
-    """EndpointSlices reduced to a ready-endpoint count per Service key."""
+    """EndpointSlices reduced to a ready-endpoint count per Service key, plus, for the Services this
+    member exports, their ready endpoints (for DNS).
+
+    A slice that arrives while its Service is not exported keeps only its count. When the export
+    appears, the slices already seen are fetched again (GET by ``kubernetes.io/service-name``); a
+    fetched slice fills in only if it is the very version the watch gave (same resourceVersion): any
+    other version is either older (the watch's newer event already carried the endpoints) or newer
+    (its watch event is on the way). The slices are first listed after the exports (see
+    ``MemberCache._run``), so a start-up needs no such fetch.
+    """
 
     def __init__(self, member: "MemberCache") -> None:
         self.member = member
-        self.slices: dict[Key, tuple[Key, int]] = {}  # slice key -> (service key, ready count)
+        self.slices: dict[Key, _Slice] = {}  # slice key -> what is kept
+        self.by_service: dict[Key, set[Key]] = {}  # service key -> its slice keys
+        self._pending: set[Key] = set()  # exported services whose slices lack their endpoints
+        self._fetching: asyncio.Task | None = None
 
-    def _entry(self, obj: dict[str, Any]) -> tuple[Key, int] | None:
+    def _entry(self, obj: dict[str, Any]) -> _Slice | None:
         meta = obj.get("metadata") or {}
         service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not service:
             return None
-        return (meta.get("namespace", ""), service), ready_count(obj)
+        key = (meta.get("namespace", ""), service)
+        endpoints = ready_endpoints(obj) if key in self.member._exports else None
+        return _Slice(key, ready_count(obj), endpoints, meta.get("resourceVersion", ""))
 
-    def _set(self, slice_key: Key, entry: tuple[Key, int] | None, changed: set[Key]) -> None:
+    def _set(self, slice_key: Key, entry: _Slice | None, changed: set[Key]) -> None:
         old = self.slices.pop(slice_key, None)
         if old is not None:
-            self.member._ready_add(old[0], -old[1])
+            self.member._ready_add(old.service, -old.ready)
+            keys = self.by_service[old.service]
+            keys.discard(slice_key)
+            if not keys:
+                del self.by_service[old.service]
         if entry is not None:
             self.slices[slice_key] = entry
-            self.member._ready_add(entry[0], entry[1])
-        if old != entry:
-            changed.update(e[0] for e in (old, entry) if e is not None)
+            self.member._ready_add(entry.service, entry.ready)
+            self.by_service.setdefault(entry.service, set()).add(slice_key)
+        if old is None or entry is None or old[:3] != entry[:3]:  # a new resourceVersion alone is no change
+            changed.update(e.service for e in (old, entry) if e is not None)
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
         changed: set[Key] = set()
@@ -181,6 +257,78 @@ class _Slices:
         self._set(_key(obj), None if event_type == "DELETED" else self._entry(obj), changed)
         if changed:
             self.member.sink.keys_changed(self.member.name, changed)
+
+    def endpoints(self, key: Key) -> tuple[ReadyEndpoints, ...]:
+        found = []
+        for slice_key in self.by_service.get(key, ()):
+            endpoints = self.slices[slice_key].endpoints
+            if endpoints is not None:
+                found.append(endpoints)
+        return tuple(found)
+
+    # --- exports come and go ------------------------------------------------------------------
+
+    def exports_changed(self, keys: Iterable[Key]) -> None:
+        """Keep endpoints for newly exported Services (fetching them), drop them for unexported ones."""
+        exports = self.member._exports
+        for key in keys:
+            slice_keys = self.by_service.get(key, ())
+            if key in exports:
+                if any(self.slices[s].endpoints is None for s in slice_keys):
+                    self._pending.add(key)
+            else:
+                self._pending.discard(key)
+                for s in slice_keys:
+                    entry = self.slices[s]
+                    if entry.endpoints is not None:
+                        self.slices[s] = entry._replace(endpoints=None)
+        if self._pending and self._fetching is None:
+            try:
+                self._fetching = asyncio.get_running_loop().create_task(
+                    self._fetch_pending(), name=f"{self.member.name}/endpointslices-fetch")
+            except RuntimeError:  # no loop: unit tests drive fill() by hand
+                pass
+
+    def fill(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Fill in the endpoints of exported Services from fetched slices (same versions only)."""
+        changed: set[Key] = set()
+        exports = self.member._exports
+        for obj in objects:
+            entry = self.slices.get(_key(obj))
+            if entry is None or entry.endpoints is not None or entry.service not in exports:
+                continue
+            if entry.resource_version != (obj.get("metadata") or {}).get("resourceVersion", ""):
+                continue
+            self.slices[_key(obj)] = entry._replace(endpoints=ready_endpoints(obj))
+            changed.add(entry.service)
+        if changed:
+            self.member.sink.keys_changed(self.member.name, changed)
+
+    async def _fetch_pending(self) -> None:
+        """GET the slices of every pending key by label, ``FETCH_CONCURRENCY`` at a time (never one
+        LIST of every slice: in a large cluster that is megabytes for a few keys)."""
+        try:
+            await asyncio.gather(*(self._fetch_worker() for _ in range(FETCH_CONCURRENCY)))
+        finally:
+            self._fetching = None
+
+    async def _fetch_worker(self) -> None:
+        client = self.member.client
+        while self._pending:
+            key = self._pending.pop()
+            namespace, name = key
+            try:
+                page = await client.get(
+                    f"{ENDPOINT_SLICES.prefix}/namespaces/{namespace}/{ENDPOINT_SLICES.plural}",
+                    params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"}, timeout=30)
+            except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+                log.info("member %s: fetching the endpoints of %s/%s failed, retrying: %s", self.member.name,
+                         namespace, name, error, extra={"member": self.member.name})
+                await asyncio.sleep(FETCH_RETRY)
+                if key in self.member._exports:
+                    self._pending.add(key)
+                continue
+            self.fill(page.get("items") or ())
 
 
 class MemberCache:
@@ -204,11 +352,18 @@ class MemberCache:
         self._expiry: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
         report_keys = lambda keys: sink.keys_changed(name, keys)  # noqa: E731
+        self._slices = _Slices(self)
+
+        def report_exports(keys: Iterable[Key]) -> None:
+            keys = list(keys)
+            self._slices.exports_changed(keys)
+            sink.keys_changed(name, keys)
+
         self.reflectors = [
             self._reflector(SERVICE_EXPORTS, _Objects(self._exports, _key,
-                                                      trim_export if local else trim_remote_export, report_keys)),
+                                                      trim_export if local else trim_remote_export, report_exports)),
             self._reflector(SERVICES, _Objects(self._services, _key, trim_service, report_keys)),
-            self._reflector(ENDPOINT_SLICES, _Slices(self)),
+            self._reflector(ENDPOINT_SLICES, self._slices),
             self._reflector(NAMESPACES, _Objects(
                 self._namespaces, lambda o: o["metadata"]["name"], trim_namespace,
                 lambda names: sink.namespaces_changed(name, names))),
@@ -253,6 +408,9 @@ class MemberCache:
     def ready_endpoints(self, key: Key) -> int:
         return self._ready.get(key, 0)
 
+    def ready_endpoint_slices(self, key: Key) -> tuple[ReadyEndpoints, ...]:
+        return self._slices.endpoints(key)
+
     def _ready_add(self, key: Key, delta: int) -> None:
         total = self._ready.get(key, 0) + delta
         if total:
@@ -263,9 +421,21 @@ class MemberCache:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(r.run(), name=f"{self.name}/{r.resource}") for r in self.reflectors]
+        self._tasks = [asyncio.create_task(self._run(r), name=f"{self.name}/{r.resource}") for r in self.reflectors]
+
+    async def _run(self, reflector: Reflector) -> None:
+        """EndpointSlices are listed once the exports are (or cannot be): their endpoints are kept
+        only for exported Services, and a slice seen before its export would have to be fetched
+        again."""
+        if reflector.resource == ENDPOINT_SLICES:
+            exports = next(r for r in self.reflectors if r.resource == SERVICE_EXPORTS)
+            while not exports.synced and str(SERVICE_EXPORTS) not in self._failing:
+                await asyncio.sleep(0.02)
+        await reflector.run()
 
     async def stop(self) -> None:
+        if self._slices._fetching is not None:
+            self._tasks.append(self._slices._fetching)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,7 +8,7 @@ so every function in ``mcs_apiserver.views`` can be unit tested with plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Literal, Mapping, NamedTuple, Protocol, Sequence
 
 from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
 
@@ -26,6 +26,33 @@ EXPORTED_AT_ANNOTATION = "views.multicluster.x-k8s.io/exported-at"
 GROUP = "views.multicluster.x-k8s.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+
+IPFamily = Literal["IPv4", "IPv6"]
+
+
+class SlicePort(NamedTuple):
+    """One port of an EndpointSlice (what a pod listens on: headless SRV records use it)."""
+
+    name: str  #: "" when unnamed
+    protocol: str
+    port: int
+
+
+class Endpoint(NamedTuple):
+    """One ready endpoint: its addresses, and the names DNS builds ``<hostname>.<clusterid>`` from."""
+
+    addresses: tuple[str, ...]
+    hostname: str | None  #: the endpoint's ``hostname`` (StatefulSet pods and headless Services set it)
+    pod: str | None  #: ``targetRef.name`` when the target is a Pod
+
+
+class ReadyEndpoints(NamedTuple):
+    """The ready endpoints of one EndpointSlice, as compact tuples (an instance may hold many)."""
+
+    family: IPFamily
+    ports: tuple[SlicePort, ...]
+    endpoints: tuple[Endpoint, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +100,10 @@ class MemberView(Protocol):
 
     def ready_endpoints(self, key: Key) -> int:
         """Number of ready endpoint addresses over the EndpointSlices of Service ``key``."""
+
+    def ready_endpoint_slices(self, key: Key) -> Sequence[ReadyEndpoints]:
+        """The ready endpoints of Service ``key``, one entry per EndpointSlice (IPv4/IPv6 slices only).
+
+        Kept only while the member exports ``key`` (DNS needs them for exported Services alone);
+        empty otherwise.
+        """

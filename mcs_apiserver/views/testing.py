@@ -15,8 +15,11 @@ from mcs_apiserver.views.model import (
     CLUSTER_ID_PROPERTY,
     CLUSTERSET_PROPERTY,
     EXPORTED_AT_ANNOTATION,
+    Endpoint,
     Key,
     MemberStatus,
+    ReadyEndpoints,
+    SlicePort,
 )
 
 JOINED = MemberStatus(connected=True, synced=True, last_sync="2026-01-01T00:00:00Z")
@@ -33,9 +36,13 @@ class InMemoryMember:
     exports: dict[Key, ServiceExport] = field(default_factory=dict)
     services: dict[Key, Service] = field(default_factory=dict)
     endpoints: dict[Key, int] = field(default_factory=dict)
+    slices: dict[Key, tuple[ReadyEndpoints, ...]] = field(default_factory=dict)
 
     def ready_endpoints(self, key: Key) -> int:
         return self.endpoints.get(key, 0)
+
+    def ready_endpoint_slices(self, key: Key) -> tuple[ReadyEndpoints, ...]:
+        return self.slices.get(key, ()) if key in self.exports else ()
 
     # -- conveniences for tests --
 
@@ -55,20 +62,27 @@ class InMemoryMember:
         ready: int = 0,
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
+        slices: tuple[ReadyEndpoints, ...] = (),
     ) -> None:
-        """Export ``key`` (with ``service`` as its Service, None = no Service) and add its namespace."""
+        """Export ``key`` (with ``service`` as its Service, None = no Service) and add its namespace.
+
+        ``slices``: its ready endpoints; they set ``ready`` to their address count when given."""
         self.namespaces.setdefault(key[0], namespace(key[0]))
         self.exports[key] = service_export(key, exported_at, created, labels, annotations)
         if service is None:
             self.services.pop(key, None)
         else:
             self.services[key] = service
+        self.slices[key] = slices
+        if slices:
+            ready = sum(len(e.addresses) for s in slices for e in s.endpoints)
         self.endpoints[key] = ready
 
     def unexport(self, key: Key) -> None:
         self.exports.pop(key, None)
         self.services.pop(key, None)
         self.endpoints.pop(key, None)
+        self.slices.pop(key, None)
 
 
 def member(
@@ -167,3 +181,16 @@ def service(
         "metadata": {"namespace": key[0], "name": key[1], "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": spec,  # type: ignore[typeddict-item]
     }
+
+
+def ready_slice(
+    *endpoints: tuple[str, str | None, str | None] | str,
+    family: str = "IPv4",
+    ports: Iterable[tuple[str, str, int]] = (("http", "TCP", 8080),),
+) -> ReadyEndpoints:
+    """One EndpointSlice's ready endpoints: each an address, or (address, hostname, pod name)."""
+    built = []
+    for endpoint in endpoints:
+        address, hostname, pod = (endpoint, None, None) if isinstance(endpoint, str) else endpoint
+        built.append(Endpoint((address,), hostname, pod))
+    return ReadyEndpoints(family, tuple(SlicePort(*p) for p in ports), tuple(built))  # type: ignore[arg-type]

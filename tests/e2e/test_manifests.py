@@ -40,6 +40,7 @@ EXPECTED = {
     ("RoleBinding", "mcs-apiserver:leader-election", "mcs-system"),
     ("Deployment", "mcs-apiserver", "mcs-system"),
     ("Service", "mcs-apiserver", "mcs-system"),
+    ("Service", "mcs-apiserver-dns", "mcs-system"),
     ("APIService", "v1alpha1.views.multicluster.x-k8s.io", None),
     ("MutatingWebhookConfiguration", "mcs-apiserver", None),
     ("ValidatingWebhookConfiguration", "mcs-apiserver", None),
@@ -147,6 +148,21 @@ def test_the_service_selects_the_deployments_pods_and_targets_its_named_port(ren
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     container_ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports
+
+
+def test_the_dns_service_maps_udp_and_tcp_53_to_the_port_serve_answers_dns_on(rendered) -> None:
+    service = one(rendered, "Service", "mcs-apiserver-dns")
+    container = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    by_name = {p["name"]: p for p in container["ports"]}
+    assert sorted((p["port"], p["protocol"]) for p in service["spec"]["ports"]) == [(53, "TCP"), (53, "UDP")]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_serve_arguments(parser)
+    args = parser.parse_args(container["args"][1:])
+    for port in service["spec"]["ports"]:
+        target = by_name[port["targetPort"]]
+        assert (target["containerPort"], target["protocol"]) == (args.dns_port, port["protocol"])
+    assert args.dns_port >= 1024  # no privileged port: the pods run as non-root without capabilities
+    assert one(rendered, "Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 def test_the_deployment_runs_as_the_service_account_the_bindings_name(rendered) -> None:

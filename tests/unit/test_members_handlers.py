@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from mcs_apiserver.members.member import MemberCache, _key, _Objects, _Slices, trim_service
+from mcs_apiserver.members.member import (
+    FETCH_CONCURRENCY,
+    SERVICE_EXPORTS,
+    MemberCache,
+    _key,
+    _Objects,
+    _Slices,
+    trim_service,
+)
+from mcs_apiserver.views.model import Endpoint, ReadyEndpoints, SlicePort
 
 
 class Sink:
@@ -178,3 +188,193 @@ def test_slices_of_the_same_name_in_two_namespaces_are_distinct(member) -> None:
     slices.replace([eps("web-1", "web", True, ns="a"), eps("web-1", "web", True, True, ns="b")])
     assert cache.ready_endpoints(("a", "web")) == 1
     assert cache.ready_endpoints(("b", "web")) == 2
+
+
+# --- ready endpoints of exported Services (for DNS) -------------------------------------------------
+
+
+def dns_eps(name: str, service: str, rv: str = "1", ns: str = "shop", address_type: str = "IPv4") -> dict:
+    return {"metadata": {"name": name, "namespace": ns, "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": address_type,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"port": 9090}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "hostname": "web-0",
+                 "targetRef": {"kind": "Pod", "name": "web-0", "namespace": ns}},
+                {"addresses": ["10.0.0.2"], "targetRef": {"kind": "Pod", "name": "web-7d9f-x2"}},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": False}},
+                {"addresses": ["10.0.0.4"], "targetRef": {"kind": "Node", "name": "node-1"}},
+            ]}
+
+
+def export(cache: MemberCache, name: str, ns: str = "shop") -> None:
+    cache._exports[(ns, name)] = {"metadata": {"name": name, "namespace": ns}}
+    cache._slices.exports_changed([(ns, name)])
+
+
+def unexport(cache: MemberCache, name: str, ns: str = "shop") -> None:
+    del cache._exports[(ns, name)]
+    cache._slices.exports_changed([(ns, name)])
+
+
+def test_an_exported_service_keeps_its_ready_addresses_hostnames_pod_names_and_ports(member) -> None:
+    cache, sink = member
+    export(cache, "web")
+    cache._slices.apply("ADDED", dns_eps("web-1", "web"))
+    (kept,) = cache.ready_endpoint_slices(("shop", "web"))
+    assert kept == ReadyEndpoints("IPv4", (SlicePort("http", "TCP", 8080), SlicePort("", "TCP", 9090)), (
+        Endpoint(("10.0.0.1",), "web-0", "web-0"),
+        Endpoint(("10.0.0.2",), None, "web-7d9f-x2"),
+        Endpoint(("10.0.0.4",), None, None),  # a target that is no Pod gives no pod name
+    ))
+    assert cache.ready_endpoints(("shop", "web")) == 3
+    assert isinstance(kept, tuple) and isinstance(kept.endpoints[0], tuple)  # compact records, no dicts
+
+
+def test_a_service_that_is_not_exported_keeps_only_its_ready_count(member) -> None:
+    cache, _ = member
+    cache._slices.apply("ADDED", dns_eps("db-1", "db"))
+    assert cache.ready_endpoints(("shop", "db")) == 3
+    assert cache.ready_endpoint_slices(("shop", "db")) == ()
+    assert cache._slices.slices[("shop", "db-1")].endpoints is None
+
+
+def test_fqdn_slices_count_but_give_no_addresses(member) -> None:
+    cache, _ = member
+    export(cache, "web")
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", address_type="FQDN"))
+    assert cache.ready_endpoint_slices(("shop", "web")) == ()
+    assert cache.ready_endpoints(("shop", "web")) == 3
+
+
+def test_an_export_made_after_its_slices_fills_them_from_a_fetch_of_the_same_version(member) -> None:
+    cache, sink = member
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="5"))
+    export(cache, "web")
+    assert cache._slices._pending == {("shop", "web")}  # no loop here: the fetch is driven by hand
+    sink.keys.clear()
+    cache._slices.fill([dns_eps("web-1", "web", rv="5")])
+    assert len(cache.ready_endpoint_slices(("shop", "web"))[0].endpoints) == 3
+    assert sink.keys == [{("shop", "web")}]
+
+
+def test_a_fetched_slice_of_another_version_is_ignored_as_the_watch_brings_the_right_one(member) -> None:
+    cache, sink = member
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="5"))
+    export(cache, "web")
+    sink.keys.clear()
+    cache._slices.fill([dns_eps("web-1", "web", rv="6"), dns_eps("web-2", "web", rv="6")])
+    assert cache.ready_endpoint_slices(("shop", "web")) == ()
+    assert sink.keys == []
+    cache._slices.apply("MODIFIED", dns_eps("web-1", "web", rv="6"))  # the watch event: export known now
+    assert len(cache.ready_endpoint_slices(("shop", "web"))) == 1
+
+
+def test_unexporting_drops_the_endpoints_and_keeps_the_count(member) -> None:
+    cache, _ = member
+    export(cache, "web")
+    cache._slices.apply("ADDED", dns_eps("web-1", "web"))
+    unexport(cache, "web")
+    assert cache._slices.slices[("shop", "web-1")].endpoints is None
+    assert cache.ready_endpoints(("shop", "web")) == 3
+    assert cache._slices._pending == set()
+
+
+def test_a_new_resource_version_with_the_same_content_is_no_change(member) -> None:
+    cache, sink = member
+    export(cache, "web")
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="1"))
+    cache._slices.apply("MODIFIED", dns_eps("web-1", "web", rv="2"))
+    assert sink.keys == [{("shop", "web")}]
+    assert cache._slices.slices[("shop", "web-1")].resource_version == "2"
+
+
+def test_a_changed_address_of_an_exported_service_is_reported_even_at_the_same_count(member) -> None:
+    cache, sink = member
+    export(cache, "web")
+    first = dns_eps("web-1", "web", rv="1")
+    second = dns_eps("web-1", "web", rv="2")
+    second["endpoints"][0]["addresses"] = ["10.0.0.9"]
+    cache._slices.apply("ADDED", first)
+    cache._slices.apply("MODIFIED", second)
+    assert sink.keys == [{("shop", "web")}, {("shop", "web")}]
+    assert cache.ready_endpoint_slices(("shop", "web"))[0].endpoints[0].addresses == ("10.0.0.9",)
+
+
+async def test_an_export_appearing_with_a_loop_fetches_its_slices_by_label(member) -> None:
+    cache, sink = member
+    calls: list[tuple[str, dict]] = []
+
+    class Client:
+        async def get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
+            calls.append((path, dict(params or {})))
+            return {"items": [dns_eps("web-1", "web", rv="5")]}
+
+    cache.client = Client()  # type: ignore[assignment]
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="5"))
+    export(cache, "web")
+    await cache._slices._fetching
+    assert calls == [("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices",
+                      {"labelSelector": "kubernetes.io/service-name=web"})]
+    assert len(cache.ready_endpoint_slices(("shop", "web"))) == 1
+
+
+async def test_many_exports_appearing_at_once_fetch_their_slices_a_few_gets_at_a_time(member) -> None:
+    cache, _ = member
+    calls: list[str] = []
+    in_flight = peak = 0
+    names = [f"s{i}" for i in range(20)]
+
+    class Client:
+        async def get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.001)
+            in_flight -= 1
+            name = (params or {})["labelSelector"].split("=")[1]
+            calls.append(name)
+            return {"items": [dns_eps(f"{name}-1", name)]}
+
+    cache.client = Client()  # type: ignore[assignment]
+    for n in names:
+        cache._slices.apply("ADDED", dns_eps(f"{n}-1", n))
+    for n in names:
+        cache._exports[("shop", n)] = {"metadata": {"name": n, "namespace": "shop"}}
+    cache._slices.exports_changed([("shop", n) for n in names])
+    await cache._slices._fetching
+    assert sorted(calls) == sorted(names) and peak == FETCH_CONCURRENCY
+    assert all(cache.ready_endpoint_slices(("shop", n)) for n in names)
+
+
+async def test_a_failed_fetch_is_retried_while_the_service_is_still_exported(member, monkeypatch) -> None:
+    cache, _ = member
+    monkeypatch.setattr("mcs_apiserver.members.member.FETCH_RETRY", 0.001)
+    attempts = []
+
+    class Client:
+        async def get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
+            attempts.append(path)
+            if len(attempts) == 1:
+                raise OSError("connection reset")
+            return {"items": [dns_eps("web-1", "web", rv="5")]}
+
+    cache.client = Client()  # type: ignore[assignment]
+    cache._slices.apply("ADDED", dns_eps("web-1", "web", rv="5"))
+    export(cache, "web")
+    await cache._slices._fetching
+    assert len(attempts) == 2 and cache.ready_endpoint_slices(("shop", "web"))
+
+
+async def test_endpoint_slices_are_listed_only_once_the_exports_are(member) -> None:
+    cache, _ = member
+    order: list[str] = []
+    for reflector in cache.reflectors:
+        async def run(r=reflector) -> None:
+            order.append(str(r.resource))
+            if r.resource == SERVICE_EXPORTS:
+                await asyncio.sleep(0.05)
+                r.synced = True
+        reflector.run = run  # type: ignore[method-assign]
+    await asyncio.gather(*(cache._run(r) for r in cache.reflectors))
+    assert order.index("endpointslices") == len(order) - 1
