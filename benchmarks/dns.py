@@ -98,15 +98,6 @@ def dnsperf_binary() -> str:
     return found
 
 
-def coredns_binary() -> Path:
-    """The pinned CoreDNS build (``Binaries.coredns``), else ``$MCS_COREDNS``."""
-    found = getattr(ensure_binaries(), "coredns", None) or os.environ.get("MCS_COREDNS")
-    if not found or not Path(found).is_file():
-        raise BenchError("no CoreDNS binary: the pinned build provides Binaries.coredns, or set MCS_COREDNS "
-                         "to one built with `go install github.com/coredns/coredns@v1.14.7`")
-    return Path(found)
-
-
 def _version(binary: Path) -> str:
     result = subprocess.run([str(binary), "-version"], capture_output=True, text=True, timeout=30, check=False)
     return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else "?"
@@ -397,7 +388,7 @@ async def _gets(bench: Bench, name: str, samples: int) -> Summary:
 async def measure(bench: Bench, options: Options, workdir: Path) -> Results:
     results = Results(exports=options.exports)
     perf = dnsperf_binary()
-    coredns = coredns_binary()
+    coredns = ensure_binaries().coredns  # the pinned build, from the same cache as kube-apiserver
     results.versions = [_version(coredns)]
     state = load_state(bench.state_dir)
     assert state is not None

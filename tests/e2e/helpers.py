@@ -73,3 +73,28 @@ def endpoint_slice(service_name: str, namespace: str, addresses: list[str], *, r
 
 def namespace(name: str) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+#: Nothing runs it: kwok plays the kubelet, so any image name works; this one is what Kubernetes uses.
+IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def deployment(name: str, ns: str, replicas: int) -> str:
+    labels = {"app": name}
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "web", "image": IMAGE,
+                                                       "ports": [{"containerPort": 8080}]}]}}},
+    })
+
+
+def statefulset(name: str, ns: str, replicas: int, service_name: str) -> str:
+    labels = {"app": name}
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "serviceName": service_name, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "db", "image": IMAGE}]}}},
+    })

@@ -2,19 +2,18 @@
 resolve through member-1's DNS (dnspython as the client, UDP and TCP), and through a real CoreDNS
 configured with the forward stanza of the README.
 
-Headless Services are driven with selector-less Services and EndpointSlices created with kubectl
-(hostname and targetRef set as the endpointslice controller sets them for StatefulSet pods): real
-objects in real kube-apiservers.
+Headless Services are driven two ways: a real StatefulSet on the members' kwok Nodes (the scheduler,
+the StatefulSet and endpointslice controllers do the work), and selector-less Services with
+EndpointSlices created with kubectl, which lets a test pick addresses, hostnames and pod names that a
+controller would not produce (an endpoint without a hostname, a slice that loses one endpoint).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import urllib.request
-from pathlib import Path
 
 import dns.exception
 import dns.message
@@ -23,7 +22,7 @@ import dns.rcode
 import pytest
 
 from mcs_apiserver.local.cluster import free_dns_ports
-from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
+from tests.e2e.helpers import eventually, namespace, service, service_export, statefulset, unique_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -150,16 +149,36 @@ def test_a_headless_export_resolves_to_every_clusters_ready_endpoints_and_per_po
     assert ask(port, db)[1] == sorted(["10.102.0.10", *[a for a, _, _ in pods["member-3"]]])
 
 
+def test_a_real_statefulset_exported_from_member_2_resolves_to_its_pods_in_member_1(clusterset, kubectl, ns):
+    cluster_id = kubectl.json("get", "clusterproperty", "cluster.clusterset.k8s.io",
+                              context="member-2")["spec"]["value"]
+    kubectl.apply(namespace(ns), "member-1")
+    kubectl.apply(namespace(ns), "member-2")
+    kubectl.apply(service("db", ns, headless=True, selector={"app": "db"},
+                          ports=[{"name": "pg", "port": 5432, "protocol": "TCP"}]), "member-2")
+    kubectl.apply(statefulset("db", ns, 2, "db"), "member-2")
+    kubectl.apply(service_export("db", ns), "member-2")
+
+    def pod_ips() -> dict[str, str] | None:
+        pods = kubectl.json("get", "pods", "-n", ns, "-l", "app=db", context="member-2")["items"]
+        ips = {p["metadata"]["name"]: p["status"].get("podIP") for p in pods}
+        return ips if len(ips) == 2 and all(ips.values()) else None
+
+    ips = eventually(pod_ips, timeout=60, what="2 StatefulSet pods with IPs in member-2")
+    port = dns_port(clusterset, "member-1")
+    db = f"db.{ns}.svc.{ZONE}."
+    assert eventually(lambda: ask(port, db) == (NOERROR, sorted(ips.values())), timeout=30,
+                      what=f"{db} A = the StatefulSet's pod IPs")
+    for pod, ip in ips.items():
+        assert ask(port, f"{pod}.{cluster_id}.{db}") == (NOERROR, [ip])
+    assert ask(port, f"_pg._tcp.{db}", "SRV") == (
+        NOERROR, sorted(f"0 50 5432 {pod}.{cluster_id}.{db}" for pod in ips))
+    kubectl.run("scale", "statefulset", "db", "-n", ns, "--replicas=0", context="member-2")
+    assert eventually(lambda: ask(port, db) == (NXDOMAIN, []), timeout=30,
+                      what="NXDOMAIN once no endpoint is ready")
+
+
 # --- through a real CoreDNS, configured as a cluster's CoreDNS with the README's stanza ----------------
-
-
-def coredns_binary(binaries) -> Path:
-    found = getattr(binaries, "coredns", None) or os.environ.get("MCS_COREDNS")
-    if not found or not Path(found).is_file():
-        raise AssertionError("no CoreDNS binary: the pinned build provides Binaries.coredns; "
-                             "or set MCS_COREDNS to a coredns built with "
-                             "`go install github.com/coredns/coredns@v1.14.7`")
-    return Path(found)
 
 
 def free_port() -> int:
@@ -176,7 +195,7 @@ def coredns(clusterset, tmp_path):
         f"{ZONE}:{port} {{\n    bind 127.0.0.1\n    forward . 127.0.0.1:{dns_port(clusterset, 'member-1')}\n}}\n"
         f".:{port} {{\n    bind 127.0.0.1\n    template IN A cluster.local {{\n"
         f"        answer \"{{{{ .Name }}}} 5 IN A 10.96.0.1\"\n    }}\n}}\n")
-    process = subprocess.Popen([str(coredns_binary(clusterset.binaries)), "-conf", str(corefile)],
+    process = subprocess.Popen([str(clusterset.binaries.coredns), "-conf", str(corefile)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     def answering() -> bool:
         if process.poll() is not None:

@@ -14,35 +14,20 @@ import pytest
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.state import MemberPorts
 from tests.e2e.conftest import Kubectl
-from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
+from tests.e2e.helpers import (
+    IMAGE,
+    deployment,
+    eventually,
+    namespace,
+    service,
+    service_export,
+    statefulset,
+    unique_namespace,
+)
 
 pytestmark = pytest.mark.e2e
 
 MEMBERS = ("member-1", "member-2", "member-3")
-IMAGE = "registry.k8s.io/pause:3.10"
-
-
-def deployment(name: str, ns: str, replicas: int) -> str:
-    labels = {"app": name}
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "web", "image": IMAGE,
-                                                       "ports": [{"containerPort": 8080}]}]}}},
-    })
-
-
-def statefulset(name: str, ns: str, replicas: int, service_name: str) -> str:
-    labels = {"app": name}
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": replicas, "serviceName": service_name, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "db", "image": IMAGE}]}}},
-    })
-
-
 def _pods(kubectl, ns: str, context: str, app: str) -> list[dict]:
     return kubectl.json("get", "pods", "-n", ns, "-l", f"app={app}", context=context)["items"]
 
