@@ -5,6 +5,7 @@ by a real CA bundle first, as the README tells the admin to do."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import uuid
@@ -260,3 +261,24 @@ def test_kubectl_apply_of_the_manifests_in_a_fresh_namespace_is_accepted_for_eve
                            check=False).returncode != 0  # nothing was created
     finally:
         kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)
+
+
+def test_a_pod_of_the_deployment_is_admitted_with_the_cluster_critical_priority(kubectl, rendered) -> None:
+    # The priority class is resolved (and its use outside kube-system allowed) only when a Pod is
+    # created: a server-side dry run of one Pod of the template runs that admission. In a namespace of
+    # its own, with the ServiceAccount it names (the ServiceAccount admission requires it).
+    template = one(rendered, "Deployment")["spec"]["template"]
+    ns = f"mcs-pod-{uuid.uuid4().hex[:6]}"
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {**template["metadata"], "name": "mcs-apiserver-dry-run", "namespace": ns},
+           "spec": template["spec"]}
+    kubectl.run("create", "namespace", ns, context="member-1")
+    try:
+        kubectl.run("create", "serviceaccount", template["spec"]["serviceAccountName"], "-n", ns, context="member-1")
+        created = json.loads(kubectl.run("create", "--dry-run=server", "-o", "json", "-f", "-",
+                                         input=json.dumps(pod), context="member-1").stdout)
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)
+    assert created["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert created["spec"]["priority"] == 2_000_000_000
+    assert created["spec"]["securityContext"]["runAsUser"] == 65532
