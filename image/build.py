@@ -61,8 +61,6 @@ MMDEBSTRAP_OPTIONS = (
     " usrmerge perl libperl5.36 perl-modules-5.36",
 )
 
-#: Where the Containerfile's build context comes from (the rest is excluded by .containerignore).
-CONTEXT = ("pyproject.toml", "README.md", "mcs_apiserver", "webhooks", "certs")
 
 
 class ImageBuildError(Exception):
@@ -170,16 +168,23 @@ def debian_base() -> Built:
     return Built(name, image_size(name), built=True)
 
 
-def context_digest(base: str) -> str:
-    """What the image is made from: the base, the Containerfile, the ignore file and the context files."""
-    parts = [base.encode(), CONTAINERFILE.read_bytes(), IGNOREFILE.read_bytes()]
-    for entry in CONTEXT:
-        path = ROOT / entry
+def context_entries(ignorefile: str) -> list[str]:
+    """The files and folders the build context keeps: the ``!`` lines of an allow-list .containerignore."""
+    return [line[1:].strip() for line in ignorefile.splitlines() if line.startswith("!")]
+
+
+def context_digest(base: str, root: Path = ROOT) -> str:
+    """What the image is made from: the base, the Containerfile, the ignore file and the context files
+    (bytecode left out, as .containerignore leaves it out)."""
+    containerfile, ignorefile = root / CONTAINERFILE.name, root / IGNOREFILE.name
+    parts = [base.encode(), containerfile.read_bytes(), ignorefile.read_bytes()]
+    for entry in context_entries(ignorefile.read_text()):
+        path = root / entry
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
             if "__pycache__" in file.parts or file.suffix == ".pyc":
                 continue
-            parts += [str(file.relative_to(ROOT)).encode(), file.read_bytes()]
+            parts += [str(file.relative_to(root)).encode(), file.read_bytes()]
     return _digest(*parts)
 
 
