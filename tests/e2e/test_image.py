@@ -5,7 +5,7 @@ cached between runs (image/build.py): cold, the first test here takes minutes; w
 runs as a kubelet would run it for manifests/deployment.yaml: the image's entrypoint, environment and
 user, the Deployment's arguments, a read-only root filesystem with an in-memory /tmp, the serving
 certificate and the members kubeconfig (inline credentials, as a Secret holds them) mounted read-only,
-in the host's network so that it reaches the member's kube-apiserver on loopback. It replaces member-2's
+in the host's network so that it reaches the member's kube-apiserver on loopback. It replaces member-1's
 local process on the same port, so the APIService and the webhooks registered there call it.
 """
 
@@ -33,7 +33,9 @@ from tests.e2e.helpers import eventually, namespace, service, service_export, un
 
 pytestmark = pytest.mark.e2e
 
-MEMBER = "member-2"
+# member-1: other tests restart its instance too (test_admission), none holds on to its process
+MEMBER = "member-1"
+OTHER = "member-2"
 USER = "65532:65532"
 APISERVICE = "v1alpha1.views.multicluster.x-k8s.io"
 DEPLOYMENT = cluster.MANIFESTS / "deployment.yaml"
@@ -181,20 +183,20 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
         def available() -> bool:
-            assert proc is not None and proc.poll() is None, \
-                f"the image's serve exited with {proc and proc.returncode}:\n{log.read_text()[-3000:]}"
+            if proc is None or proc.poll() is not None:  # fail at once, not at the timeout
+                pytest.fail(f"the image's serve exited with {proc and proc.returncode}:\n{log.read_text()[-3000:]}")
             return apiservice_available(kubectl, MEMBER) == "True"
 
         eventually(available, timeout=120, interval=1, what=f"{MEMBER}'s APIService to be Available from the image")
 
-        # the views: an export in member-1 is imported into member-2 through the image's instance
-        kubectl.apply(namespace(ns), context="member-1")
-        kubectl.apply(service("web", ns), context="member-1")
-        kubectl.apply(service_export("web", ns), context="member-1")
+        # the views: an export in another member is imported into this one through the image's instance
+        kubectl.apply(namespace(ns), context=OTHER)
+        kubectl.apply(service("web", ns), context=OTHER)
+        kubectl.apply(service_export("web", ns), context=OTHER)
         listed = eventually(
             lambda: f"{ns} " in (out := kubectl.run("get", "serviceimports", "-A", context=MEMBER).stdout) and out,
             timeout=60, what="the ServiceImport through the image")
-        assert "ClusterSetIP" in listed and "member-1" in listed
+        assert "ClusterSetIP" in listed and OTHER in listed
         # the webhooks, on the same port: exports are stamped, membership invariants enforced
         kubectl.apply(service_export("stamped", ns), context=MEMBER)
         stamped = kubectl.json("get", "serviceexport", "stamped", "-n", ns, context=MEMBER)
@@ -215,7 +217,7 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         asyncio.run(cluster.start_member(clusterset.state_dir, MEMBER, "mcs-apiserver"))
-        kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)
-        kubectl.run("delete", "namespace", ns, "--wait=false", context=MEMBER, check=False)
+        for context in (MEMBER, OTHER):
+            kubectl.run("delete", "namespace", ns, "--wait=false", context=context, check=False)
     eventually(lambda: apiservice_available(kubectl, MEMBER) == "True", timeout=60,
                what=f"{MEMBER}'s APIService to be Available again from its local instance")
