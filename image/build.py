@@ -213,7 +213,9 @@ def build(base: str = "debian") -> Built:
     bundle = _ca_bundle()
     if bundle:
         argv += ["--secret", f"id=ca-bundle,src={bundle}"]
-    _run([*argv, str(ROOT)], "buildah build", capture_output=True)
+    what = "buildah build" if base == "debian" else \
+        f"buildah build from {base} (if no registry is reachable, --base debian makes a base from Debian packages)"
+    _run([*argv, str(ROOT)], what, capture_output=True)
     _remove_other_tags(IMAGE_REPOSITORY, name)
     _progress(f"built {name} in {time.monotonic() - started:.0f}s")
     return Built(name, image_size(name), built=True)
