@@ -8,8 +8,11 @@ STATE_DIR ?= .local/clusterset
 MEMBERS ?= 3
 NODES ?= 2
 PYTEST_ARGS ?=
+# The base of `make image`: "debian" (made here from Debian packages, no registry needed) or an image,
+# e.g. docker.io/library/python:3.11-slim-bookworm (the Containerfile's own default).
+IMAGE_BASE ?= debian
 
-.PHONY: install lint binaries up down status test unit e2e bench
+.PHONY: install lint binaries up down status test unit e2e bench image
 
 install:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,lint]'
@@ -45,3 +48,8 @@ e2e: binaries
 bench: binaries
 	$(PYTHON) -m benchmarks
 	$(PYTHON) -m benchmarks.dns
+
+# The container image of the Containerfile, built with buildah (installed with apt-get when missing)
+# into a store of its own under ~/.cache/mcs-apiserver/containers; cached by a hash of its sources.
+image:
+	$(PYTHON) image/build.py --base $(IMAGE_BASE)

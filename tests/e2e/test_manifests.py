@@ -5,6 +5,7 @@ by a real CA bundle first, as the README tells the admin to do."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import uuid
@@ -39,6 +40,7 @@ EXPECTED = {
     ("Role", "mcs-apiserver:leader-election", "mcs-system"),
     ("RoleBinding", "mcs-apiserver:leader-election", "mcs-system"),
     ("Deployment", "mcs-apiserver", "mcs-system"),
+    ("PodDisruptionBudget", "mcs-apiserver", "mcs-system"),
     ("Service", "mcs-apiserver", "mcs-system"),
     ("Service", "mcs-apiserver-dns", "mcs-system"),
     ("APIService", "v1alpha1.views.multicluster.x-k8s.io", None),
@@ -176,13 +178,48 @@ def test_the_deployment_runs_as_the_service_account_the_bindings_name(rendered) 
 
 
 def test_the_deployments_arguments_are_accepted_by_serve(rendered) -> None:
+    # The image's entrypoint is `mcs-apiserver serve` (Containerfile): the args are its flags only.
     container = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][0] == "serve"
+    assert "command" not in container
     parser = argparse.ArgumentParser(exit_on_error=False)
     add_serve_arguments(parser)
-    args = parser.parse_args(container["args"][1:])
+    args = parser.parse_args(container["args"])
     assert args.secure_port == container["ports"][0]["containerPort"]
     assert args.shutdown_delay_duration == 5.0
+
+
+def test_the_disruption_budget_keeps_one_of_the_deployments_replicas_and_never_blocks_on_a_broken_one(rendered):
+    deployment = one(rendered, "Deployment")
+    budget = one(rendered, "PodDisruptionBudget")["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert budget["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_the_replicas_never_share_a_node_and_prefer_separate_zones(rendered) -> None:
+    pod = one(rendered, "Deployment")["spec"]["template"]
+    constraints = {c["topologyKey"]: c for c in pod["spec"]["topologySpreadConstraints"]}
+    assert constraints["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert constraints["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    for constraint in constraints.values():
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+
+
+def test_the_pods_are_cluster_critical_non_root_with_a_read_only_root_and_a_memory_tmp(rendered) -> None:
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (65532, 65532)
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    tmp = next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+    assert tmp["emptyDir"]["medium"] == "Memory"
 
 
 def test_every_ca_bundle_in_the_manifests_is_the_placeholder_to_replace(rendered) -> None:
@@ -240,3 +277,24 @@ def test_kubectl_apply_of_the_manifests_in_a_fresh_namespace_is_accepted_for_eve
                            check=False).returncode != 0  # nothing was created
     finally:
         kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)
+
+
+def test_a_pod_of_the_deployment_is_admitted_with_the_cluster_critical_priority(kubectl, rendered) -> None:
+    # The priority class is resolved (and its use outside kube-system allowed) only when a Pod is
+    # created: a server-side dry run of one Pod of the template runs that admission. In a namespace of
+    # its own, with the ServiceAccount it names (the ServiceAccount admission requires it).
+    template = one(rendered, "Deployment")["spec"]["template"]
+    ns = f"mcs-pod-{uuid.uuid4().hex[:6]}"
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {**template["metadata"], "name": "mcs-apiserver-dry-run", "namespace": ns},
+           "spec": template["spec"]}
+    kubectl.run("create", "namespace", ns, context="member-1")
+    try:
+        kubectl.run("create", "serviceaccount", template["spec"]["serviceAccountName"], "-n", ns, context="member-1")
+        created = json.loads(kubectl.run("create", "--dry-run=server", "-o", "json", "-f", "-",
+                                         input=json.dumps(pod), context="member-1").stdout)
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1", check=False)
+    assert created["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert created["spec"]["priority"] == 2_000_000_000
+    assert created["spec"]["securityContext"]["runAsUser"] == 65532
