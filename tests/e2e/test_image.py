@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.message
+import dns.query
 import pytest
 import yaml
 
@@ -145,8 +147,10 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
     for file in (serving / "tls.key", members / "kubeconfig"):
         os.chown(file, 65532, 65532)
         file.chmod(0o400)
-    args = [a for a in deployment_args() if not a.startswith("--secure-port=")] + [
+    args = [a for a in deployment_args() if not a.startswith(("--secure-port=", "--dns-port="))] + [
         f"--secure-port={member.mcs_port}", "--bind-address=127.0.0.1",
+        # the host's network: the member's own DNS port on loopback, not the pod's 5353 on every address
+        f"--dns-port={member.dns_port}", "--dns-bind-address=127.0.0.1",
         # in a pod the local cluster is the in-cluster service account; here it is a context
         f"--kubeconfig={MEMBERS_DIR}/kubeconfig", f"--context={MEMBER}", f"--local-member={MEMBER}"]
     ns = unique_namespace("image")
@@ -197,6 +201,12 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
             lambda: f"{ns} " in (out := kubectl.run("get", "serviceimports", "-A", context=MEMBER).stdout) and out,
             timeout=60, what="the ServiceImport through the image")
         assert "ClusterSetIP" in listed and OTHER in listed
+        # and its DNS answers the import's name with the import's ClusterSetIP
+        ip = kubectl.json("get", "serviceimport", "web", "-n", ns, context=MEMBER)["spec"]["ips"][0]
+        query = dns.message.make_query(f"web.{ns}.svc.clusterset.local.", "A")
+        answer = eventually(lambda: dns.query.udp(query, "127.0.0.1", port=member.dns_port, timeout=3).answer,
+                            what="the image's DNS to answer")
+        assert [rd.to_text() for rrset in answer for rd in rrset] == [ip]
         # the webhooks, on the same port: exports are stamped, membership invariants enforced
         kubectl.apply(service_export("stamped", ns), context=MEMBER)
         stamped = kubectl.json("get", "serviceexport", "stamped", "-n", ns, context=MEMBER)
