@@ -24,7 +24,9 @@ from mcs_apiserver.api.openapi import (
     openapi_v3_group_version,
     openapi_v3_root,
 )
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served, parse_path
+from mcs_apiserver.api.discovery import RESOURCES
+from mcs_apiserver.api.requestinfo import info_of, request_info_middleware
+from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
 from webhooks import PATHS as WEBHOOK_PATHS
@@ -66,25 +68,19 @@ async def status_errors(request: web.Request, handler):
         return status_response(status.internal_error(type(error).__name__))
 
 
-_RESOURCE_PREFIX = PREFIX + "/"
 WEBHOOK_PREFIX = "/webhooks/"
-_TRUE = ("1", "true", "True")
+_RESOURCES = frozenset(r.name for r in RESOURCES)
 
 
 def _verb_and_resource(request: web.Request) -> tuple[str, str]:
     """kube-apiserver's metric labels: LIST/WATCH/GET for reads of a resource, the method otherwise;
     the resource for our resources only (an unknown path must not create a label value)."""
-    if not request.path.startswith(_RESOURCE_PREFIX):
+    info = info_of(request)
+    if not info.resource_request or info.api_group != GROUP or info.resource not in _RESOURCES:
         return request.method, ""
-    try:
-        target = parse_path(request.path[len(_RESOURCE_PREFIX):])
-    except StatusError:
-        return request.method, ""
-    if request.method in ("GET", "HEAD"):
-        if request.query.get("watch") in _TRUE:
-            return "WATCH", target.info.name
-        return ("GET" if target.name is not None else "LIST"), target.info.name
-    return request.method, target.info.name
+    if info.verb in ("get", "list", "watch"):
+        return info.verb.upper(), info.resource
+    return request.method, info.resource
 
 
 def metrics_middleware(metrics: Metrics):
@@ -201,7 +197,8 @@ def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
 
 def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
               middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024) -> web.Application:
-    app = web.Application(middlewares=[metrics_middleware(metrics), status_errors, *middlewares],
+    app = web.Application(middlewares=[request_info_middleware, metrics_middleware(metrics), status_errors,
+                                       *middlewares],
                           client_max_size=client_max_size)
     resources = ResourceHandler(served)
     app.add_routes(health_routes(checks))

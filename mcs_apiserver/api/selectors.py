@@ -23,7 +23,7 @@ path; parsing happens once per request, matching is a few dict lookups per objec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ __all__ = [
     "FieldSelector",
     "FieldRequirement",
     "parse_label_selector",
+    "field_terms",
     "parse_field_selector",
     "compile_selectors",
     "validate_label_key",
@@ -639,16 +640,18 @@ def _field_predicate(
     return lambda obj: getter(obj) != value
 
 
-def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
-    """Parse ``fieldSelector`` for ``resource`` (``serviceimports`` or ``clustersets``).
+def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
+    """Tokenize a field selector like ``fields.ParseSelector``: the terms in sorted order, each as
+    ``(field, operator, value)`` with the value unescaped and ``==`` normalised to ``=``.
 
-    Raises :class:`SelectorError` on syntax errors and on ``field label not supported: <f>``.
+    The one tokenizer of field selectors: the request info (which name a list pins, for
+    authorization) and :func:`parse_field_selector` (which fields a resource supports) both use it.
+    A term with neither field nor value (``fieldSelector==``) selects everything, as in
+    kube-apiserver. Raises :class:`SelectorError` on syntax errors.
     """
     if not selector:
-        return FieldSelector()
-    getters = SUPPORTED_FIELDS[resource]
-    requirements: list[FieldRequirement] = []
-    predicates: list[Callable[[Mapping[str, Any]], bool]] = []
+        return []
+    terms: list[tuple[str, str, str]] = []
     for part in sorted(_split_terms(selector)):
         if part == "":
             continue
@@ -658,10 +661,29 @@ def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
         lhs, op, rhs = split
         value = _unescape(rhs)
         name = lhs.strip()
+        if not name and not value:
+            continue
+        terms.append((name, "!=" if op == "!=" else "=", value))
+    return terms
+
+
+FieldTerms = Sequence[tuple[str, str, str]]
+
+
+def parse_field_selector(selector: str | FieldTerms | None, resource: str) -> FieldSelector:
+    """Parse ``fieldSelector`` (or its :func:`field_terms`, already tokenized) for ``resource``
+    (``serviceimports`` or ``clustersets``).
+
+    Raises :class:`SelectorError` on syntax errors and on ``field label not supported: <f>``.
+    """
+    getters = SUPPORTED_FIELDS[resource]
+    requirements: list[FieldRequirement] = []
+    predicates: list[Callable[[Mapping[str, Any]], bool]] = []
+    terms = field_terms(selector) if selector is None or isinstance(selector, str) else selector
+    for name, operator, value in terms:
         getter = getters.get(name)
         if getter is None:
             raise SelectorError(f"field label not supported: {name}")
-        operator = "!=" if op == "!=" else "="
         requirements.append(FieldRequirement(name, operator, value))
         predicates.append(_field_predicate(getter, operator, value))
     if not requirements:
@@ -670,7 +692,7 @@ def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
 
 
 def compile_selectors(
-    label_selector: str | None, field_selector: str | None, resource: str
+    label_selector: str | None, field_selector: str | FieldTerms | None, resource: str
 ) -> tuple[ObjectPredicate, LabelSelector, FieldSelector]:
     """Parse both query parameters and return ``(predicate over objects, labels, fields)``.
 

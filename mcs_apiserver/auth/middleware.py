@@ -20,15 +20,10 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from mcs_apiserver.api.requestinfo import REQUEST_INFO, RequestInfoError, info_of
 from mcs_apiserver.api.status import internal_error, status_response, unauthorized
 from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
-from mcs_apiserver.auth.authorize import (
-    Authorizer,
-    RequestAttributes,
-    RequestInfoError,
-    forbidden_status,
-    request_attributes,
-)
+from mcs_apiserver.auth.authorize import Authorizer, forbidden_status
 from mcs_apiserver.auth.review import ReviewError
 from mcs_apiserver.tls import peer_certificate_der
 
@@ -39,7 +34,8 @@ log = logging.getLogger("mcs_apiserver.auth.middleware")
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
 #: Where the middleware leaves who is asking and what for, for the handlers.
 USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
-ATTRIBUTES: web.RequestKey[RequestAttributes] = web.RequestKey("attributes", RequestAttributes)
+#: The request info (``api.requestinfo``), under the name the handlers have always used.
+ATTRIBUTES = REQUEST_INFO
 
 
 def auth_middleware(
@@ -50,7 +46,7 @@ def auth_middleware(
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
     ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
-    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.auth.authorize.RequestAttributes`) set.
+    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.api.requestinfo.RequestInfo`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
     """
@@ -71,11 +67,10 @@ def auth_middleware(
         if user is None:
             return status_response(unauthorized())
         try:
-            attributes = request_attributes(request.method, request.path, request.query)
+            attributes = info_of(request)
         except RequestInfoError as error:
             return status_response(internal_error(f"failed to create RequestInfo: {error}"))
         request[USER] = user
-        request[ATTRIBUTES] = attributes
         try:
             decision = await authorizer.authorize(user, attributes)
         except ReviewError as error:
