@@ -22,6 +22,7 @@ from aiohttp import web
 from mcs_apiserver import logs
 from mcs_apiserver.admission_facts import LiveFacts
 from mcs_apiserver.api.app import HealthCheck, build_app
+from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.members.client import (
@@ -77,6 +78,7 @@ class ServeOptions:
     leader_elect_namespace: str = "mcs-system"
     log_level: str = "info"
     log_format: str = "text"
+    limits: Limits = field(default_factory=Limits)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--shutdown-delay-duration", type=parse_duration, default=0.0, metavar="DURATION",
                    help="on SIGTERM, keep serving (unready) this long before closing, so load balancers "
                         "stop sending traffic first (default: 0s)")
+    _add_limit_arguments(parser)
     c = parser.add_argument_group("clusters")
     c.add_argument("--kubeconfig", type=Path,
                    help="kubeconfig of the LOCAL cluster, the one that proxies requests to this instance "
@@ -119,6 +122,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_serve)
 
 
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Limits()
+    g = parser.add_argument_group("limits (see mcs_apiserver/api/limits.py; 0 disables a count limit)")
+    g.add_argument("--max-requests-inflight", type=int, default=d.max_requests_inflight, metavar="N",
+                   help="read-only requests (get, list) served at once; more get 429 with Retry-After "
+                        f"(default: {d.max_requests_inflight}, as kube-apiserver)")
+    g.add_argument("--max-mutating-requests-inflight", type=int, default=d.max_mutating_requests_inflight,
+                   metavar="N", help="other requests (the webhooks' AdmissionReviews) served at once; more get "
+                                     f"429 (default: {d.max_mutating_requests_inflight}, as kube-apiserver)")
+    g.add_argument("--max-watches", type=int, default=d.max_watches, metavar="N",
+                   help=f"watches open at once, all users together; more get 429 (default: {d.max_watches})")
+    g.add_argument("--max-watches-per-user", type=int, default=d.max_watches_per_user, metavar="N",
+                   help=f"watches open at once by one user; more get 429 (default: {d.max_watches_per_user})")
+    g.add_argument("--request-header-timeout", type=parse_duration, default=d.request_header_timeout,
+                   metavar="DURATION", help="a connection must finish its TLS handshake and each request's "
+                                            "headers within this, or it is closed (default: 10s)")
+    g.add_argument("--request-body-timeout", type=parse_duration, default=d.request_body_timeout,
+                   metavar="DURATION", help="a request body must be received (and answered) within this, "
+                                            "or the request gets 408 and its connection is closed (default: 10s)")
+    g.add_argument("--max-request-body-bytes", type=int, default=d.max_request_body_bytes, metavar="BYTES",
+                   help="largest AdmissionReview accepted; larger gets 413 (default: "
+                        f"{d.max_request_body_bytes}: an UPDATE of the largest object etcd stores). Other paths: "
+                        "64 KiB")
+    g.add_argument("--max-request-body-bytes-inflight", type=int, default=d.max_request_body_bytes_inflight,
+                   metavar="BYTES", help="body bytes all requests being received may reserve together; more get "
+                                         f"429 (default: {d.max_request_body_bytes_inflight}, 32 MiB)")
+
+
+def _limits_from_args(args: argparse.Namespace) -> Limits:
+    for name in ("max_requests_inflight", "max_mutating_requests_inflight", "max_watches", "max_watches_per_user",
+                 "max_request_body_bytes", "max_request_body_bytes_inflight"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    return Limits(
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        max_watches=args.max_watches,
+        max_watches_per_user=args.max_watches_per_user,
+        request_header_timeout=args.request_header_timeout,
+        request_body_timeout=args.request_body_timeout,
+        max_request_body_bytes=args.max_request_body_bytes,
+        max_request_body_bytes_inflight=args.max_request_body_bytes_inflight,
+    )
+
+
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
         tls_cert_file=args.tls_cert_file,
@@ -136,13 +184,14 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         leader_elect_namespace=args.leader_elect_namespace,
         log_level=args.log_level,
         log_format=args.log_format,
+        limits=_limits_from_args(args),
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
-    logs.configure(options.log_level, options.log_format)
+    logs.configure(args.log_level, args.log_format)
     try:
+        options = options_from_args(args)
         asyncio.run(serve(options))
     except ConfigError as error:
         log.error("%s", error)
@@ -182,7 +231,8 @@ async def _connections(options: ServeOptions) -> tuple[Connection, dict[str, Con
 async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
-    from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415 - keeps `--help` fast
+    from mcs_apiserver.auth.middleware import USER  # noqa: PLC0415 - keeps `--help` fast
+    from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415
     from webhooks import add_routes as add_webhook_routes  # noqa: PLC0415
 
     local_connection, connections, local_name = await _connections(options)
@@ -219,11 +269,15 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         HealthCheck("authentication-config", auth.loaded),
         HealthCheck("shutdown", lambda: (not shutting_down, "shutting down")),
     ]
+    guard = ConnectionGuard(options.limits.request_header_timeout)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
-                    metrics=metrics, middlewares=[auth.middleware])
-    add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy)
+                    metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
+                    user_of=lambda request: request[USER].name if USER in request else "")
+    add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy,
+                       max_body_bytes=options.limits.max_request_body_bytes)
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5,
+                           **runner_options(options.limits))
     await runner.setup()
     await auth.start()
     for member in members.values():
@@ -231,8 +285,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     background = [asyncio.create_task(writer.run(), name="status-writer"),
                   asyncio.create_task(elector.run(), name="leader-election"),
                   asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
-    site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
-                       backlog=1024, reuse_address=True)
+    site = GuardedSite(runner, options.bind_address, options.secure_port, guard=guard,
+                       ssl_context=auth.tls.context, backlog=1024, reuse_address=True)
     try:
         await site.start()
     except OSError as error:

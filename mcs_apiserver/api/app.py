@@ -6,6 +6,7 @@ their own routes. Every error any handler raises leaves as a ``Status``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from mcs_apiserver.api.openapi import (
     openapi_v3_root,
 )
 from mcs_apiserver.api.discovery import RESOURCES
+from mcs_apiserver.api.limits import ConnectionGuard, Limiter
 from mcs_apiserver.api.requestinfo import info_of, request_info_middleware
 from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
 from mcs_apiserver.api.status import StatusError, status_response
@@ -116,6 +118,11 @@ def metrics_middleware(metrics: Metrics):
         except web.HTTPException as error:
             code = error.status
             raise
+        except asyncio.CancelledError:
+            # The client went away (the runner cancels its handler): a watch ends so, normally; any
+            # other request is recorded as nginx's 499 "client closed request".
+            code = 200 if request.path.startswith(PREFIX) and info_of(request).long_running else 499
+            raise
         finally:
             done(code, time.perf_counter() - started)
 
@@ -196,10 +203,20 @@ def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
 
 
 def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
-              middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024) -> web.Application:
-    app = web.Application(middlewares=[request_info_middleware, metrics_middleware(metrics), status_errors,
-                                       *middlewares],
-                          client_max_size=client_max_size)
+              middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024,
+              limiter: Limiter | None = None, guard: ConnectionGuard | None = None,
+              user_of: Callable[[web.Request], str] = lambda request: "") -> web.Application:
+    """The application. ``middlewares`` (authentication and authorization) run after the in-flight
+    limits of ``limiter`` and before its watch limits, which count watches per ``user_of``."""
+    chain: list = [guard.middleware] if guard is not None else []
+    chain += [request_info_middleware, metrics_middleware(metrics), status_errors]
+    if limiter is not None:
+        chain.append(limiter.inflight)
+    chain += list(middlewares)
+    if limiter is not None:
+        chain.append(limiter.watches(user_of))
+        metrics.add_limiter(limiter)
+    app = web.Application(middlewares=chain, client_max_size=client_max_size)
     resources = ResourceHandler(served)
     app.add_routes(health_routes(checks))
     app.add_routes([
