@@ -16,6 +16,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -39,6 +40,9 @@ from mcs_apiserver.status_writer import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
+
+if TYPE_CHECKING:
+    from mcs_apiserver.auth.webhook_callers import WebhookCallers
 
 log = logging.getLogger("mcs_apiserver.server")
 
@@ -79,6 +83,8 @@ class ServeOptions:
     log_level: str = "info"
     log_format: str = "text"
     limits: Limits = field(default_factory=Limits)
+    webhook_client_ca_file: Path | None = None
+    webhook_allowed_names: list[str] = field(default_factory=list)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--leader-elect-namespace", default="mcs-system", metavar="NAMESPACE",
                    help="namespace of the Lease that picks the one replica writing ServiceExport "
                         "conditions (default: mcs-system)")
+    v.add_argument("--webhook-client-ca-file", type=Path, metavar="PATH",
+                   help="require webhook callers to present a client certificate issued by a CA in this file "
+                        "(kube-apiserver does so when its AdmissionConfiguration gives a kubeconfig for this "
+                        "webhook host; see manifests/webhooks.yaml); others get 401. Default: any TLS client")
+    v.add_argument("--webhook-allowed-names", default="", metavar="NAME[,NAME]",
+                   help="with --webhook-client-ca-file: the common names accepted (default: any name that CA issued)")
     v.add_argument("--export-conflict-policy", choices=["warn", "deny"], default="warn",
                    help="a ServiceExport that conflicts with other clusters' exports is admitted with a "
                         "warning (warn, default) or refused (deny)")
@@ -185,6 +197,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         log_level=args.log_level,
         log_format=args.log_format,
         limits=_limits_from_args(args),
+        webhook_client_ca_file=args.webhook_client_ca_file,
+        webhook_allowed_names=[n.strip() for n in args.webhook_allowed_names.split(",") if n.strip()],
     )
 
 
@@ -251,7 +265,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                                     grace_period=options.member_grace_period, local=name == local_name)
     metrics.add_members(members)
 
-    auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file)
+    auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
+                webhook_callers=_webhook_callers(options))
     writer = StatusWriter(engine, members[local_name], local_client)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
@@ -313,6 +328,19 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)  # the elector releases its Lease
     await _shutdown(runner, auth, members, local_client, imports, clustersets)
+
+
+def _webhook_callers(options: ServeOptions) -> WebhookCallers | None:
+    from mcs_apiserver.auth.webhook_callers import WebhookCallers  # noqa: PLC0415
+
+    if options.webhook_client_ca_file is None:
+        if options.webhook_allowed_names:
+            raise ConfigError("--webhook-allowed-names needs --webhook-client-ca-file")
+        return None
+    try:
+        return WebhookCallers(options.webhook_client_ca_file.read_bytes(), options.webhook_allowed_names)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--webhook-client-ca-file {options.webhook_client_ca_file}: {error}") from None
 
 
 async def _log_ready(checks: list[HealthCheck], ready: asyncio.Event | None) -> None:
