@@ -23,7 +23,7 @@ from aiohttp import web
 from mcs_apiserver import logs
 from mcs_apiserver.admission_facts import LiveFacts
 from mcs_apiserver.api.app import HealthCheck, build_app
-from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
+from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, return_free_memory, runner_options, tune_process
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.members.client import (
@@ -249,6 +249,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415
     from webhooks import add_routes as add_webhook_routes  # noqa: PLC0415
 
+    tune_process()
     local_connection, connections, local_name = await _connections(options)
     local_client = KubeClient(local_connection, user_agent=USER_AGENT)
     metrics = Metrics()
@@ -299,7 +300,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         member.start()
     background = [asyncio.create_task(writer.run(), name="status-writer"),
                   asyncio.create_task(elector.run(), name="leader-election"),
-                  asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
+                  asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag"),
+                  asyncio.create_task(return_free_memory(), name="return-free-memory")]
     site = GuardedSite(runner, options.bind_address, options.secure_port, guard=guard,
                        ssl_context=auth.tls.context, backlog=1024, reuse_address=True)
     try:

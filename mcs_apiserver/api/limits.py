@@ -48,7 +48,9 @@ __all__ = [
     "GuardedSite",
     "Limiter",
     "Limits",
+    "return_free_memory",
     "runner_options",
+    "tune_process",
 ]
 
 log = logging.getLogger("mcs_apiserver.api.limits")
@@ -62,6 +64,12 @@ OTHER_BODY_LIMIT = 64 * 1024
 WEBHOOK_PREFIX = "/webhooks/"
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
 IDLE_CONNECTION_TIMEOUT = 120.0
+SSL_SHUTDOWN_TIMEOUT = 2.0
+TRIM_INTERVAL = 10.0
+#: asyncio gives every TLS connection a 256 KiB read buffer (``SSLProtocol.max_size``), allocated
+#: and zeroed when the connection opens: 256 KiB of RSS per open watch. A TLS record carries at most
+#: 16 KiB, so a buffer of a few records reads as well (a 3 MiB body takes a few more loop turns).
+SSL_READ_BUFFER = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,45 @@ class Limits:
     def body_limit(self, path: str) -> int:
         """The largest body a request to ``path`` may declare."""
         return self.max_request_body_bytes if path.startswith(WEBHOOK_PREFIX) else OTHER_BODY_LIMIT
+
+
+def tune_process() -> None:
+    """Process-wide settings the limits rely on, applied once at start-up by ``serve``:
+
+    * the TLS read buffer per connection (:data:`SSL_READ_BUFFER` instead of 256 KiB);
+    * glibc's mmap threshold fixed at 128 KiB: by default glibc raises it to the size of the largest
+      block freed, after which large buffers (request bodies, TLS buffers) come from the heap, whose
+      pages are rarely given back: the RSS an attack raised would stay raised after it ended.
+    """
+    import asyncio.sslproto  # noqa: PLC0415
+
+    asyncio.sslproto.SSLProtocol.max_size = SSL_READ_BUFFER
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+
+
+def _glibc() -> Any:
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc has it, musl does not
+        return libc
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return None
+
+
+async def return_free_memory(interval: float = TRIM_INTERVAL) -> None:
+    """Forever: every ``interval`` seconds, give the pages the allocator holds free back to the
+    system (glibc's ``malloc_trim``). Without it, the RSS that thousands of connections (an attack,
+    a relisting informer fleet) raised stays raised after they are gone, though it is reused."""
+    libc = _glibc()
+    if libc is None:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        libc.malloc_trim(0)
 
 
 def runner_options(limits: Limits) -> dict[str, Any]:
@@ -307,4 +354,7 @@ class GuardedSite(web.BaseSite):
             self._guard.wrap(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address,
             ssl_handshake_timeout=self._guard.timeout if self._ssl_context else None,
+            # A connection we close (a 401, 408 or 413 with its body unread) waits this long for the
+            # client's close_notify, decrypting and discarding whatever it still sends (default 30 s).
+            ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT if self._ssl_context else None,
         )
