@@ -156,7 +156,7 @@ async def open_watch(target: Target, context: ssl.SSLContext) -> asyncio.StreamW
 
 async def registered_watchers(target: Target) -> float:
     """``apiserver_registered_watchers`` summed over resources (scraped as the admin)."""
-    status_line, body = await _metrics(target)
+    _, body = await _metrics(target)
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
                if line.startswith("apiserver_registered_watchers{"))
 

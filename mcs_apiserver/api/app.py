@@ -27,10 +27,10 @@ from mcs_apiserver.api.openapi import (
 )
 from mcs_apiserver.api.discovery import RESOURCES
 from mcs_apiserver.api.limits import ConnectionGuard, Limiter
-from mcs_apiserver.api.requestinfo import info_of, request_info_middleware
 from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
+from mcs_apiserver.requestinfo import RequestInfoError, info_of
 from webhooks import PATHS as WEBHOOK_PATHS
 from mcs_apiserver.views.model import GROUP
 
@@ -45,6 +45,17 @@ class HealthCheck:
 
     name: str
     check: Callable[[], tuple[bool, str]]
+
+
+@web.middleware
+async def request_info_middleware(request: web.Request, handler):
+    """Compute the request info once (``mcs_apiserver.requestinfo``); a path kube-apiserver cannot
+    classify gets its 500."""
+    try:
+        info_of(request)
+    except RequestInfoError as error:
+        return status_response(status.internal_error(f"failed to create RequestInfo: {error}"))
+    return await handler(request)
 
 
 @web.middleware

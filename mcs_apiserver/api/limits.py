@@ -35,7 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mcs_apiserver.api import status
-from mcs_apiserver.api.requestinfo import info_of
+from mcs_apiserver.requestinfo import info_of
 from mcs_apiserver.api.status import status_response
 from mcs_apiserver.kube_types import Status
 
@@ -100,7 +100,7 @@ def tune_process() -> None:
     """
     import asyncio.sslproto  # noqa: PLC0415
 
-    asyncio.sslproto.SSLProtocol.max_size = SSL_READ_BUFFER
+    setattr(asyncio.sslproto.SSLProtocol, "max_size", SSL_READ_BUFFER)  # noqa: B010 - a class default
     libc = _glibc()
     if libc is not None:
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
@@ -269,7 +269,6 @@ class _Guarded(asyncio.Protocol):
     def _expire(self) -> None:
         self.timer = None
         if not self.busy and self.transport is not None:
-            self.guard.expired += 1
             log.debug("closing a connection that did not send its request headers in time")
             self.transport.abort()
 
@@ -305,7 +304,6 @@ class ConnectionGuard:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.connections: dict[asyncio.BaseTransport, _Guarded] = {}
-        self.expired = 0
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory(), self)

@@ -24,7 +24,7 @@ from mcs_apiserver.api import negotiation, status, tables
 from mcs_apiserver.api.continuetoken import decode_continue, encode_continue
 from mcs_apiserver.api.discovery import ResourceInfo, resource_info
 from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
-from mcs_apiserver.api.requestinfo import ListOptions, RequestInfo, info_of
+from mcs_apiserver.requestinfo import ListOptions, RequestInfo, info_of
 from mcs_apiserver.api.selectors import compile_selectors
 from mcs_apiserver.api.status import StatusError
 from mcs_apiserver.api.store import Event, Store, Stored, TooLarge, TooOld, Watcher

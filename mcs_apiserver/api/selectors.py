@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mcs_apiserver.api.status import StatusError, bad_request
+from mcs_apiserver.requestinfo import FieldSelectorSyntaxError
+from mcs_apiserver.requestinfo import field_terms as _field_terms
 
 __all__ = [
     "SelectorError",
@@ -544,55 +546,6 @@ SUPPORTED_FIELDS: Final[dict[str, dict[str, Callable[[Mapping[str, Any]], str]]]
 }
 
 
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas that are not backslash-escaped (escapes are kept for :func:`_unescape`)."""
-    terms: list[str] = []
-    start = 0
-    in_slash = False
-    for i, ch in enumerate(selector):
-        if in_slash:
-            in_slash = False
-        elif ch == "\\":
-            in_slash = True
-        elif ch == ",":
-            terms.append(selector[start:i])
-            start = i + 1
-    terms.append(selector[start:])
-    return terms
-
-
-def _split_term(term: str) -> tuple[str, str, str] | None:
-    """First occurrence of ``!=``, ``==`` or ``=`` (checked in that order at each position)."""
-    for i in range(len(term)):
-        for op in ("!=", "==", "="):
-            if term.startswith(op, i):
-                return term[:i], op, term[i + len(op) :]
-    return None
-
-
-def _unescape(value: str) -> str:
-    if "\\" not in value and "," not in value and "=" not in value:
-        return value
-    out: list[str] = []
-    in_slash = False
-    for ch in value:
-        if in_slash:
-            if ch in "\\,=":
-                out.append(ch)
-            else:
-                raise SelectorError(f"invalid field selector: invalid escape sequence: \\{ch}")
-            in_slash = False
-        elif ch == "\\":
-            in_slash = True
-        elif ch in ",=":
-            raise SelectorError(f"invalid field selector: unescaped character in value: {ch}")
-        else:
-            out.append(ch)
-    if in_slash:
-        raise SelectorError("invalid field selector: invalid escape sequence: \\")
-    return "".join(out)
-
-
 @dataclass(frozen=True, slots=True)
 class FieldRequirement:
     field: str
@@ -641,30 +594,12 @@ def _field_predicate(
 
 
 def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
-    """Tokenize a field selector like ``fields.ParseSelector``: the terms in sorted order, each as
-    ``(field, operator, value)`` with the value unescaped and ``==`` normalised to ``=``.
-
-    The one tokenizer of field selectors: the request info (which name a list pins, for
-    authorization) and :func:`parse_field_selector` (which fields a resource supports) both use it.
-    A term with neither field nor value (``fieldSelector==``) selects everything, as in
-    kube-apiserver. Raises :class:`SelectorError` on syntax errors.
-    """
-    if not selector:
-        return []
-    terms: list[tuple[str, str, str]] = []
-    for part in sorted(_split_terms(selector)):
-        if part == "":
-            continue
-        split = _split_term(part)
-        if split is None:
-            raise SelectorError(f"invalid selector: '{selector}'; can't understand '{part}'")
-        lhs, op, rhs = split
-        value = _unescape(rhs)
-        name = lhs.strip()
-        if not name and not value:
-            continue
-        terms.append((name, "!=" if op == "!=" else "=", value))
-    return terms
+    """:func:`mcs_apiserver.requestinfo.field_terms` (the one tokenizer of field selectors), with
+    its syntax errors as :class:`SelectorError` (400)."""
+    try:
+        return _field_terms(selector)
+    except FieldSelectorSyntaxError as error:
+        raise SelectorError(str(error)) from None
 
 
 FieldTerms = Sequence[tuple[str, str, str]]

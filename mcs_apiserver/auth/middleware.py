@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from mcs_apiserver.api.requestinfo import REQUEST_INFO, RequestInfoError, info_of
+from mcs_apiserver.requestinfo import REQUEST_INFO, RequestInfoError, info_of
 from mcs_apiserver.api.status import internal_error, status_response, unauthorized
 from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
 from mcs_apiserver.auth.authorize import Authorizer, forbidden_status
@@ -53,7 +53,7 @@ def auth_middleware(
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
     ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
-    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.api.requestinfo.RequestInfo`) set.
+    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.requestinfo.RequestInfo`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
     """

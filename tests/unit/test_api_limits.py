@@ -12,7 +12,7 @@ from aiohttp import ClientSession, web
 
 from mcs_apiserver.api.app import build_app
 from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
-from mcs_apiserver.api.requestinfo import request_info_middleware
+from mcs_apiserver.api.app import request_info_middleware
 from mcs_apiserver.api.resources import PREFIX, Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.metrics import Metrics

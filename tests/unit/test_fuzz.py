@@ -120,7 +120,7 @@ def serving(app: web.Application) -> Iterator[Callable[[Callable[[TestClient], C
 
 def webhook_app(world: dict[str, InMemoryMember]) -> web.Application:
     engine = ViewEngine("m1")
-    engine.recompute(world)
+    engine.update(world, membership_changed=True)
     app = web.Application()
     add_routes(app, LiveFacts(world, "m1", engine), "deny")  # type: ignore[arg-type]
     return app
@@ -157,7 +157,7 @@ def test_no_admission_review_of_any_shape_gets_a_5xx() -> None:
 def test_the_view_engine_and_the_conflict_check_survive_a_service_export_of_any_shape(export: Any) -> None:
     world = members(local_export=export)
     engine = ViewEngine("m1")
-    engine.recompute(world)  # no exception: a bad export is skipped or read with safe defaults
+    engine.update(world, membership_changed=True)  # no exception: a bad export is skipped or read with safe defaults
     facts = LiveFacts(world, "m1", engine)  # type: ignore[arg-type]
     facts.export_conflicts(*KEY, export, world["m1"].services[KEY])
 
@@ -178,7 +178,7 @@ def test_no_query_string_gets_a_5xx() -> None:
     versioner = Versioner(1000)
     imports, sets = Store("serviceimports", versioner), Store("clustersets", versioner)
     engine = ViewEngine("m1")
-    engine.recompute(members())
+    engine.update(members(), membership_changed=True)
     imports.apply(dict(engine.imports))
     if engine.clusterset is not None:
         sets.apply({("", engine.clusterset["metadata"]["name"]): engine.clusterset})

@@ -1,8 +1,9 @@
 """What a request asks for, computed once per request, like kube-apiserver's RequestInfo filter.
 
-``request_info_middleware`` runs first and leaves a :class:`RequestInfo` in ``request[REQUEST_INFO]``;
-authorization (``auth.authorize``), the limits (``api.limits``), metrics and the resource handlers all
-read it instead of each parsing the path and query their own way. It follows
+The request info middleware (``api.app``) runs first and leaves a :class:`RequestInfo` in
+``request[REQUEST_INFO]``; authorization (``auth.authorize``), the limits (``api.limits``), metrics
+and the resource handlers all read it (:func:`info_of`) instead of each parsing the path and query
+their own way. A module of its own below ``api`` and ``auth``, which both read it. It follows
 ``k8s.io/apiserver/pkg/endpoints/request.RequestInfoFactory.NewRequestInfo``:
 
 * ``/apis/<g>/<v>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`` (and ``/api/<v>/...``) are
@@ -24,19 +25,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from mcs_apiserver.api.selectors import SelectorError, field_terms
-from mcs_apiserver.api.status import internal_error, status_response
 
 __all__ = [
     "REQUEST_INFO",
+    "FieldSelectorSyntaxError",
     "ListOptions",
     "RequestInfo",
     "RequestInfoError",
+    "field_terms",
     "info_of",
     "request_info",
-    "request_info_middleware",
 ]
 
 _API_PREFIXES = frozenset({"api", "apis"})
@@ -52,6 +51,89 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 class RequestInfoError(ValueError):
     """A resource path no verb or resource can be read from (kube-apiserver answers 500)."""
+
+
+class FieldSelectorSyntaxError(ValueError):
+    """A field selector that does not parse (``api.selectors`` answers it with 400)."""
+
+
+# --- field selectors (k8s.io/apimachinery/pkg/fields/selector.go) ---------------------------------
+
+
+def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
+    """Tokenize a field selector like ``fields.ParseSelector``: the terms in sorted order, each as
+    ``(field, operator, value)`` with the value unescaped and ``==`` normalised to ``=``.
+
+    The one tokenizer of field selectors: the request info (which name a list pins, for
+    authorization) and ``api.selectors`` (which fields a resource supports) both use it. A term with
+    neither field nor value (``fieldSelector==``) selects everything, as in kube-apiserver. Raises
+    :class:`FieldSelectorSyntaxError`.
+    """
+    if not selector:
+        return []
+    terms: list[tuple[str, str, str]] = []
+    for part in sorted(_split_terms(selector)):
+        if part == "":
+            continue
+        split = _split_term(part)
+        if split is None:
+            raise FieldSelectorSyntaxError(f"invalid selector: '{selector}'; can't understand '{part}'")
+        lhs, op, rhs = split
+        value = _unescape(rhs)
+        name = lhs.strip()
+        if not name and not value:
+            continue
+        terms.append((name, "!=" if op == "!=" else "=", value))
+    return terms
+
+
+def _split_terms(selector: str) -> list[str]:
+    """Split on commas that are not backslash-escaped (escapes are kept for :func:`_unescape`)."""
+    terms: list[str] = []
+    start = 0
+    in_slash = False
+    for i, ch in enumerate(selector):
+        if in_slash:
+            in_slash = False
+        elif ch == "\\":
+            in_slash = True
+        elif ch == ",":
+            terms.append(selector[start:i])
+            start = i + 1
+    terms.append(selector[start:])
+    return terms
+
+
+def _split_term(term: str) -> tuple[str, str, str] | None:
+    """First occurrence of ``!=``, ``==`` or ``=`` (checked in that order at each position)."""
+    for i in range(len(term)):
+        for op in ("!=", "==", "="):
+            if term.startswith(op, i):
+                return term[:i], op, term[i + len(op) :]
+    return None
+
+
+def _unescape(value: str) -> str:
+    if "\\" not in value and "," not in value and "=" not in value:
+        return value
+    out: list[str] = []
+    in_slash = False
+    for ch in value:
+        if in_slash:
+            if ch in "\\,=":
+                out.append(ch)
+            else:
+                raise FieldSelectorSyntaxError(f"invalid field selector: invalid escape sequence: \\{ch}")
+            in_slash = False
+        elif ch == "\\":
+            in_slash = True
+        elif ch in ",=":
+            raise FieldSelectorSyntaxError(f"invalid field selector: unescaped character in value: {ch}")
+        else:
+            out.append(ch)
+    if in_slash:
+        raise FieldSelectorSyntaxError("invalid field selector: invalid escape sequence: \\")
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +267,7 @@ def request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInf
     if method in ("GET", "HEAD"):
         try:
             options = list_options(query)
-        except SelectorError as failure:
-            error = failure.message
-        except ValueError as failure:
+        except ValueError as failure:  # FieldSelectorSyntaxError included
             error = str(failure)
         if error:
             # As kube-apiserver: the options are unusable, but a watch is still a watch.
@@ -210,7 +290,6 @@ def request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInf
 
 #: Where the middleware leaves the request info for everything after it.
 REQUEST_INFO: web.RequestKey[RequestInfo] = web.RequestKey("request_info", RequestInfo)
-_NO_OPTIONS = ListOptions()
 
 
 def info_of(request: web.Request) -> RequestInfo:
@@ -220,13 +299,3 @@ def info_of(request: web.Request) -> RequestInfo:
     if info is None:
         info = request[REQUEST_INFO] = request_info(request.method, request.path, request.query)
     return info
-
-
-@web.middleware
-async def request_info_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Compute the :class:`RequestInfo` once; a path kube-apiserver cannot classify gets its 500."""
-    try:
-        info_of(request)
-    except RequestInfoError as error:
-        return status_response(internal_error(f"failed to create RequestInfo: {error}"))
-    return await handler(request)
