@@ -64,8 +64,9 @@ def test_slow_bodies_with_the_webhook_certificate_hit_the_limits_and_memory_come
     idle = tgt.rss()
     answers, peak = asyncio.run(_attack(tgt, "webhook-client", 150, hold=15))
     # 32 MiB of bodies in flight: 10 bodies of 3 MiB wait (then 408 at the 10 s body timeout), the
-    # rest are refused at once with 429
-    assert set(answers) <= {"429", "408"}, answers
+    # rest are refused at once with 429 ("closed": the refusal closed the connection while the client
+    # was still sending, and TCP reset it before the client read the 429)
+    assert set(answers) <= {"429", "408", "closed"}, answers
     assert answers.count("429") >= 100 and answers.count("408") >= 1
     assert peak < 2 * idle, (peak / MIB, idle / MIB)
     time.sleep(3)
@@ -249,7 +250,7 @@ def test_a_review_with_an_operation_of_the_wrong_type_is_a_400(clusterset):
             return response.status, await response.json()
 
     status, body = asyncio.run(post())
-    assert status == 400 and body["reason"] == "BadRequest"
+    assert status == 400 and body["reason"] == "BadRequest", body
     assert body["message"].startswith("request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT")
 
 
