@@ -51,8 +51,9 @@ Strangers get 401 as soon as their headers are in (`local up` requires kube-apis
 certificate), so their bodies are never buffered: the RSS barely moves. What they still cost is CPU:
 150 TLS handshakes at once, plus decrypting what they keep sending until their connection is closed,
 on a loop shared with the GETs; on this 2-CPU machine (the attacking client runs on it too) that burst
-makes GETs 15-30x slower for about a second. That target is not met for this case; rate-limiting new
-connections, or an ECDSA serving key (cheaper handshakes), are the next steps. A holder of the
+makes GETs 15-30x slower for about a second (the handshakes are already ECDSA; the client encrypting
+450 MiB on the same CPUs is part of it). That target is not met for this case; a limit on new
+connections per second would be the next step. A holder of the
 certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body
 timeout) and 429 for the rest: memory peaks at 1.5x idle and comes back, GETs are unaffected."""
 NOTES_WATCHES = """
