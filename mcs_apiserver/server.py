@@ -167,6 +167,9 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
                  "max_request_body_bytes", "max_request_body_bytes_inflight"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    for name in ("request_header_timeout", "request_body_timeout"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be longer than 0s, e.g. 10s")
     return Limits(
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,

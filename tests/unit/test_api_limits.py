@@ -263,3 +263,39 @@ async def test_a_dropped_watch_is_unregistered_at_once() -> None:
         assert gauge == 0
     finally:
         await runner.cleanup()
+
+
+# --- the flags ---------------------------------------------------------------------------------------
+
+
+def _serve_args(*flags: str) -> Any:
+    import argparse
+
+    from mcs_apiserver.server import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--tls-cert-file=c", "--tls-private-key-file=k", *flags])
+
+
+def test_the_limit_flags_become_the_limits_with_kube_apiserver_defaults() -> None:
+    from mcs_apiserver.server import options_from_args
+
+    assert options_from_args(_serve_args()).limits == Limits()
+    limits = options_from_args(_serve_args(
+        "--max-requests-inflight=7", "--max-mutating-requests-inflight=0", "--max-watches=9",
+        "--max-watches-per-user=3", "--request-header-timeout=2s", "--request-body-timeout=1m",
+        "--max-request-body-bytes=1000", "--max-request-body-bytes-inflight=5000")).limits
+    assert limits == Limits(7, 0, 9, 3, 2.0, 60.0, 1000, 5000)
+    assert Limits().max_requests_inflight == 400 and Limits().max_mutating_requests_inflight == 200
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--max-watches=-1", "--max-watches must not be negative"),
+    ("--request-body-timeout=0s", "--request-body-timeout must be longer than 0s"),
+])
+def test_a_limit_flag_that_makes_no_sense_is_refused_with_a_clear_message(flag: str, message: str) -> None:
+    from mcs_apiserver.server import ConfigError, options_from_args
+
+    with pytest.raises(ConfigError, match=message):
+        options_from_args(_serve_args(flag))
