@@ -296,7 +296,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                        max_body_bytes=options.limits.max_request_body_bytes)
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5,
-                           **runner_options(options.limits))
+                           **runner_options())
     await runner.setup()
     await auth.start()
     for member in members.values():

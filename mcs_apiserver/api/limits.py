@@ -35,9 +35,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mcs_apiserver.api import status
-from mcs_apiserver.requestinfo import info_of
 from mcs_apiserver.api.status import status_response
 from mcs_apiserver.kube_types import Status
+from mcs_apiserver.requestinfo import info_of
 
 __all__ = [
     "HEALTH_PATHS",
@@ -56,9 +56,10 @@ __all__ = [
 log = logging.getLogger("mcs_apiserver.api.limits")
 
 MIB = 1024 * 1024
-#: etcd's default --max-request-bytes (1.5 MiB) is the largest object kube-apiserver can store; an
-#: UPDATE AdmissionReview carries it twice (object and oldObject), plus the review's own fields.
-WEBHOOK_BODY_LIMIT = 2 * 3 * MIB // 2 + 64 * 1024
+#: etcd's default --max-request-bytes: the largest object kube-apiserver can store.
+ETCD_MAX_REQUEST_BYTES = 3 * MIB // 2
+#: An UPDATE AdmissionReview carries that object twice (object and oldObject), plus its own fields.
+WEBHOOK_BODY_LIMIT = 2 * ETCD_MAX_REQUEST_BYTES + 64 * 1024
 #: Paths whose bodies we never read (writes to the views answer 405): a DeleteOptions fits easily.
 OTHER_BODY_LIMIT = 64 * 1024
 WEBHOOK_PREFIX = "/webhooks/"
@@ -129,7 +130,7 @@ async def return_free_memory(interval: float = TRIM_INTERVAL) -> None:
         libc.malloc_trim(0)
 
 
-def runner_options(limits: Limits) -> dict[str, Any]:
+def runner_options() -> dict[str, Any]:
     """aiohttp runner settings that go with the limits: a handler whose client disconnects is
     cancelled at once (a watch is unregistered and freed the moment its client goes, not at its next
     write), idle keep-alive connections are closed after :data:`IDLE_CONNECTION_TIMEOUT`, and a

@@ -57,7 +57,7 @@ async def serve(limits: Limits, slow: Slow) -> AsyncIterator[tuple[str, Limiter]
     app.router.add_get("/healthz", slow.read)
     app.router.add_post(WEBHOOK, slow.webhook)
     app.router.add_put(LIST + "/x", slow.read)
-    runner = web.AppRunner(app, **runner_options(limits))
+    runner = web.AppRunner(app, **runner_options())
     await runner.setup()
     site = GuardedSite(runner, "127.0.0.1", 0, guard=guard)
     await site.start()
@@ -246,7 +246,7 @@ async def test_a_dropped_watch_is_unregistered_at_once() -> None:
     guard = ConnectionGuard(limits.request_header_timeout)
     app = build_app(Served({"serviceimports": imports, "clustersets": sets}), checks=[], metrics=metrics,
                     limiter=limiter, guard=guard)
-    runner = web.AppRunner(app, **runner_options(limits))
+    runner = web.AppRunner(app, **runner_options())
     await runner.setup()
     site = GuardedSite(runner, "127.0.0.1", 0, guard=guard)
     await site.start()

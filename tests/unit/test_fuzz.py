@@ -115,7 +115,7 @@ def members(local_export: Any = None) -> dict[str, InMemoryMember]:
 def serving(app: web.Application) -> Iterator[Callable[[Callable[[TestClient], Coroutine[Any, Any, None]]], None]]:
     """Serve ``app`` on a loop of its own; yields ``run(request)``, which runs one request on it."""
     loop = asyncio.new_event_loop()
-    client = TestClient(TestServer(app, loop=loop, **runner_options(Limits())), loop=loop)
+    client = TestClient(TestServer(app, loop=loop, **runner_options()), loop=loop)
     loop.run_until_complete(client.start_server())
     try:
         yield lambda request: loop.run_until_complete(request(client))
