@@ -54,7 +54,9 @@ def test_slow_bodies_from_strangers_get_401_before_anything_is_read_and_memory_s
     tgt = target(clusterset)
     idle = tgt.rss()
     answers, peak = asyncio.run(_attack(tgt, None, 150, hold=15))
-    assert answers == ["401"] * 150
+    # "closed": the 401 closed the connection while the client was still sending, and TCP reset it
+    # before the client read the answer
+    assert set(answers) <= {"401", "closed"} and answers.count("401") >= 140, answers
     # before: 150 such connections took the RSS from 96 to 652 MiB, and it stayed there
     assert peak < 2 * idle, (peak / MIB, idle / MIB)
 
