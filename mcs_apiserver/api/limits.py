@@ -94,7 +94,9 @@ class Limits:
 def tune_process() -> None:
     """Process-wide settings the limits rely on, applied once at start-up by ``serve``:
 
-    * the TLS read buffer per connection (:data:`SSL_READ_BUFFER` instead of 256 KiB);
+    * the TLS read buffer per connection of asyncio's own loop (:data:`SSL_READ_BUFFER` instead of
+      256 KiB, which asyncio zeroes, so all of it is resident); uvloop ``malloc``s its 256 KiB
+      without touching it, so there only the pages a connection uses count, and nothing is needed;
     * glibc's mmap threshold fixed at 128 KiB: by default glibc raises it to the size of the largest
       block freed, after which large buffers (request bodies, TLS buffers) come from the heap, whose
       pages are rarely given back: the RSS an attack raised would stay raised after it ended.
