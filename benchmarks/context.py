@@ -8,7 +8,8 @@ TLS handshake:
   both sides, with the same headers.
 * ``front_proxy``: the instance's serving CA and the front-proxy client certificate, straight to an
   instance with ``X-Remote-User``/``X-Remote-Group``, as the aggregator itself calls it.
-* ``webhook``: the instance's serving CA and no client certificate, as kube-apiserver calls webhooks.
+* ``webhook``: the instance's serving CA and kube-apiserver's webhook client certificate, as
+  kube-apiserver calls webhooks (``local up`` requires it: ``serve --webhook-client-ca-file``).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Bench:
             admin=_session(_ssl_context(pki.ca_cert, pki.cert("admin"), pki.key("admin"))),
             front_proxy=_session(_ssl_context(
                 pki.mcs_ca_cert, pki.cert("front-proxy-client"), pki.key("front-proxy-client"))),
-            webhook=_session(_ssl_context(pki.mcs_ca_cert)),
+            webhook=_session(_ssl_context(pki.mcs_ca_cert, pki.cert("webhook-client"), pki.key("webhook-client"))),
         )
 
     async def close(self) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mcs_apiserver.views.model import MemberView
@@ -59,6 +60,11 @@ class Metrics:
         """Per-member gauges, read live at scrape time."""
         self.registry.register(_MemberCollector(members))
 
+    def add_limiter(self, limiter: Any) -> None:
+        """kube-apiserver's in-flight gauge and dropped-requests counter, read live from the
+        ``api.limits.Limiter`` at scrape time."""
+        self.registry.register(_LimiterCollector(limiter))
+
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -83,3 +89,31 @@ class _MemberCollector:
         yield up
         yield synced
         yield exports
+
+
+class _LimiterCollector:
+    def __init__(self, limiter: Any) -> None:
+        self.limiter = limiter
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        limiter = self.limiter
+        inflight = GaugeMetricFamily("apiserver_current_inflight_requests",
+                                     "Requests being served, by kind (watches are counted apart).",
+                                     labels=["request_kind"])
+        inflight.add_metric(["readOnly"], float(limiter.read_only))
+        inflight.add_metric(["mutating"], float(limiter.mutating))
+        yield inflight
+        yield GaugeMetricFamily("mcs_open_watches", "Watches open, counted against --max-watches.",
+                                value=float(limiter.watches_open))
+        yield GaugeMetricFamily("mcs_request_body_bytes_inflight",
+                                "Body bytes reserved by requests being received (--max-request-body-bytes-inflight).",
+                                value=float(limiter.body_bytes))
+        dropped = CounterMetricFamily("apiserver_dropped_requests",
+                                      "Requests refused by a limit (429, 408 or 413), by kind.",
+                                      labels=["request_kind"])
+        for kind in ("readOnly", "mutating", "watch", "body"):
+            dropped.add_metric([kind], float(limiter.rejected[kind]))
+        yield dropped

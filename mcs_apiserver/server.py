@@ -17,6 +17,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.name
@@ -30,6 +31,7 @@ from mcs_apiserver.dns.responder import Responder
 from mcs_apiserver.dns.server import DnsOptions, DnsServer
 from mcs_apiserver.dns.zone import DEFAULT_TTL, DEFAULT_ZONE, Zone
 from mcs_apiserver.api.app import HealthCheck, build_app
+from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, return_free_memory, runner_options, tune_process
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.members.client import (
@@ -46,6 +48,9 @@ from mcs_apiserver.status_writer import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
+
+if TYPE_CHECKING:
+    from mcs_apiserver.auth.webhook_callers import WebhookCallers
 
 log = logging.getLogger("mcs_apiserver.server")
 
@@ -90,6 +95,10 @@ class ServeOptions:
     dns_zone: str = DEFAULT_ZONE
     dns_ttl: int = DEFAULT_TTL
 
+    limits: Limits = field(default_factory=Limits)
+    webhook_client_ca_file: Path | None = None
+    webhook_allowed_names: list[str] = field(default_factory=list)
+
 
 def _dns_ttl(text: str) -> int:
     seconds = parse_duration(text)
@@ -119,6 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--shutdown-delay-duration", type=parse_duration, default=0.0, metavar="DURATION",
                    help="on SIGTERM, keep serving (unready) this long before closing, so load balancers "
                         "stop sending traffic first (default: 0s)")
+    _add_limit_arguments(parser)
     c = parser.add_argument_group("clusters")
     c.add_argument("--kubeconfig", type=Path,
                    help="kubeconfig of the LOCAL cluster, the one that proxies requests to this instance "
@@ -139,6 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--leader-elect-namespace", default="mcs-system", metavar="NAMESPACE",
                    help="namespace of the Lease that picks the one replica writing ServiceExport "
                         "conditions (default: mcs-system)")
+    v.add_argument("--webhook-client-ca-file", type=Path, metavar="PATH",
+                   help="require webhook callers to present a client certificate issued by a CA in this file "
+                        "(kube-apiserver does so when its AdmissionConfiguration gives a kubeconfig for this "
+                        "webhook host; see manifests/webhooks.yaml); others get 401. Default: any TLS client")
+    v.add_argument("--webhook-allowed-names", default="", metavar="NAME[,NAME]",
+                   help="with --webhook-client-ca-file: the common names accepted (default: any name that CA issued)")
     v.add_argument("--export-conflict-policy", choices=["warn", "deny"], default="warn",
                    help="a ServiceExport that conflicts with other clusters' exports is admitted with a "
                         "warning (warn, default) or refused (deny)")
@@ -155,6 +171,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     o.add_argument("--log-format", choices=["text", "json"], default="text")
     parser.set_defaults(func=_serve)
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Limits()
+    g = parser.add_argument_group("limits (see mcs_apiserver/api/limits.py; 0 disables a count limit)")
+    g.add_argument("--max-requests-inflight", type=int, default=d.max_requests_inflight, metavar="N",
+                   help="read-only requests (get, list) served at once; more get 429 with Retry-After "
+                        f"(default: {d.max_requests_inflight}, as kube-apiserver)")
+    g.add_argument("--max-mutating-requests-inflight", type=int, default=d.max_mutating_requests_inflight,
+                   metavar="N", help="other requests (the webhooks' AdmissionReviews) served at once; more get "
+                                     f"429 (default: {d.max_mutating_requests_inflight}, as kube-apiserver)")
+    g.add_argument("--max-watches", type=int, default=d.max_watches, metavar="N",
+                   help=f"watches open at once, all users together; more get 429 (default: {d.max_watches})")
+    g.add_argument("--max-watches-per-user", type=int, default=d.max_watches_per_user, metavar="N",
+                   help=f"watches open at once by one user; more get 429 (default: {d.max_watches_per_user})")
+    g.add_argument("--request-header-timeout", type=parse_duration, default=d.request_header_timeout,
+                   metavar="DURATION", help="a connection must finish its TLS handshake and each request's "
+                                            "headers within this, or it is closed (default: 10s)")
+    g.add_argument("--request-body-timeout", type=parse_duration, default=d.request_body_timeout,
+                   metavar="DURATION", help="a request body must be received (and answered) within this, "
+                                            "or the request gets 408 and its connection is closed (default: 10s)")
+    g.add_argument("--max-request-body-bytes", type=int, default=d.max_request_body_bytes, metavar="BYTES",
+                   help="largest AdmissionReview accepted; larger gets 413 (default: "
+                        f"{d.max_request_body_bytes}: an UPDATE of the largest object etcd stores). Other paths: "
+                        "64 KiB")
+    g.add_argument("--max-request-body-bytes-inflight", type=int, default=d.max_request_body_bytes_inflight,
+                   metavar="BYTES", help="body bytes all requests being received may reserve together; more get "
+                                         f"429 (default: {d.max_request_body_bytes_inflight}, 32 MiB)")
+
+
+def _limits_from_args(args: argparse.Namespace) -> Limits:
+    for name in ("max_requests_inflight", "max_mutating_requests_inflight", "max_watches", "max_watches_per_user",
+                 "max_request_body_bytes", "max_request_body_bytes_inflight"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+    for name in ("request_header_timeout", "request_body_timeout"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be longer than 0s, e.g. 10s")
+    return Limits(
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        max_watches=args.max_watches,
+        max_watches_per_user=args.max_watches_per_user,
+        request_header_timeout=args.request_header_timeout,
+        request_body_timeout=args.request_body_timeout,
+        max_request_body_bytes=args.max_request_body_bytes,
+        max_request_body_bytes_inflight=args.max_request_body_bytes_inflight,
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -178,13 +242,16 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         dns_bind_address=args.dns_bind_address,
         dns_zone=args.dns_zone,
         dns_ttl=args.dns_ttl,
+        limits=_limits_from_args(args),
+        webhook_client_ca_file=args.webhook_client_ca_file,
+        webhook_allowed_names=[n.strip() for n in args.webhook_allowed_names.split(",") if n.strip()],
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
-    logs.configure(options.log_level, options.log_format)
+    logs.configure(args.log_level, args.log_format)
     try:
+        options = options_from_args(args)
         uvloop.run(serve(options))  # measured: about 3x the UDP answers per second of asyncio's own loop
     except ConfigError as error:
         log.error("%s", error)
@@ -224,9 +291,11 @@ async def _connections(options: ServeOptions) -> tuple[Connection, dict[str, Con
 async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
-    from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415 - keeps `--help` fast
+    from mcs_apiserver.auth.middleware import USER  # noqa: PLC0415 - keeps `--help` fast
+    from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415
     from webhooks import add_routes as add_webhook_routes  # noqa: PLC0415
 
+    tune_process()
     local_connection, connections, local_name = await _connections(options)
     local_client = KubeClient(local_connection, user_agent=USER_AGENT)
     metrics = Metrics()
@@ -243,7 +312,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                                     grace_period=options.member_grace_period, local=name == local_name)
     metrics.add_members(members)
 
-    auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file)
+    auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
+                webhook_callers=_webhook_callers(options))
     writer = StatusWriter(engine, members[local_name], local_client)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
@@ -269,20 +339,25 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         HealthCheck("authentication-config", auth.loaded),
         HealthCheck("shutdown", lambda: (not shutting_down, "shutting down")),
     ]
+    guard = ConnectionGuard(options.limits.request_header_timeout)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
-                    metrics=metrics, middlewares=[auth.middleware])
-    add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy)
+                    metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
+                    user_of=lambda request: request[USER].name if USER in request else "")
+    add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy,
+                       max_body_bytes=options.limits.max_request_body_bytes)
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5,
+                           **runner_options())
     await runner.setup()
     await auth.start()
     for member in members.values():
         member.start()
     background = [asyncio.create_task(writer.run(), name="status-writer"),
                   asyncio.create_task(elector.run(), name="leader-election"),
-                  asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
-    site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
-                       backlog=1024, reuse_address=True)
+                  asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag"),
+                  asyncio.create_task(return_free_memory(), name="return-free-memory")]
+    site = GuardedSite(runner, options.bind_address, options.secure_port, guard=guard,
+                       ssl_context=auth.tls.context, backlog=1024, reuse_address=True)
     try:
         await site.start()
     except OSError as error:
@@ -318,6 +393,19 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     if dns_server is not None:
         await dns_server.stop()
     await _shutdown(runner, auth, members, local_client, imports, clustersets)
+
+
+def _webhook_callers(options: ServeOptions) -> WebhookCallers | None:
+    from mcs_apiserver.auth.webhook_callers import WebhookCallers  # noqa: PLC0415
+
+    if options.webhook_client_ca_file is None:
+        if options.webhook_allowed_names:
+            raise ConfigError("--webhook-allowed-names needs --webhook-client-ca-file")
+        return None
+    try:
+        return WebhookCallers(options.webhook_client_ca_file.read_bytes(), options.webhook_allowed_names)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--webhook-client-ca-file {options.webhook_client_ca_file}: {error}") from None
 
 
 async def _log_ready(checks: list[HealthCheck], ready: asyncio.Event | None, zone: Zone) -> None:

@@ -67,12 +67,16 @@ class ServerTLS:
         key_file: str | os.PathLike[str],
         *,
         client_ca_pem: bytes = b"",
+        extra_client_ca_pem: bytes = b"",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.poll_interval = poll_interval
         _check_ca_pem(client_ca_pem)
+        _check_ca_pem(extra_client_ca_pem)
+        #: Trusted besides the cluster's CAs, whatever they become: the webhook callers' CA.
+        self._extra_client_ca_pem = extra_client_ca_pem
         self._client_ca_pem = client_ca_pem
         try:
             inputs = self._inputs()
@@ -152,8 +156,9 @@ class ServerTLS:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.cert_file, self.key_file)
         context.verify_mode = ssl.CERT_OPTIONAL
-        if client_ca_pem:
-            context.load_verify_locations(cadata=client_ca_pem.decode("ascii"))
+        for pem in (client_ca_pem, self._extra_client_ca_pem):
+            if pem:
+                context.load_verify_locations(cadata=pem.decode("ascii"))
         return context
 
     def _warn(self, message: str, error: Exception) -> None:

@@ -179,7 +179,7 @@ def parse_review(body: bytes, *, content_type: str | None = None, max_bytes: int
     if not gvk.kind:
         raise ReviewError(400, "request.kind.kind: required: must be a non-empty string")
     operation = request.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise ReviewError(
             400, f"request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT, got {_short(operation)}"
         )

@@ -6,6 +6,7 @@ their own routes. Every error any handler raises leaves as a ``Status``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -24,9 +25,12 @@ from mcs_apiserver.api.openapi import (
     openapi_v3_group_version,
     openapi_v3_root,
 )
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served, parse_path
+from mcs_apiserver.api.discovery import RESOURCES
+from mcs_apiserver.api.limits import ConnectionGuard, Limiter
+from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
+from mcs_apiserver.requestinfo import RequestInfoError, info_of
 from webhooks import PATHS as WEBHOOK_PATHS
 from mcs_apiserver.views.model import GROUP
 
@@ -41,6 +45,17 @@ class HealthCheck:
 
     name: str
     check: Callable[[], tuple[bool, str]]
+
+
+@web.middleware
+async def request_info_middleware(request: web.Request, handler):
+    """Compute the request info once (``mcs_apiserver.requestinfo``); a path kube-apiserver cannot
+    classify gets its 500."""
+    try:
+        info_of(request)
+    except RequestInfoError as error:
+        return status_response(status.internal_error(f"failed to create RequestInfo: {error}"))
+    return await handler(request)
 
 
 @web.middleware
@@ -66,25 +81,19 @@ async def status_errors(request: web.Request, handler):
         return status_response(status.internal_error(type(error).__name__))
 
 
-_RESOURCE_PREFIX = PREFIX + "/"
 WEBHOOK_PREFIX = "/webhooks/"
-_TRUE = ("1", "true", "True")
+_RESOURCES = frozenset(r.name for r in RESOURCES)
 
 
 def _verb_and_resource(request: web.Request) -> tuple[str, str]:
     """kube-apiserver's metric labels: LIST/WATCH/GET for reads of a resource, the method otherwise;
     the resource for our resources only (an unknown path must not create a label value)."""
-    if not request.path.startswith(_RESOURCE_PREFIX):
+    info = info_of(request)
+    if not info.resource_request or info.api_group != GROUP or info.resource not in _RESOURCES:
         return request.method, ""
-    try:
-        target = parse_path(request.path[len(_RESOURCE_PREFIX):])
-    except StatusError:
-        return request.method, ""
-    if request.method in ("GET", "HEAD"):
-        if request.query.get("watch") in _TRUE:
-            return "WATCH", target.info.name
-        return ("GET" if target.name is not None else "LIST"), target.info.name
-    return request.method, target.info.name
+    if info.verb in ("get", "list", "watch"):
+        return info.verb.upper(), info.resource
+    return request.method, info.resource
 
 
 def metrics_middleware(metrics: Metrics):
@@ -119,6 +128,11 @@ def metrics_middleware(metrics: Metrics):
             return response
         except web.HTTPException as error:
             code = error.status
+            raise
+        except asyncio.CancelledError:
+            # The client went away (the runner cancels its handler): a watch ends so, normally; any
+            # other request is recorded as nginx's 499 "client closed request".
+            code = 200 if request.path.startswith(PREFIX) and info_of(request).long_running else 499
             raise
         finally:
             done(code, time.perf_counter() - started)
@@ -200,9 +214,20 @@ def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
 
 
 def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
-              middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024) -> web.Application:
-    app = web.Application(middlewares=[metrics_middleware(metrics), status_errors, *middlewares],
-                          client_max_size=client_max_size)
+              middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024,
+              limiter: Limiter | None = None, guard: ConnectionGuard | None = None,
+              user_of: Callable[[web.Request], str] = lambda request: "") -> web.Application:
+    """The application. ``middlewares`` (authentication and authorization) run after the in-flight
+    limits of ``limiter`` and before its watch limits, which count watches per ``user_of``."""
+    chain: list = [guard.middleware] if guard is not None else []
+    chain += [request_info_middleware, metrics_middleware(metrics), status_errors]
+    if limiter is not None:
+        chain.append(limiter.inflight)
+    chain += list(middlewares)
+    if limiter is not None:
+        chain.append(limiter.watches(user_of))
+        metrics.add_limiter(limiter)
+    app = web.Application(middlewares=chain, client_max_size=client_max_size)
     resources = ResourceHandler(served)
     app.add_routes(health_routes(checks))
     app.add_routes([

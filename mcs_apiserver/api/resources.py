@@ -24,6 +24,7 @@ from mcs_apiserver.api import negotiation, status, tables
 from mcs_apiserver.api.continuetoken import decode_continue, encode_continue
 from mcs_apiserver.api.discovery import ResourceInfo, resource_info
 from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
+from mcs_apiserver.requestinfo import ListOptions, RequestInfo, info_of
 from mcs_apiserver.api.selectors import compile_selectors
 from mcs_apiserver.api.status import StatusError
 from mcs_apiserver.api.store import Event, Store, Stored, TooLarge, TooOld, Watcher
@@ -59,44 +60,18 @@ class Target_:
     name: str | None
 
 
-def parse_path(tail: str) -> Target_:
-    """``[namespaces/<ns>/]<resource>[/<name>]`` under the group-version prefix, or 404."""
-    parts = [p for p in tail.split("/") if p != ""] if tail else []
-    namespace: str | None = None
-    if len(parts) >= 2 and parts[0] == "namespaces":
-        namespace = parts[1]
-        parts = parts[2:]
-        if not parts:
-            # /namespaces/<ns> itself is a core resource, not ours.
-            raise StatusError(status.not_found())
-    if not parts:
+def target_of(info: RequestInfo) -> Target_:
+    """The object or collection a request under the group-version prefix names, or 404."""
+    resource = resource_info(info.resource) if info.resource_request else None
+    if resource is None or info.subresource or info.verb == "proxy":
         raise StatusError(status.not_found())
-    info = resource_info(parts[0])
-    if info is None or len(parts) > 2:
+    namespace = info.namespace or None
+    if namespace is not None and not resource.namespaced:
         raise StatusError(status.not_found())
-    if namespace is not None and not info.namespaced:
+    name = None if info.name_from_selector else info.name or None
+    if name is not None and resource.namespaced and namespace is None:
         raise StatusError(status.not_found())
-    name = parts[1] if len(parts) == 2 else None
-    if name is not None and info.namespaced and namespace is None:
-        raise StatusError(status.not_found())
-    return Target_(info, namespace, name)
-
-
-def _truthy(value: str | None) -> bool:
-    return value in ("1", "true", "True")
-
-
-def _int_param(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise StatusError(status.bad_request(f"invalid value for {name}: {raw!r}: must be an integer")) from None
-    if value < 0:
-        raise StatusError(status.bad_request(f"invalid value for {name}: {raw!r}: must not be negative"))
-    return value
+    return Target_(resource, namespace, name)
 
 
 def _parse_rv(raw: str | None) -> int | None:
@@ -145,7 +120,8 @@ class ResourceHandler:
         self.clock = clock
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        target = parse_path(request.match_info.get("tail", ""))
+        info = info_of(request)
+        target = target_of(info)
         if request.method in WRITE_VERBS:
             verb = WRITE_VERBS[request.method]
             if verb == "delete" and target.name is None:
@@ -153,13 +129,13 @@ class ResourceHandler:
             raise StatusError(status.method_not_allowed(target.info.name, verb))
         if request.method not in ("GET", "HEAD"):
             raise StatusError(status.method_not_allowed(target.info.name, request.method.lower()))
+        if info.options_error:
+            raise StatusError(status.bad_request(info.options_error))
+        if info.verb == "watch":
+            return await self.watch(request, target, info.options)
         if target.name is not None:
-            if _truthy(request.query.get("watch")):
-                return await self.watch(request, target)
             return self.get(request, target)
-        if _truthy(request.query.get("watch")):
-            return await self.watch(request, target)
-        return await compress(request, self.list(request, target))
+        return await compress(request, self.list(request, target, info.options))
 
     # --- get ------------------------------------------------------------------------------------
 
@@ -182,33 +158,32 @@ class ResourceHandler:
 
     # --- list -----------------------------------------------------------------------------------
 
-    def list(self, request: web.Request, target: Target_) -> web.Response:
-        query = request.query
+    def list(self, request: web.Request, target: Target_, options: ListOptions) -> web.Response:
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.LIST)
-        predicate, labels, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
-                                                      target.info.name)
-        limit = _int_param(request, "limit") or 0
+        predicate, labels, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
+        limit = max(options.limit, 0)
         store = self.served.store(target.info)
-        match = query.get("resourceVersionMatch", "")
-        requested = _parse_rv(query.get("resourceVersion"))
+        match = options.resource_version_match
+        raw_rv = options.resource_version
+        requested = _parse_rv(raw_rv)
         if match not in ("", "NotOlderThan", "Exact"):
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "must be one of NotOlderThan, Exact"))
-        token = query.get("continue")
-        if match and query.get("resourceVersion") in (None, ""):
+        token = options.continue_token
+        if match and raw_rv in (None, ""):
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "resourceVersionMatch is forbidden unless resourceVersion is provided"))
         if match and token:
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "resourceVersionMatch is forbidden when continue is provided"))
-        if match == "Exact" and query.get("resourceVersion") == "0":
+        if match == "Exact" and raw_rv == "0":
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
 
         after: tuple[str, str] | None = None
         if token:
             decoded = decode_continue(token)
-            if query.get("resourceVersion") not in (None, "", "0"):
+            if raw_rv not in (None, "", "0"):
                 raise StatusError(status.bad_request("specifying resource version is not allowed when using continue"))
             try:
                 list_rv = int(decoded.resource_version)
@@ -286,18 +261,16 @@ class ResourceHandler:
 
     # --- watch ----------------------------------------------------------------------------------
 
-    async def watch(self, request: web.Request, target: Target_) -> web.StreamResponse:
+    async def watch(self, request: web.Request, target: Target_, options: ListOptions) -> web.StreamResponse:
         query = request.query
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.WATCH)
-        predicate, _, fields = compile_selectors(query.get("labelSelector"), query.get("fieldSelector"),
-                                                 target.info.name)
+        predicate, _, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
         store = self.served.store(target.info)
-        bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        send_initial_raw = query.get("sendInitialEvents")
-        send_initial = _truthy(send_initial_raw)
-        match = query.get("resourceVersionMatch", "")
-        raw_rv = query.get("resourceVersion")
-        if send_initial_raw not in (None, ""):
+        bookmarks = options.allow_watch_bookmarks
+        send_initial = bool(options.send_initial_events)
+        match = options.resource_version_match
+        raw_rv = options.resource_version
+        if options.send_initial_events is not None:
             if match != "NotOlderThan":
                 raise StatusError(status.invalid_params(
                     "resourceVersionMatch", match,
@@ -309,10 +282,11 @@ class ResourceHandler:
         elif match:
             raise StatusError(status.invalid_params(
                 "resourceVersionMatch", match, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
-        timeout = _int_param(request, "timeoutSeconds")
+        timeout = options.timeout_seconds
         if not timeout:
             # Unset or 0: kube-apiserver picks its own (randomized) timeout; 0 is not "end now".
             timeout = random.randint(*DEFAULT_WATCH_SECONDS)
+        # Negative: kube-apiserver's timer fires at once, and the watch ends after what it has queued.
         include = negotiation.parse_include_object(query.get("includeObject"))
 
         key = (target.namespace or "", target.name) if target.name else None
@@ -320,7 +294,7 @@ class ResourceHandler:
         if key is None and pinned is not None and (target.namespace is not None or not target.info.namespaced):
             key = (target.namespace or "", pinned)
         requested = _parse_rv(raw_rv)
-        legacy_initial = send_initial_raw in (None, "") and requested is None
+        legacy_initial = options.send_initial_events is None and requested is None
         if send_initial:
             since = None
             if requested is not None and requested > store.resource_version:

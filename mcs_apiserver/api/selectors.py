@@ -23,11 +23,13 @@ path; parsing happens once per request, matching is a few dict lookups per objec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mcs_apiserver.api.status import StatusError, bad_request
+from mcs_apiserver.requestinfo import FieldSelectorSyntaxError
+from mcs_apiserver.requestinfo import field_terms as _field_terms
 
 __all__ = [
     "SelectorError",
@@ -36,6 +38,7 @@ __all__ = [
     "FieldSelector",
     "FieldRequirement",
     "parse_label_selector",
+    "field_terms",
     "parse_field_selector",
     "compile_selectors",
     "validate_label_key",
@@ -540,55 +543,6 @@ SUPPORTED_FIELDS: Final[dict[str, dict[str, Callable[[Mapping[str, Any]], str]]]
 }
 
 
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas that are not backslash-escaped (escapes are kept for :func:`_unescape`)."""
-    terms: list[str] = []
-    start = 0
-    in_slash = False
-    for i, ch in enumerate(selector):
-        if in_slash:
-            in_slash = False
-        elif ch == "\\":
-            in_slash = True
-        elif ch == ",":
-            terms.append(selector[start:i])
-            start = i + 1
-    terms.append(selector[start:])
-    return terms
-
-
-def _split_term(term: str) -> tuple[str, str, str] | None:
-    """First occurrence of ``!=``, ``==`` or ``=`` (checked in that order at each position)."""
-    for i in range(len(term)):
-        for op in ("!=", "==", "="):
-            if term.startswith(op, i):
-                return term[:i], op, term[i + len(op) :]
-    return None
-
-
-def _unescape(value: str) -> str:
-    if "\\" not in value and "," not in value and "=" not in value:
-        return value
-    out: list[str] = []
-    in_slash = False
-    for ch in value:
-        if in_slash:
-            if ch in "\\,=":
-                out.append(ch)
-            else:
-                raise SelectorError(f"invalid field selector: invalid escape sequence: \\{ch}")
-            in_slash = False
-        elif ch == "\\":
-            in_slash = True
-        elif ch in ",=":
-            raise SelectorError(f"invalid field selector: unescaped character in value: {ch}")
-        else:
-            out.append(ch)
-    if in_slash:
-        raise SelectorError("invalid field selector: invalid escape sequence: \\")
-    return "".join(out)
-
-
 @dataclass(frozen=True, slots=True)
 class FieldRequirement:
     field: str
@@ -636,29 +590,32 @@ def _field_predicate(
     return lambda obj: getter(obj) != value
 
 
-def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
-    """Parse ``fieldSelector`` for ``resource`` (``serviceimports`` or ``clustersets``).
+def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
+    """:func:`mcs_apiserver.requestinfo.field_terms` (the one tokenizer of field selectors), with
+    its syntax errors as :class:`SelectorError` (400)."""
+    try:
+        return _field_terms(selector)
+    except FieldSelectorSyntaxError as error:
+        raise SelectorError(str(error)) from None
+
+
+FieldTerms = Sequence[tuple[str, str, str]]
+
+
+def parse_field_selector(selector: str | FieldTerms | None, resource: str) -> FieldSelector:
+    """Parse ``fieldSelector`` (or its :func:`field_terms`, already tokenized) for ``resource``
+    (``serviceimports`` or ``clustersets``).
 
     Raises :class:`SelectorError` on syntax errors and on ``field label not supported: <f>``.
     """
-    if not selector:
-        return FieldSelector()
     getters = SUPPORTED_FIELDS[resource]
     requirements: list[FieldRequirement] = []
     predicates: list[Callable[[Mapping[str, Any]], bool]] = []
-    for part in sorted(_split_terms(selector)):
-        if part == "":
-            continue
-        split = _split_term(part)
-        if split is None:
-            raise SelectorError(f"invalid selector: '{selector}'; can't understand '{part}'")
-        lhs, op, rhs = split
-        value = _unescape(rhs)
-        name = lhs.strip()
+    terms = field_terms(selector) if selector is None or isinstance(selector, str) else selector
+    for name, operator, value in terms:
         getter = getters.get(name)
         if getter is None:
             raise SelectorError(f"field label not supported: {name}")
-        operator = "!=" if op == "!=" else "="
         requirements.append(FieldRequirement(name, operator, value))
         predicates.append(_field_predicate(getter, operator, value))
     if not requirements:
@@ -667,7 +624,7 @@ def parse_field_selector(selector: str | None, resource: str) -> FieldSelector:
 
 
 def compile_selectors(
-    label_selector: str | None, field_selector: str | None, resource: str
+    label_selector: str | None, field_selector: str | FieldTerms | None, resource: str
 ) -> tuple[ObjectPredicate, LabelSelector, FieldSelector]:
     """Parse both query parameters and return ``(predicate over objects, labels, fields)``.
 

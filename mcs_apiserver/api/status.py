@@ -23,6 +23,9 @@ from mcs_apiserver.views.model import GROUP
 __all__ = [
     "StatusError",
     "bad_request",
+    "request_timeout",
+    "retry_after_headers",
+    "too_many_requests",
     "unauthorized",
     "forbidden",
     "not_found",
@@ -265,6 +268,24 @@ def too_large_resource_version(requested: int, current: int) -> Status:
 def too_large(message: str) -> Status:
     """413 ``RequestEntityTooLarge`` (``errors.NewRequestEntityTooLargeError``)."""
     return _status(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
+
+
+def too_many_requests(message: str = "Too many requests, please try again later.", retry_after: int = 1) -> Status:
+    """429 ``TooManyRequests`` with ``retryAfterSeconds``, as kube-apiserver's max-in-flight filter
+    answers (with a ``Retry-After`` header: see :func:`retry_after_headers`)."""
+    details: StatusDetails = {"retryAfterSeconds": retry_after}
+    return _status(429, "TooManyRequests", message, details)
+
+
+def request_timeout(message: str) -> Status:
+    """408 ``Timeout``: the client did not send its request (body) in time."""
+    return _status(408, "Timeout", message)
+
+
+def retry_after_headers(status: Status) -> dict[str, str]:
+    """The ``Retry-After`` header a Status with ``details.retryAfterSeconds`` goes out with."""
+    seconds = (status.get("details") or {}).get("retryAfterSeconds")
+    return {"Retry-After": str(seconds)} if seconds else {}
 
 
 # --- 5xx ---------------------------------------------------------------------------------------

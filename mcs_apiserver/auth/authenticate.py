@@ -108,19 +108,19 @@ def verify_peer(der: bytes, config: AuthenticationConfig) -> VerifiedPeer | None
     """
     try:
         cert = x509.load_der_x509_certificate(der)
-        if not _allows_client_auth(cert):
+        if not allows_client_auth(cert):
             return None
-        common_name = _common_name(cert)
+        name = common_name(cert)
         front_proxy = any(issued_by(cert, ca) for ca in config.requestheader_ca) and (
-            not config.allowed_names or common_name in config.allowed_names
+            not config.allowed_names or name in config.allowed_names
         )
         client_user = None
-        if common_name and any(issued_by(cert, ca) for ca in config.client_ca):
+        if name and any(issued_by(cert, ca) for ca in config.client_ca):
             organizations = tuple(
                 str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
             )
             credential = "X509SHA256=" + hashlib.sha256(der).hexdigest()
-            client_user = authenticated_user(common_name, "", organizations, {CREDENTIAL_ID: (credential,)})
+            client_user = authenticated_user(name, "", organizations, {CREDENTIAL_ID: (credential,)})
         if not front_proxy and client_user is None:
             return None
         return VerifiedPeer(
@@ -133,7 +133,7 @@ def verify_peer(der: bytes, config: AuthenticationConfig) -> VerifiedPeer | None
         return None
 
 
-def _allows_client_auth(cert: x509.Certificate) -> bool:
+def allows_client_auth(cert: x509.Certificate) -> bool:
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -141,7 +141,7 @@ def _allows_client_auth(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CLIENT_AUTH in usages or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages
 
 
-def _common_name(cert: x509.Certificate) -> str:
+def common_name(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[-1].value) if names else ""  # Go keeps the last CN attribute
 

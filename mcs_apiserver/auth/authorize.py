@@ -2,9 +2,10 @@
 
 An aggregated API server has no RBAC of its own: it asks the local kube-apiserver, with the same
 attributes kube-apiserver would have used had it served the request itself, so that the RBAC rules
-people write for ``serviceimports.views.multicluster.x-k8s.io`` just work. The attributes follow
-``k8s.io/apiserver/pkg/endpoints/request.RequestInfoFactory`` exactly (verbs list/watch/
-deletecollection, namespaces, subresources, ``fieldSelector=metadata.name=`` naming the object).
+people write for ``serviceimports.views.multicluster.x-k8s.io`` just work. The attributes are the
+request info (``mcs_apiserver.requestinfo``), which follows kube's ``RequestInfoFactory``
+exactly (verbs list/watch/deletecollection, namespaces, subresources, ``fieldSelector=metadata.name=``
+naming the object).
 
 Decisions are cached 10 seconds, allow and deny alike (kube's delegating authorizer defaults), and
 concurrent identical questions share one review.
@@ -13,10 +14,11 @@ concurrent identical questions share one review.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mcs_apiserver.requestinfo import RequestInfo, RequestInfoError, request_info
 from mcs_apiserver.api.status import forbidden
 from mcs_apiserver.auth.authenticate import UserInfo
 from mcs_apiserver.auth.cache import ExpiringCache
@@ -49,145 +51,10 @@ DEFAULT_ALLOWED_PATHS = (
 #: Superusers, decided locally as kube-apiserver's delegating authorizer does.
 DEFAULT_ALLOWED_GROUPS = ("system:masters",)
 
-_API_PREFIXES = frozenset({"api", "apis"})
-_GROUPLESS_API_PREFIXES = frozenset({"api"})
-_SPECIAL_VERBS = frozenset({"proxy", "watch"})
-_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
-_METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-class RequestInfoError(ValueError):
-    """A resource path no verb or resource can be read from (kube-apiserver answers 500)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestAttributes:
-    """What a request does, in authorization terms (kube's ``RequestInfo``)."""
-
-    verb: str
-    path: str
-    resource_request: bool = False
-    api_group: str = ""
-    api_version: str = ""
-    namespace: str = ""
-    resource: str = ""
-    subresource: str = ""
-    name: str = ""
-
-
-def request_attributes(method: str, path: str, query: Mapping[str, str]) -> RequestAttributes:
-    """Classify a request like ``RequestInfoFactory.NewRequestInfo``.
-
-    ``/apis/<g>/<v>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`` (and ``/api/<v>/...``) are
-    resource requests: POST create, GET/HEAD get (list or watch without a name), PUT update, PATCH
-    patch, DELETE delete (deletecollection without a name). Anything else is a non-resource request
-    whose verb is the lower-cased method.
-    """
-    parts = path.strip("/").split("/") if path.strip("/") else []
-    if len(parts) < 3 or parts[0] not in _API_PREFIXES:
-        return RequestAttributes(verb=method.lower(), path=path)
-    prefix, parts = parts[0], parts[1:]
-    group = ""
-    if prefix not in _GROUPLESS_API_PREFIXES:
-        if len(parts) < 3:
-            return RequestAttributes(verb=method.lower(), path=path)
-        group, parts = parts[0], parts[1:]
-    version, parts = parts[0], parts[1:]
-
-    if parts[0] in _SPECIAL_VERBS:
-        if len(parts) < 2:
-            raise RequestInfoError(f"unable to determine kind and namespace from url, {path}")
-        verb, parts = parts[0], parts[1:]
-    else:
-        verb = _METHOD_VERBS.get(method, "")
-
-    namespace = ""
-    if parts[0] == "namespaces" and len(parts) > 1:
-        namespace = parts[1]
-        # a namespaced resource, unless it is the namespace's own subresource (namespaces/x/status)
-        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
-            parts = parts[2:]
-    resource = parts[0]
-    name = parts[1] if len(parts) >= 2 else ""
-    subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
-
-    if not name and verb == "get":
-        verb = "watch" if _watch_requested(query) else "list"
-        name = _exact_name(query.get("fieldSelector", ""))
-    if not name and verb == "delete":
-        verb = "deletecollection"
-    return RequestAttributes(
-        verb=verb, path=path, resource_request=True, api_group=group, api_version=version,
-        namespace=namespace, resource=resource, subresource=subresource, name=name,
-    )
-
-
-def _watch_requested(query: Mapping[str, str]) -> bool:
-    value = query.get("watch")
-    return value is not None and value != "0" and value.lower() != "false"
-
-
-def _exact_name(selector: str) -> str:
-    """The name a field selector pins (``metadata.name=x``), or "" (also when it does not parse):
-    a list of one named object is authorized as a list of that name, so RBAC ``resourceNames``
-    apply to it, as in kube-apiserver."""
-    if "metadata.name" not in selector:
-        return ""
-    name = None
-    for term in sorted(_split_unescaped(selector, ",")):
-        if not term:
-            continue
-        operator_at = _operator(term)
-        if operator_at is None:
-            return ""
-        at, operator = operator_at
-        value = _unescape(term[at + len(operator):])
-        if value is None:
-            return ""
-        if name is None and operator != "!=" and term[:at] == "metadata.name":
-            name = value
-    if name is None or name in (".", "..") or "/" in name or "%" in name:
-        return ""
-    return name
-
-
-def _split_unescaped(text: str, separator: str) -> list[str]:
-    parts, start, escaped = [], 0, False
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == separator:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
-
-
-def _operator(term: str) -> tuple[int, str] | None:
-    for i in range(len(term)):
-        for operator in ("!=", "==", "="):
-            if term.startswith(operator, i):
-                return i, operator
-    return None
-
-
-def _unescape(value: str) -> str | None:
-    out, escaped = [], False
-    for ch in value:
-        if escaped:
-            if ch not in "\\,=":
-                return None
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch in ",=":
-            return None
-        else:
-            out.append(ch)
-    return None if escaped else "".join(out)
+#: The request attributes authorization decides on: kube's RequestInfo, computed once per request by
+#: ``mcs_apiserver.requestinfo`` (its equality and hash cover exactly the authorization fields).
+RequestAttributes = RequestInfo
+request_attributes = request_info
 
 
 @dataclass(frozen=True, slots=True)

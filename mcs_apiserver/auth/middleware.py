@@ -4,9 +4,11 @@ It sits in front of every LIST and WATCH, so the common case (a known front-prox
 cached decision) is a few dictionary lookups. Two kinds of route skip it:
 
 * health (``/healthz``, ``/readyz``, ``/livez`` and below): kubelet probes carry no credentials;
-* webhooks (``/webhooks/``): kube-apiserver calls admission webhooks as a plain TLS client, without
-  its front-proxy certificate; the AdmissionReview body states the user, and the webhooks only
-  judge what kube-apiserver is about to admit, they reveal nothing.
+* webhooks (``/webhooks/``): kube-apiserver calls admission webhooks without its front-proxy
+  certificate; the AdmissionReview body states the user. When the server is given
+  ``webhook_callers`` (``serve --webhook-client-ca-file``), a webhook call must present a client
+  certificate those accept, or it gets 401 before anything else happens
+  (``auth.webhook_callers``).
 
 Exemption is decided by the *route that matched* (its registered path), not by the raw request
 path: a path that merely starts like a webhook path can never reach another handler unchecked.
@@ -20,16 +22,12 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from mcs_apiserver.requestinfo import REQUEST_INFO, RequestInfoError, info_of
 from mcs_apiserver.api.status import internal_error, status_response, unauthorized
 from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
-from mcs_apiserver.auth.authorize import (
-    Authorizer,
-    RequestAttributes,
-    RequestInfoError,
-    forbidden_status,
-    request_attributes,
-)
+from mcs_apiserver.auth.authorize import Authorizer, forbidden_status
 from mcs_apiserver.auth.review import ReviewError
+from mcs_apiserver.auth.webhook_callers import WebhookCallers
 from mcs_apiserver.tls import peer_certificate_der
 
 __all__ = ["ATTRIBUTES", "HEALTH_PATHS", "USER", "auth_middleware"]
@@ -37,9 +35,13 @@ __all__ = ["ATTRIBUTES", "HEALTH_PATHS", "USER", "auth_middleware"]
 log = logging.getLogger("mcs_apiserver.auth.middleware")
 
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
+WEBHOOK_PREFIX = "/webhooks/"
+#: Says what is missing, and nothing about what the webhook would have answered.
+WEBHOOK_UNAUTHORIZED = "Unauthorized: webhook calls must present a client certificate this server trusts"
 #: Where the middleware leaves who is asking and what for, for the handlers.
 USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
-ATTRIBUTES: web.RequestKey[RequestAttributes] = web.RequestKey("attributes", RequestAttributes)
+#: The request info (``api.requestinfo``), under the name the handlers have always used.
+ATTRIBUTES = REQUEST_INFO
 
 
 def auth_middleware(
@@ -47,10 +49,11 @@ def auth_middleware(
     authorizer: Authorizer,
     *,
     exempt_prefixes: Iterable[str] = ("/webhooks/",),
+    webhook_callers: WebhookCallers | None = None,
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
     ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
-    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.auth.authorize.RequestAttributes`) set.
+    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.requestinfo.RequestInfo`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
     """
@@ -65,17 +68,19 @@ def auth_middleware(
         if resource is not None and (
             resource.canonical in health or resource.canonical.startswith(unchecked_prefixes)
         ):
+            if (webhook_callers is not None and resource.canonical.startswith(WEBHOOK_PREFIX)
+                    and not webhook_callers.allows(peer_certificate_der(request))):
+                return status_response(unauthorized(WEBHOOK_UNAUTHORIZED))
             return await handler(request)
 
         user = await authenticator.authenticate(peer_certificate_der(request), request.headers)
         if user is None:
             return status_response(unauthorized())
         try:
-            attributes = request_attributes(request.method, request.path, request.query)
+            attributes = info_of(request)
         except RequestInfoError as error:
             return status_response(internal_error(f"failed to create RequestInfo: {error}"))
         request[USER] = user
-        request[ATTRIBUTES] = attributes
         try:
             decision = await authorizer.authorize(user, attributes)
         except ReviewError as error:

@@ -28,7 +28,7 @@ from mcs_apiserver.local import controlplane, kubeconfig, network, nodes, proces
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.local.binaries import Binaries, ensure_binaries
 from mcs_apiserver.local import registration
-from mcs_apiserver.local.pki import MCS_USER, LocalPKI, mcs_ca_bundle
+from mcs_apiserver.local.pki import MCS_USER, WEBHOOK_CLIENT_NAME, LocalPKI, mcs_ca_bundle
 from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
@@ -242,8 +242,9 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
 
     progress(f"starting {len(state.members)} kube-apiservers")
     for member in state.members:
+        admission = controlplane.webhook_admission_config(state_dir / member.name, pki, member)
         _start(state_dir, state, f"{member.name}/kube-apiserver",
-               controlplane.kube_apiserver_argv(binaries, pki, member, state.etcd_client_port))
+               controlplane.kube_apiserver_argv(binaries, pki, member, state.etcd_client_port, admission))
     await asyncio.gather(*(_wait_apiserver_ready(state_dir, state, m) for m in state.members))
     progress("kube-apiservers ready; starting controller managers and installing CRDs")
 
@@ -351,6 +352,9 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str
         "--member-grace-period=60s",
         "--dns-bind-address=127.0.0.1",
         f"--dns-port={member.dns_port}",
+        # kube-apiserver presents its webhook client certificate (controlplane.webhook_admission_config)
+        f"--webhook-client-ca-file={pki.webhook_client_ca_cert}",
+        f"--webhook-allowed-names={WEBHOOK_CLIENT_NAME}",
         *extra,
     ]
 

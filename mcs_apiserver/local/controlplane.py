@@ -9,6 +9,7 @@ kubelet of all its simulated Nodes.
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import aiohttp
 
 from mcs_apiserver.local.binaries import Binaries
 from mcs_apiserver.local.network import node_mask_flags
-from mcs_apiserver.local.pki import LocalPKI
+from mcs_apiserver.local.pki import MCS_NAMESPACE, MCS_SERVICE, LocalPKI
 from mcs_apiserver.local.state import MemberPorts
 
 #: Every controller kube-controller-manager enables by default. Since Kubernetes 1.33 the cloud
@@ -56,7 +57,37 @@ def etcd_argv(binaries: Binaries, data_dir: Path, client_port: int, peer_port: i
     ]
 
 
-def kube_apiserver_argv(binaries: Binaries, pki: LocalPKI, member: MemberPorts, etcd_port: int) -> list[str]:
+def webhook_admission_config(directory: Path, pki: LocalPKI, member: MemberPorts) -> Path:
+    """Write the AdmissionConfiguration that makes ``member``'s kube-apiserver present its webhook
+    client certificate to the instance's webhooks, and return its path.
+
+    The kubeconfig's user is named after the webhook host as kube-apiserver addresses it: the
+    Service ``mcs-apiserver.mcs-system.svc`` with the port, as the port is not 443 here.
+    """
+    host = f"{MCS_SERVICE}.{MCS_NAMESPACE}.svc"
+    user = {"client-certificate": str(pki.cert("webhook-client")), "client-key": str(pki.key("webhook-client"))}
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config",
+        "users": [{"name": f"{host}:{member.mcs_port}", "user": user}, {"name": host, "user": user}],
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    kubeconfig_path = directory / "webhook-client.kubeconfig"
+    kubeconfig_path.write_text(json.dumps(kubeconfig, indent=2))
+    webhook_config = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
+                      "kubeConfigFile": str(kubeconfig_path)}
+    admission = {
+        "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+        "plugins": [{"name": plugin, "configuration": webhook_config}
+                    for plugin in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")],
+    }
+    path = directory / "admission-config.json"
+    path.write_text(json.dumps(admission, indent=2))
+    return path
+
+
+def kube_apiserver_argv(binaries: Binaries, pki: LocalPKI, member: MemberPorts, etcd_port: int,
+                        admission_config: Path | None = None) -> list[str]:
+    admission = [f"--admission-control-config-file={admission_config}"] if admission_config else []
     return [
         str(binaries.kube_apiserver),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -87,6 +118,7 @@ def kube_apiserver_argv(binaries: Binaries, pki: LocalPKI, member: MemberPorts, 
         f"--proxy-client-key-file={pki.key('front-proxy-client')}",
         "--profiling=false",
         "--event-ttl=1h",
+        *admission,
     ]
 
 

@@ -6,7 +6,8 @@ kubeconfig can reach all members. The front-proxy CA is separate, as kube-apiser
 requestheader CA must not be the client CA, or any client certificate could assert X-Remote-*
 identities. The
 mcs-apiserver serving certificate has its own CA, whose bundle goes into the APIService and webhook
-configurations, exactly as a user deploying the manifests would do it.
+configurations, exactly as a user deploying the manifests would do it. kube-apiserver presents a
+client certificate of a CA of its own to the webhooks (see ``controlplane.webhook_admission_config``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ MCS_SERVICE = "mcs-apiserver"
 MCS_NAMESPACE = "mcs-system"
 #: The Kubernetes user the local instances authenticate as, in every member.
 MCS_USER = "system:mcs-apiserver"
+#: The name kube-apiserver's webhook client certificate carries (``serve --webhook-allowed-names``).
+WEBHOOK_CLIENT_NAME = "kube-apiserver-webhook-client"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class LocalPKI:
     @property
     def mcs_ca_cert(self) -> Path:
         return self.path("mcs-apiserver-ca.crt")
+
+    @property
+    def webhook_client_ca_cert(self) -> Path:
+        """The CA of the certificate kube-apiserver presents to the webhooks (``serve
+        --webhook-client-ca-file``); it signs nothing else, so it proves nothing else."""
+        return self.path("webhook-client-ca.crt")
 
     def cert(self, name: str) -> Path:
         return self.path(f"{name}.crt")
@@ -67,6 +76,9 @@ def generate(root: Path, members: list[tuple[str, str]]) -> LocalPKI:
 
     _write(pki.issue_client_cert(front_proxy_ca, common_name="front-proxy-client"),
            "front-proxy-client", root)
+    webhook_client_ca = pki.new_ca("mcs-apiserver-local-webhook-client-ca")
+    _write(webhook_client_ca, "webhook-client-ca", root)
+    _write(pki.issue_client_cert(webhook_client_ca, common_name=WEBHOOK_CLIENT_NAME), "webhook-client", root)
     _write(pki.issue_client_cert(ca, common_name="kubernetes-admin", organizations=["system:masters"]),
            "admin", root)
     _write(pki.issue_client_cert(ca, common_name="system:kube-controller-manager"),

@@ -29,7 +29,10 @@ WATCH_TIMEOUT_RANGE = (300, 600)  # seconds, like client-go: spread reconnection
 #: connection is dead even if TCP has not noticed, e.g. behind a silent network partition.
 WATCH_IDLE_TIMEOUT = 150.0
 BACKOFF_INITIAL = 0.2
-BACKOFF_MAX = 15.0
+#: A member that comes back must rejoin within a few seconds: with jitter (x0.5-1.5) a retry comes at
+#: most 3 s after it is up again, at the cost of one failed connection attempt every ~2 s per watched
+#: resource while it is down (client-go caps at 30 s, for a fleet of kubelets, not a few peers).
+BACKOFF_MAX = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +122,17 @@ class Reflector:
                     objects = []
                     continue
                 raise
-            objects.extend(page.get("items") or [])
-            token = page.get("metadata", {}).get("continue")
-            if not token:
+            if not isinstance(page, dict):
+                raise ValueError(f"the list of {self.resource} is not a JSON object")
+            items = page.get("items") or []
+            objects.extend(o for o in (items if isinstance(items, list) else []) if self._well_formed(o))
+            meta = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
+            token = meta.get("continue")
+            if not token or not isinstance(token, str):
                 break
             params = {"limit": str(LIST_PAGE_SIZE), "continue": token}
-        self.resource_version = page.get("metadata", {}).get("resourceVersion", "")
+        rv = meta.get("resourceVersion", "")
+        self.resource_version = rv if isinstance(rv, str) else ""
         self.handler.replace(objects)
         self.synced = True
         self.last_event = time.time()
@@ -141,18 +149,40 @@ class Reflector:
         stream = self.client.watch(self.resource.path, params, timeout=timeout + 30,
                                    idle_timeout=WATCH_IDLE_TIMEOUT)
         async for event in stream:
+            if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+                raise ValueError(f"a watch event of {self.resource} is not an object with an object")
             event_type = event.get("type")
-            obj = event.get("object") or {}
+            obj = event["object"]
             if event_type == "ERROR":
-                if obj.get("code") == 410:
+                code = obj.get("code")
+                if code == 410:
                     raise Expired()
-                raise ApiError(int(obj.get("code") or 500), obj)
-            rv = obj.get("metadata", {}).get("resourceVersion")
-            if rv:
+                raise ApiError(code if isinstance(code, int) and 400 <= code < 600 else 500, obj)
+            metadata = obj.get("metadata")
+            rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+            if rv and isinstance(rv, str):
                 self.resource_version = rv
             self.last_event = time.time()
-            if event_type in ("ADDED", "MODIFIED", "DELETED"):
+            if event_type in ("ADDED", "MODIFIED", "DELETED") and self._well_formed(obj):
                 self.handler.apply(event_type, obj)
+
+    def _well_formed(self, obj: Any) -> bool:
+        """Whether ``obj`` has the shape every consumer relies on: an object whose metadata is an
+        object with a string name (and namespace), whose spec and status are objects if present.
+        Anything else (a CRD without a schema can store it) is skipped with a warning,
+        rather than crashing the caches, the views or the webhooks that read them."""
+        if isinstance(obj, dict):
+            metadata = obj.get("metadata")
+            if (isinstance(metadata, dict) and isinstance(metadata.get("name"), str)
+                    and isinstance(metadata.get("namespace", ""), str)
+                    and isinstance(metadata.get("annotations") or {}, dict)
+                    and isinstance(metadata.get("labels") or {}, dict)
+                    and isinstance(obj.get("spec") or {}, dict) and isinstance(obj.get("status") or {}, dict)):
+                return True
+        name = obj.get("metadata", {}).get("name") if isinstance(obj, dict) and isinstance(
+            obj.get("metadata"), dict) else None
+        log.warning("ignoring a malformed object", extra={"resource": str(self.resource), "object": str(name)})
+        return False
 
 
 def _describe(error: BaseException) -> str:

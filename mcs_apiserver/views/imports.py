@@ -158,6 +158,39 @@ class Contribution:
     age: Age
 
 
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def well_formed_export(export: ServiceExport) -> ServiceExport:
+    """``export`` itself when every part the views read has its schema's type, else a copy with the
+    odd parts dropped (what kube-apiserver stores is only as typed as the CRD's schema, and a CRD
+    installed without one, or ``kubectl create --validate=false`` against an older CRD, can hold
+    ``spec: [{}]``). Such an export still counts, as if it had no spec or stamp; it never crashes
+    the views or the webhooks."""
+    metadata = export.get("metadata")
+    spec = export.get("spec")
+    fixed_metadata = metadata if isinstance(metadata, dict) else {}
+    if fixed_metadata:
+        odd = {k for k in ("annotations", "labels") if k in fixed_metadata and not _string_map(fixed_metadata[k])}
+        odd |= {k for k in ("name", "namespace", "creationTimestamp")
+                if k in fixed_metadata and not isinstance(fixed_metadata[k], str)}
+        if odd:
+            fixed_metadata = {k: v for k, v in fixed_metadata.items() if k not in odd}
+    fixed_spec = spec if isinstance(spec, dict) else {}
+    if fixed_spec:
+        odd = {k for k in ("exportedLabels", "exportedAnnotations") if k in fixed_spec and not _string_map(fixed_spec[k])}
+        if odd:
+            fixed_spec = {k: v for k, v in fixed_spec.items() if k not in odd}
+    if fixed_metadata is metadata and (fixed_spec is spec or spec is None):
+        return export
+    copy: dict[str, Any] = dict(export)
+    copy["metadata"] = fixed_metadata
+    if spec is not None:
+        copy["spec"] = fixed_spec
+    return copy  # type: ignore[return-value]
+
+
 def make_contribution(
     cluster: str,
     member: str,
@@ -165,7 +198,8 @@ def make_contribution(
     service: Service | None,
     ready_endpoints: int = 0,
 ) -> Contribution:
-    """Build a Contribution, reading the export's age once."""
+    """Build a Contribution, reading the export's age once (from a well-formed export)."""
+    export = well_formed_export(export)
     age, text = export_age(export, cluster)
     return Contribution(cluster, member, export, service, ready_endpoints, text, age)
 

@@ -124,11 +124,23 @@ def test_the_cluster_property_webhooks_only_match_the_well_known_property_names(
         assert any(resources_of(h) == {"clusterproperties"} for h in one(rendered, kind)["webhooks"]), kind
     hooks = [h for h in webhooks(rendered) if "clusterproperties" in resources_of(h)]
     for hook in hooks:
-        assert hook["matchConditions"], hook["name"]
-        for condition in hook["matchConditions"]:
-            names = set(re.findall(r"'([^']+)'", condition["expression"]))
-            assert names and names <= {"cluster.clusterset.k8s.io", "id.k8s.io", "clusterset.k8s.io"}
-            assert "cluster.clusterset.k8s.io" in names and "id.k8s.io" in names
+        by_name = [c for c in hook["matchConditions"] if c["expression"].startswith("request.name in ")]
+        assert len(by_name) == 1, hook["name"]
+        names = set(re.findall(r"'([^']+)'", by_name[0]["expression"]))
+        assert names and names <= {"cluster.clusterset.k8s.io", "id.k8s.io", "clusterset.k8s.io"}
+        assert "cluster.clusterset.k8s.io" in names and "id.k8s.io" in names
+
+
+def test_the_cluster_property_webhooks_are_sent_only_what_they_judge(rendered) -> None:
+    """Fail-safe: labels, annotations and finalizers never reach them (tests/e2e/test_hardening.py
+    changes them with the instance stopped)."""
+    hooks = {h["name"]: h for h in webhooks(rendered) if "clusterproperties" in resources_of(h)}
+    validating = " ".join(c["expression"] for c in hooks["clusterproperties.validate.views.multicluster.x-k8s.io"]
+                          ["matchConditions"])
+    assert "object.?spec.?value" in validating and "oldObject.?spec.?value" in validating
+    mutating = " ".join(c["expression"] for c in hooks["clusterproperties.mutate.views.multicluster.x-k8s.io"]
+                        ["matchConditions"])
+    assert "object.?spec.?value" in mutating
 
 
 def test_every_webhook_and_the_apiservice_point_at_the_service_on_its_port(rendered) -> None:

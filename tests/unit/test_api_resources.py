@@ -356,9 +356,29 @@ async def test_continue_with_a_resource_version_match_is_a_422_status(world: Wor
     assert_status(doc, 422, "Invalid")
 
 
-async def test_a_negative_or_non_numeric_limit_is_a_400_status(world: World) -> None:
-    assert (await fetch(world, ALL, limit=-1))[0] == 400
-    assert (await fetch(world, ALL, limit="ten"))[0] == 400
+async def test_a_non_numeric_or_out_of_int64_limit_is_a_400_status(world: World) -> None:
+    for limit in ("ten", "99999999999999999999", "1.5"):
+        code, doc = await fetch(world, ALL, limit=limit)
+        assert code == 400, limit
+        assert_status(doc, 400, "BadRequest")
+        assert "limit" in doc["message"]
+
+
+async def test_a_negative_limit_lists_everything_like_kube_apiserver(world: World) -> None:
+    code, everything = await fetch(world, ALL)
+    code, doc = await fetch(world, ALL, limit=-1)
+    assert code == 200
+    assert [i["metadata"]["name"] for i in doc["items"]] == [i["metadata"]["name"] for i in everything["items"]]
+    assert "continue" not in doc["metadata"]
+
+
+async def test_a_negative_timeout_and_an_empty_field_selector_term_are_accepted_like_kube_apiserver(
+        world: World) -> None:
+    code, everything = await fetch(world, ALL)
+    assert (await fetch(world, ALL, timeoutSeconds=-1)) == (200, everything)
+    assert (await fetch(world, ALL, fieldSelector="==")) == (200, everything)
+    code, doc = await fetch(world, ALL, fieldSelector="=x")
+    assert code == 400 and doc["message"] == "field label not supported: "
 
 
 # --- resourceVersion ----------------------------------------------------------------------------
@@ -968,3 +988,18 @@ async def test_a_small_list_is_never_compressed(world: World) -> None:
     response = await world.client.get(ALL, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert "Content-Encoding" not in response.headers
     assert orjson.loads(await response.read())["kind"] == "ServiceImportList"
+
+
+@pytest.mark.parametrize("flag", ["t", "1", "true", "True", "T", "yes"])
+async def test_every_true_spelling_of_watch_is_served_as_a_watch(world: World, flag: str) -> None:
+    response = await open_watch(world, SHOP, watch=flag, timeoutSeconds=1)
+    first = await next_event(response)
+    assert first["type"] == "ADDED"
+    response.close()
+
+
+@pytest.mark.parametrize("flag", ["0", "false", "False", ""])
+async def test_every_false_spelling_of_watch_is_served_as_a_list(world: World, flag: str) -> None:
+    code, doc = await fetch(world, SHOP, watch=flag)
+    assert code == 200
+    assert doc["kind"] == "ServiceImportList"

@@ -257,3 +257,63 @@ async def test_repeated_requests_are_decided_from_the_cache(server, certs):
         status, _ = await server.request(context, f"{P}/serviceimports", headers={"X-Remote-User": "alice"})
         assert status == 200
     assert len(server.cluster.reviews) == 1
+
+
+# --- webhook callers (serve --webhook-client-ca-file) -------------------------------------------------
+
+
+@pytest.fixture
+async def guarded(certs: PKI) -> AsyncIterator[tuple[Server, pki.CertKey]]:
+    """A server that requires webhook callers to present a certificate of their own CA, named
+    kube-apiserver-webhook-client; yields it with that CA."""
+    from mcs_apiserver.auth.webhook_callers import WebhookCallers
+
+    webhook_ca = pki.new_ca("webhook-client-ca")
+    callers = WebhookCallers(webhook_ca.cert_pem(), ["kube-apiserver-webhook-client"])
+    config = AuthenticationConfig(client_ca=(certs.client_ca.cert,), requestheader_ca=(certs.front_proxy_ca.cert,),
+                                  allowed_names=frozenset({"front-proxy-client"}), username_headers=("X-Remote-User",))
+    tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle(),
+                    extra_client_ca_pem=callers.ca_pem)
+    cluster = Cluster()
+    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster)), Authorizer(cluster),
+                                 webhook_callers=callers)
+    app = web.Application(middlewares=[middleware])
+    app.router.add_post("/webhooks/validate/serviceexports", unauthenticated)
+    app.router.add_get("/healthz", unauthenticated)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
+    await site.start()
+    try:
+        yield Server(runner.addresses[0][1], cluster), webhook_ca
+    finally:
+        await runner.cleanup()
+
+
+WEBHOOK_UNAUTHORIZED = {**UNAUTHORIZED,
+                        "message": "Unauthorized: webhook calls must present a client certificate this server trusts"}
+
+
+async def test_with_required_webhook_authentication_the_callers_certificate_gets_through(guarded, certs):
+    server, webhook_ca = guarded
+    caller = pki.issue_client_cert(webhook_ca, common_name="kube-apiserver-webhook-client")
+    status, body = await server.request(certs.client(caller), "/webhooks/validate/serviceexports", method="POST")
+    assert (status, body) == (200, {"user": None})
+
+
+async def test_with_required_webhook_authentication_anyone_else_gets_401_and_learns_nothing(guarded, certs):
+    server, webhook_ca = guarded
+    strangers = [
+        certs.client(),  # no certificate
+        certs.client(pki.issue_client_cert(webhook_ca, common_name="someone-else")),  # name not allowed
+        certs.client(pki.issue_client_cert(certs.client_ca, common_name="kube-apiserver-webhook-client")),  # other CA
+        certs.front_proxy(),  # even the aggregator's certificate is not a webhook caller's
+    ]
+    for context in strangers:
+        status, body = await server.request(context, "/webhooks/validate/serviceexports", method="POST")
+        assert (status, body) == (401, WEBHOOK_UNAUTHORIZED)
+
+
+async def test_with_required_webhook_authentication_health_probes_still_need_nothing(guarded, certs):
+    server, _ = guarded
+    assert await server.request(certs.client(), "/healthz") == (200, {"user": None})

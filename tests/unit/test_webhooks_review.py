@@ -245,3 +245,13 @@ def test_warnings_are_sent_as_single_printable_lines_of_bounded_length() -> None
     ]
     assert warnings[0] == "PortConflict: line two"
     assert len(warnings[1]) == 1024 and warnings[1].endswith("...")
+
+
+@pytest.mark.parametrize("operation", [["CREATE"], {"op": "CREATE"}, 1, None, True])
+def test_an_operation_of_the_wrong_type_is_a_400_not_a_crash(operation: object) -> None:
+    body = orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": operation}})
+    with pytest.raises(ReviewError) as caught:
+        parse_review(body)
+    assert caught.value.code == 400
+    assert "request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT" in caught.value.message

@@ -1,0 +1,361 @@
+"""Limits that keep hostile or careless clients from hurting the server, named like kube-apiserver's.
+
+Every limit answers the way kube-apiserver does, so that clients back off as they already know how:
+
+* ``--max-requests-inflight`` / ``--max-mutating-requests-inflight``: requests being served at
+  once, read-only (get, list) and mutating (everything else: the webhooks' POSTs) counted apart;
+  beyond them, 429 ``TooManyRequests`` with ``Retry-After: 1``. Watches are long-running and counted
+  apart, by ``--max-watches`` (all users) and ``--max-watches-per-user``. 0 disables a limit.
+* a body limit per path: the webhooks accept what kube-apiserver can send
+  (``--max-request-body-bytes``: an UPDATE review carries the object twice, each up to etcd's
+  1.5 MiB), every other path :data:`OTHER_BODY_LIMIT` (we never read those bodies); a larger
+  declared ``Content-Length`` gets 413 at once. All bodies being received at once share
+  ``--max-request-body-bytes-inflight``: memory stays bounded however many clients trickle bytes.
+* ``--request-body-timeout``: a request with a body must have been received and answered within it,
+  or it gets 408 and its connection is closed.
+* ``--request-header-timeout``: a connection must complete its TLS handshake and each request's
+  headers within it (counted from the connection or from the request's first byte), or it is
+  closed. aiohttp has no such timeout, so :class:`GuardedSite` wraps each connection's protocol.
+
+Health probes are never limited (kubelet must always get through), and idle keep-alive connections
+are closed after :data:`IDLE_CONNECTION_TIMEOUT`, longer than Go clients' 90 s idle timeout so that
+the client, not the server, closes a connection it may be about to reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from mcs_apiserver.api import status
+from mcs_apiserver.api.status import status_response
+from mcs_apiserver.kube_types import Status
+from mcs_apiserver.requestinfo import info_of
+
+__all__ = [
+    "HEALTH_PATHS",
+    "IDLE_CONNECTION_TIMEOUT",
+    "OTHER_BODY_LIMIT",
+    "WEBHOOK_BODY_LIMIT",
+    "ConnectionGuard",
+    "GuardedSite",
+    "Limiter",
+    "Limits",
+    "return_free_memory",
+    "runner_options",
+    "tune_process",
+]
+
+log = logging.getLogger("mcs_apiserver.api.limits")
+
+MIB = 1024 * 1024
+#: etcd's default --max-request-bytes: the largest object kube-apiserver can store.
+ETCD_MAX_REQUEST_BYTES = 3 * MIB // 2
+#: An UPDATE AdmissionReview carries that object twice (object and oldObject), plus its own fields.
+WEBHOOK_BODY_LIMIT = 2 * ETCD_MAX_REQUEST_BYTES + 64 * 1024
+#: Paths whose bodies we never read (writes to the views answer 405): a DeleteOptions fits easily.
+OTHER_BODY_LIMIT = 64 * 1024
+WEBHOOK_PREFIX = "/webhooks/"
+HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
+IDLE_CONNECTION_TIMEOUT = 120.0
+SSL_SHUTDOWN_TIMEOUT = 2.0
+TRIM_INTERVAL = 10.0
+#: asyncio gives every TLS connection a 256 KiB read buffer (``SSLProtocol.max_size``), allocated
+#: and zeroed when the connection opens: 256 KiB of RSS per open watch. A TLS record carries at most
+#: 16 KiB, so a buffer of a few records reads as well (a 3 MiB body takes a few more loop turns).
+SSL_READ_BUFFER = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits of one server; the defaults are kube-apiserver's where it has the same limit."""
+
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    max_watches: int = 10_000
+    max_watches_per_user: int = 1_000
+    request_header_timeout: float = 10.0
+    request_body_timeout: float = 10.0
+    max_request_body_bytes: int = WEBHOOK_BODY_LIMIT
+    max_request_body_bytes_inflight: int = 32 * MIB
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a request to ``path`` may declare."""
+        return self.max_request_body_bytes if path.startswith(WEBHOOK_PREFIX) else OTHER_BODY_LIMIT
+
+
+def tune_process() -> None:
+    """Process-wide settings the limits rely on, applied once at start-up by ``serve``:
+
+    * the TLS read buffer per connection of asyncio's own loop (:data:`SSL_READ_BUFFER` instead of
+      256 KiB, which asyncio zeroes, so all of it is resident); uvloop ``malloc``s its 256 KiB
+      without touching it, so there only the pages a connection uses count, and nothing is needed;
+    * glibc's mmap threshold fixed at 128 KiB: by default glibc raises it to the size of the largest
+      block freed, after which large buffers (request bodies, TLS buffers) come from the heap, whose
+      pages are rarely given back: the RSS an attack raised would stay raised after it ended.
+    """
+    import asyncio.sslproto  # noqa: PLC0415
+
+    setattr(asyncio.sslproto.SSLProtocol, "max_size", SSL_READ_BUFFER)  # noqa: B010 - a class default
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+
+
+def _glibc() -> Any:
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc has it, musl does not
+        return libc
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return None
+
+
+async def return_free_memory(interval: float = TRIM_INTERVAL) -> None:
+    """Forever: every ``interval`` seconds, give the pages the allocator holds free back to the
+    system (glibc's ``malloc_trim``). Without it, the RSS that thousands of connections (an attack,
+    a relisting informer fleet) raised stays raised after they are gone, though it is reused."""
+    libc = _glibc()
+    if libc is None:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        libc.malloc_trim(0)
+
+
+def runner_options() -> dict[str, Any]:
+    """aiohttp runner settings that go with the limits: a handler whose client disconnects is
+    cancelled at once (a watch is unregistered and freed the moment its client goes, not at its next
+    write), idle keep-alive connections are closed after :data:`IDLE_CONNECTION_TIMEOUT`, and a
+    connection whose body was not read to the end (413, 408, 405) is closed after the answer instead
+    of being drained for aiohttp's default 10 s "lingering" time, which a slow body would fill."""
+    return {"handler_cancellation": True, "keepalive_timeout": IDLE_CONNECTION_TIMEOUT, "lingering_time": 0}
+
+
+def _limited(error: Status) -> web.Response:
+    return status_response(error, headers=status.retry_after_headers(error))
+
+
+class Limiter:
+    """The in-flight, watch and body limits: two middlewares around authentication.
+
+    :attr:`inflight` goes before authentication (it also bounds the work unauthenticated callers and
+    webhook callers cause); :meth:`watches` after it, since watches are limited per user. The
+    current counts are plain attributes, exported as metrics by the caller.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.read_only = 0
+        self.mutating = 0
+        self.body_bytes = 0
+        self.watches_open = 0
+        self.watches_by_user: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # by request kind: readOnly, mutating, watch, body
+
+    def _reject(self, kind: str, error: Status) -> web.Response:
+        self.rejected[kind] += 1
+        return _limited(error)
+
+    @web.middleware
+    async def inflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = info_of(request)
+        if info.long_running or request.path in HEALTH_PATHS or request.path.startswith(
+                tuple(p + "/" for p in HEALTH_PATHS)):
+            return await handler(request)
+        limits = self.limits
+        body_limit = limits.body_limit(request.path)
+        length = request.content_length
+        if length is not None and length > body_limit:
+            self.rejected["body"] += 1
+            response = status_response(status.too_large(
+                f"limit is {body_limit} bytes for {request.path}, the request declares {length}"))
+            response.force_close()  # do not read the rest of what it declared
+            return response
+        reserved = (length if length is not None else body_limit) if request.body_exists else 0
+        if info.read_only:
+            if limits.max_requests_inflight and self.read_only >= limits.max_requests_inflight:
+                return self._reject("readOnly", status.too_many_requests())
+        elif limits.max_mutating_requests_inflight and self.mutating >= limits.max_mutating_requests_inflight:
+            return self._reject("mutating", status.too_many_requests())
+        if reserved and limits.max_request_body_bytes_inflight and (
+                self.body_bytes + reserved > limits.max_request_body_bytes_inflight):
+            return self._reject("body", status.too_many_requests(
+                "Too many request bodies being received, please try again later."))
+        if info.read_only:
+            self.read_only += 1
+        else:
+            self.mutating += 1
+        self.body_bytes += reserved
+        try:
+            if not reserved:
+                return await handler(request)
+            try:
+                async with asyncio.timeout(limits.request_body_timeout):
+                    return await handler(request)
+            except TimeoutError:
+                self.rejected["body"] += 1
+                response = status_response(status.request_timeout(
+                    f"the request body was not received within {limits.request_body_timeout:g}s"))
+                response.force_close()
+                return response
+        finally:
+            self.body_bytes -= reserved
+            if info.read_only:
+                self.read_only -= 1
+            else:
+                self.mutating -= 1
+
+    def watches(self, user_of: Callable[[web.Request], str]) -> Any:
+        """The watch limit middleware; ``user_of`` names the authenticated user of a request."""
+        limits = self.limits
+
+        @web.middleware
+        async def limit_watches(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if not info_of(request).long_running:
+                return await handler(request)
+            user = user_of(request)
+            if limits.max_watches and self.watches_open >= limits.max_watches:
+                return self._reject("watch", status.too_many_requests(
+                    f"Too many watches open ({limits.max_watches}), please try again later."))
+            if limits.max_watches_per_user and self.watches_by_user[user] >= limits.max_watches_per_user:
+                return self._reject("watch", status.too_many_requests(
+                    f"Too many watches open by this user ({limits.max_watches_per_user}), please try again later."))
+            self.watches_open += 1
+            self.watches_by_user[user] += 1
+            try:
+                return await handler(request)
+            finally:
+                self.watches_open -= 1
+                self.watches_by_user[user] -= 1
+                if not self.watches_by_user[user]:
+                    del self.watches_by_user[user]
+
+        return limit_watches
+
+
+class _Guarded(asyncio.Protocol):
+    """One connection's protocol (aiohttp's), with a deadline for the request headers.
+
+    The deadline runs from the connection's start, and again from the first byte after each
+    response, until a request reaches the handlers (:meth:`ConnectionGuard.middleware` says so).
+    Idle keep-alive connections (no byte at all) are aiohttp's ``keepalive_timeout``'s business.
+    """
+
+    __slots__ = ("inner", "guard", "transport", "timer", "busy")
+
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
+        self.inner = inner
+        self.guard = guard
+        self.transport: asyncio.BaseTransport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.busy = False
+
+    def _arm(self) -> None:
+        if self.timer is None and not self.busy:
+            self.timer = asyncio.get_running_loop().call_later(self.guard.timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self) -> None:
+        self.timer = None
+        if not self.busy and self.transport is not None:
+            log.debug("closing a connection that did not send its request headers in time")
+            self.transport.abort()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.guard.connections[transport] = self
+        self.inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self.transport is not None:
+            self.guard.connections.pop(self.transport, None)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class ConnectionGuard:
+    """Header deadlines for every connection of a site (see :class:`_Guarded`)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.connections: dict[asyncio.BaseTransport, _Guarded] = {}
+
+    def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        return lambda: _Guarded(factory(), self)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The headers are in: no deadline while the request is served (bodies and watches have
+        their own), a new one from the first byte of the next request."""
+        guarded = self.connections.get(request.transport) if request.transport is not None else None
+        if guarded is None:
+            return await handler(request)
+        guarded.busy = True
+        guarded._disarm()
+        try:
+            return await handler(request)
+        finally:
+            guarded.busy = False
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP (TLS) site like ``web.TCPSite`` whose connections get :class:`ConnectionGuard`
+    deadlines, the TLS handshake included."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, guard: ConnectionGuard,
+                 ssl_context: Any = None, backlog: int = 128, reuse_address: bool | None = None) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host, self._port, self._guard, self._reuse_address = host, port, guard, reuse_address
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        server = self._server
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard.wrap(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            ssl_handshake_timeout=self._guard.timeout if self._ssl_context else None,
+            # A connection we close (a 401, 408 or 413 with its body unread) waits this long for the
+            # client's close_notify, decrypting and discarding whatever it still sends (default 30 s).
+            ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT if self._ssl_context else None,
+        )

@@ -1,0 +1,301 @@
+"""The limits: in-flight requests, watches, bodies and timeouts answer like kube-apiserver's filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import ClientSession, web
+
+from mcs_apiserver.api.app import build_app
+from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
+from mcs_apiserver.api.app import request_info_middleware
+from mcs_apiserver.api.resources import PREFIX, Served
+from mcs_apiserver.api.store import Store, Versioner
+from mcs_apiserver.metrics import Metrics
+
+LIST = f"{PREFIX}/serviceimports"
+WEBHOOK = "/webhooks/validate/clusterproperties"
+#: A guard against a hung test, not a measurement.
+GUARD = 10
+
+
+class Slow:
+    """Routes that wait until released, so that requests stay in flight."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = 0
+
+    async def read(self, request: web.Request) -> web.Response:
+        self.entered += 1
+        if request.query.get("watch"):
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await self.release.wait()
+            return response
+        await self.release.wait()
+        return web.json_response({"kind": "ServiceImportList"})
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        self.entered += 1
+        body = await request.read()
+        await self.release.wait()
+        return web.json_response({"size": len(body)})
+
+
+async def serve(limits: Limits, slow: Slow) -> AsyncIterator[tuple[str, Limiter]]:
+    limiter = Limiter(limits)
+    guard = ConnectionGuard(limits.request_header_timeout)
+    app = web.Application(middlewares=[guard.middleware, request_info_middleware, limiter.inflight,
+                                       limiter.watches(lambda request: request.headers.get("X-User", ""))],
+                          client_max_size=64 * 1024 * 1024)
+    app.router.add_get(LIST, slow.read)
+    app.router.add_get("/healthz", slow.read)
+    app.router.add_post(WEBHOOK, slow.webhook)
+    app.router.add_put(LIST + "/x", slow.read)
+    runner = web.AppRunner(app, **runner_options())
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, guard=guard)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site.port}", limiter
+    finally:
+        slow.release.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+def slow() -> Slow:
+    return Slow()
+
+
+async def wait_until(condition: Any) -> None:
+    async with asyncio.timeout(GUARD):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def assert_too_many(response_status: int, headers: Any, body: bytes) -> dict[str, Any]:
+    assert response_status == 429
+    assert headers["Retry-After"] == "1"
+    doc = orjson.loads(body)
+    assert (doc["kind"], doc["reason"], doc["code"], doc["details"]["retryAfterSeconds"]) == (
+        "Status", "TooManyRequests", 429, 1)
+    return doc
+
+
+async def test_read_only_requests_beyond_max_requests_inflight_get_429_with_retry_after(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_requests_inflight=2), slow):
+        async with ClientSession() as session:
+            pending = [asyncio.create_task(session.get(base + LIST)) for _ in range(2)]
+            await wait_until(lambda: slow.entered == 2)
+            async with session.get(base + LIST) as refused:
+                assert_too_many(refused.status, refused.headers, await refused.read())
+            slow.release.set()
+            for task in pending:
+                assert (await task).status == 200
+            assert limiter.read_only == 0 and limiter.rejected["readOnly"] == 1
+
+
+async def test_mutating_requests_are_limited_apart_from_read_only_ones(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_requests_inflight=1, max_mutating_requests_inflight=1), slow):
+        async with ClientSession() as session:
+            read = asyncio.create_task(session.get(base + LIST))
+            write = asyncio.create_task(session.post(base + WEBHOOK, data=b"{}"))
+            await wait_until(lambda: slow.entered == 2)  # one of each kind got in
+            async with session.post(base + WEBHOOK, data=b"{}") as refused:
+                assert_too_many(refused.status, refused.headers, await refused.read())
+            assert limiter.rejected["mutating"] == 1 and limiter.rejected["readOnly"] == 0
+            slow.release.set()
+            assert (await read).status == 200 and (await write).status == 200
+
+
+async def test_health_probes_are_never_limited(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_requests_inflight=1), slow):
+        async with ClientSession() as session:
+            pending = asyncio.create_task(session.get(base + LIST))
+            await wait_until(lambda: slow.entered == 1)
+            probe = asyncio.create_task(session.get(base + "/healthz"))
+            await wait_until(lambda: slow.entered == 2)  # the probe reached its handler
+            slow.release.set()
+            assert (await probe).status == 200 and (await pending).status == 200
+
+
+async def test_watches_are_counted_apart_and_limited_in_total_and_per_user(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_requests_inflight=1, max_watches=3, max_watches_per_user=2), slow):
+        async with ClientSession() as session:
+            watches = [await session.get(base + LIST, params={"watch": "t"}, headers={"X-User": "alice"})
+                       for _ in range(2)]
+            assert all(w.status == 200 for w in watches)
+            refused = await session.get(base + LIST, params={"watch": "1"}, headers={"X-User": "alice"})
+            doc = assert_too_many(refused.status, refused.headers, await refused.read())
+            assert "by this user (2)" in doc["message"]
+            watches.append(await session.get(base + LIST, params={"watch": "true"}, headers={"X-User": "bob"}))
+            assert watches[-1].status == 200
+            refused = await session.get(base + LIST, params={"watch": "1"}, headers={"X-User": "carol"})
+            doc = assert_too_many(refused.status, refused.headers, await refused.read())
+            assert "(3)" in doc["message"]
+            # three open watches did not take the one read-only slot
+            listing = asyncio.create_task(session.get(base + LIST))
+            await wait_until(lambda: slow.entered == 4)
+            assert limiter.watches_open == 3 and limiter.read_only == 1
+            slow.release.set()
+            assert (await listing).status == 200
+            for watch in watches:
+                watch.close()
+            await wait_until(lambda: limiter.watches_open == 0)
+            assert not limiter.watches_by_user
+
+
+async def test_a_declared_body_over_the_path_limit_gets_413_at_once(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_request_body_bytes=1000), slow):
+        async with ClientSession() as session:
+            async with session.post(base + WEBHOOK, data=b"x" * 1001) as response:
+                assert response.status == 413
+                doc = orjson.loads(await response.read())
+                assert (doc["reason"], doc["code"]) == ("RequestEntityTooLarge", 413)
+                assert "limit is 1000 bytes" in doc["message"]
+            async with session.put(base + LIST + "/x", data=b"x" * (64 * 1024 + 1)) as response:
+                assert response.status == 413  # paths that never read a body accept 64 KiB at most
+            assert slow.entered == 0
+
+
+async def open_raw(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = base.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def test_bodies_beyond_the_body_bytes_budget_get_429_and_memory_stays_bounded(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(max_request_body_bytes_inflight=1000, max_request_body_bytes=800), slow):
+        reader, writer = await open_raw(base)
+        # a slow body: declares 600 bytes, sends 10
+        writer.write(f"POST {WEBHOOK} HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n".encode() + b"x" * 10)
+        await writer.drain()
+        await wait_until(lambda: limiter.body_bytes == 600)
+        async with ClientSession() as session:
+            async with session.post(base + WEBHOOK, data=b"y" * 500) as refused:
+                doc = assert_too_many(refused.status, refused.headers, await refused.read())
+                assert "request bodies" in doc["message"]
+            slow.release.set()
+            async with session.post(base + WEBHOOK, data=b"y" * 300) as accepted:
+                assert accepted.status == 200
+        writer.close()
+        await wait_until(lambda: limiter.body_bytes == 0)
+
+
+async def test_a_body_not_received_in_time_gets_408_and_the_connection_is_closed(slow: Slow) -> None:
+    slow.release.set()
+    async for base, limiter in serve(Limits(request_body_timeout=0.2), slow):
+        reader, writer = await open_raw(base)
+        writer.write(f"POST {WEBHOOK} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode() + b"{")
+        await writer.drain()
+        async with asyncio.timeout(GUARD):
+            answer = await reader.read()  # everything, until the server closes
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        doc = orjson.loads(body)
+        assert (doc["reason"], doc["code"]) == ("Timeout", 408)
+        assert "not received within 0.2s" in doc["message"]
+        assert limiter.body_bytes == 0 and limiter.mutating == 0
+        writer.close()
+
+
+async def test_a_connection_that_does_not_finish_its_headers_in_time_is_closed(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(request_header_timeout=0.2), slow):
+        reader, writer = await open_raw(base)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        await writer.drain()
+        async with asyncio.timeout(GUARD):
+            assert await reader.read() == b""  # closed without a word
+        assert slow.entered == 0
+        writer.close()
+
+
+async def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(slow: Slow) -> None:
+    async for base, limiter in serve(Limits(request_header_timeout=0.2), slow):
+        reader, writer = await open_raw(base)
+        async with asyncio.timeout(GUARD):
+            assert await reader.read() == b""
+        writer.close()
+
+
+async def test_a_keep_alive_connection_keeps_serving_after_the_header_timeout_passed(slow: Slow) -> None:
+    slow.release.set()
+    async for base, limiter in serve(Limits(request_header_timeout=0.3), slow):
+        async with ClientSession() as session:
+            for _ in range(3):
+                async with session.get(base + LIST) as response:
+                    assert response.status == 200
+                await asyncio.sleep(0.2)  # idle between requests is not a slow header
+            assert session.connector is not None
+
+
+# --- watches end when their client goes ------------------------------------------------------------
+
+
+async def test_a_dropped_watch_is_unregistered_at_once() -> None:
+    versioner = Versioner(1)
+    imports, sets = Store("serviceimports", versioner), Store("clustersets", versioner)
+    metrics = Metrics()
+    limits = Limits()
+    limiter = Limiter(limits)
+    guard = ConnectionGuard(limits.request_header_timeout)
+    app = build_app(Served({"serviceimports": imports, "clustersets": sets}), checks=[], metrics=metrics,
+                    limiter=limiter, guard=guard)
+    runner = web.AppRunner(app, **runner_options())
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, guard=guard)
+    await site.start()
+    try:
+        for _ in range(20):
+            reader, writer = await open_raw(f"http://127.0.0.1:{site.port}")
+            writer.write(f"GET {LIST}?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # the watch is open
+            assert len(imports._watchers) == 1 and limiter.watches_open == 1
+            writer.close()  # the client goes; no event will ever be written to it
+            await wait_until(lambda: not imports._watchers and limiter.watches_open == 0)
+        gauge = metrics.registry.get_sample_value("apiserver_registered_watchers", {"resource": "serviceimports"})
+        assert gauge == 0
+    finally:
+        await runner.cleanup()
+
+
+# --- the flags ---------------------------------------------------------------------------------------
+
+
+def _serve_args(*flags: str) -> Any:
+    import argparse
+
+    from mcs_apiserver.server import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--tls-cert-file=c", "--tls-private-key-file=k", *flags])
+
+
+def test_the_limit_flags_become_the_limits_with_kube_apiserver_defaults() -> None:
+    from mcs_apiserver.server import options_from_args
+
+    assert options_from_args(_serve_args()).limits == Limits()
+    limits = options_from_args(_serve_args(
+        "--max-requests-inflight=7", "--max-mutating-requests-inflight=0", "--max-watches=9",
+        "--max-watches-per-user=3", "--request-header-timeout=2s", "--request-body-timeout=1m",
+        "--max-request-body-bytes=1000", "--max-request-body-bytes-inflight=5000")).limits
+    assert limits == Limits(7, 0, 9, 3, 2.0, 60.0, 1000, 5000)
+    assert Limits().max_requests_inflight == 400 and Limits().max_mutating_requests_inflight == 200
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--max-watches=-1", "--max-watches must not be negative"),
+    ("--request-body-timeout=0s", "--request-body-timeout must be longer than 0s"),
+])
+def test_a_limit_flag_that_makes_no_sense_is_refused_with_a_clear_message(flag: str, message: str) -> None:
+    from mcs_apiserver.server import ConfigError, options_from_args
+
+    with pytest.raises(ConfigError, match=message):
+        options_from_args(_serve_args(flag))
