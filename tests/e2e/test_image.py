@@ -29,7 +29,7 @@ import yaml
 from image import build
 from mcs_apiserver.local import cluster, processes
 from mcs_apiserver.local import state as statefile
-from mcs_apiserver.local.pki import LocalPKI
+from mcs_apiserver.local.pki import WEBHOOK_CLIENT_NAME, LocalPKI
 from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
 
@@ -143,6 +143,8 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
     members.mkdir()
     (serving / "tls.crt").write_bytes(pki.cert("mcs-apiserver-serving").read_bytes())
     (serving / "tls.key").write_bytes(pki.key("mcs-apiserver-serving").read_bytes())
+    # local up makes kube-apiserver present a webhook client certificate (README "Webhook callers")
+    (serving / "webhook-client-ca.crt").write_bytes(pki.webhook_client_ca_cert.read_bytes())
     (members / "kubeconfig").write_text(inline_kubeconfig(clusterset.state_dir / cluster.INSTANCE_KUBECONFIG))
     for file in (serving / "tls.key", members / "kubeconfig"):
         os.chown(file, 65532, 65532)
@@ -151,6 +153,9 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
         f"--secure-port={member.mcs_port}", "--bind-address=127.0.0.1",
         # the host's network: the member's own DNS port on loopback, not the pod's 5353 on every address
         f"--dns-port={member.dns_port}", "--dns-bind-address=127.0.0.1",
+        # what the Deployment's commented webhook-caller lines turn on, as local up does for its instances
+        f"--webhook-client-ca-file={SERVING_DIR}/webhook-client-ca.crt",
+        f"--webhook-allowed-names={WEBHOOK_CLIENT_NAME}",
         # in a pod the local cluster is the in-cluster service account; here it is a context
         f"--kubeconfig={MEMBERS_DIR}/kubeconfig", f"--context={MEMBER}", f"--local-member={MEMBER}"]
     ns = unique_namespace("image")
