@@ -6,6 +6,7 @@
 PYTHON ?= python3
 STATE_DIR ?= .local/clusterset
 MEMBERS ?= 3
+NODES ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: install lint binaries up down status test unit e2e bench
@@ -24,7 +25,7 @@ binaries: install
 	$(PYTHON) -m mcs_apiserver binaries build
 
 up: binaries
-	$(PYTHON) -m mcs_apiserver local up --members $(MEMBERS) --state-dir $(STATE_DIR)
+	$(PYTHON) -m mcs_apiserver local up --members $(MEMBERS) --nodes $(NODES) --state-dir $(STATE_DIR)
 
 down: install
 	$(PYTHON) -m mcs_apiserver local down --state-dir $(STATE_DIR)

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-BENCHMARKS = ("list", "get", "propagation", "memory", "startup", "webhooks")
+BENCHMARKS = ("list", "get", "propagation", "memory", "startup", "webhooks", "workloads")
 #: The benchmarks that need the N ServiceExports of a round.
 PER_SIZE = ("list", "get", "propagation", "memory", "startup")
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -31,6 +31,8 @@ class Options:
     webhook_direct_samples: int
     #: Requests in flight while creating the benchmark objects.
     concurrency: int = 32
+    #: Scale-ups (0 -> 3 replicas) of the workloads benchmark.
+    workload_samples: int = 10
 
     def list_samples_for(self, exports: int) -> int:
         if self.list_samples is not None:
@@ -87,10 +89,10 @@ def parse(argv: list[str] | None = None) -> Options:
         return Options(
             exports=args.exports or (200,), only=args.only, quick=True, output=args.output,
             list_samples=args.samples or 5, get_samples=30, propagation_samples=10, restarts=1,
-            webhook_objects=30, webhook_direct_samples=100,
+            webhook_objects=30, webhook_direct_samples=100, workload_samples=3,
         )
     return Options(
         exports=args.exports or (1_000, 10_000), only=args.only, quick=False, output=args.output,
         list_samples=args.samples, get_samples=200, propagation_samples=50, restarts=3,
-        webhook_objects=500, webhook_direct_samples=1_000,
+        webhook_objects=500, webhook_direct_samples=1_000, workload_samples=10,
     )

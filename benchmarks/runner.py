@@ -24,6 +24,7 @@ from benchmarks import (
     reads,
     report,
     startup,
+    workloads,
 )
 from benchmarks.context import EXPORTER, READER, Bench
 from benchmarks.options import Options
@@ -31,6 +32,7 @@ from mcs_apiserver.local import cluster
 from mcs_apiserver.local.cluster import Progress, UpOptions
 
 MEMBERS = 3
+NODES = 2
 INSTANCE = f"{READER}/mcs-apiserver"
 APISERVER = f"{EXPORTER}/kube-apiserver"
 
@@ -45,6 +47,7 @@ class Results:
     startups: list[startup.StartupResult] = field(default_factory=list)
     direct: list[admission.DirectResult] = field(default_factory=list)
     apply: list[admission.ApplyResult] = field(default_factory=list)
+    workloads: list[workloads.WorkloadResult] = field(default_factory=list)
 
     def sections(self, options: Options) -> list[report.Section]:
         """One table per benchmark that ran, in reading order."""
@@ -57,6 +60,7 @@ class Results:
             (self.startups, lambda: startup.section(self.startups)),
             (self.direct, lambda: admission.direct_section(self.direct)),
             (self.apply, lambda: admission.apply_section(self.apply)),
+            (self.workloads, lambda: workloads.section(self.workloads[0])),
         ]
         return [render() for results, render in candidates if results]
 
@@ -97,8 +101,11 @@ async def _round(bench: Bench, options: Options, exports: int, have: int, empty_
             memory_result.instance_restarted = await memory.settled_rss(bench.pid(INSTANCE))
 
 
-async def _measure(bench: Bench, options: Options, members: list[str]) -> Results:
+async def _measure(bench: Bench, options: Options, members: list[str], up_seconds: float) -> Results:
     results = Results()
+    if options.wants("workloads"):
+        # First, while the ClusterSet is as `local up` left it (the rounds' objects come later).
+        results.workloads.append(await workloads.measure(bench, options.workload_samples, up_seconds, NODES))
     await populate.create_namespaces(bench, members)
     if options.per_size:
         empty_rss = await memory.settled_rss(bench.pid(INSTANCE)) if options.wants("memory") else None
@@ -129,10 +136,12 @@ async def run(options: Options) -> None:
     with tempfile.TemporaryDirectory(prefix="mcs-apiserver-bench-") as tmp:
         state_dir = Path(tmp) / "clusterset"
         try:
-            state = await cluster.up(UpOptions(state_dir, members=MEMBERS), out=sys.stderr)
+            up_started = time.monotonic()
+            state = await cluster.up(UpOptions(state_dir, members=MEMBERS, nodes=NODES), out=sys.stderr)
+            up_seconds = time.monotonic() - up_started
             bench = Bench.open(state_dir.resolve(), progress)
             try:
-                results = await _measure(bench, options, [m.name for m in state.members])
+                results = await _measure(bench, options, [m.name for m in state.members], up_seconds)
             finally:
                 await bench.close()
         finally:

@@ -33,12 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "<service>.<namespace>.svc, client certificates, and the caBundle for manifests."))
     add_local_arguments(sub.add_parser(
         "local", help="a local ClusterSet of real control planes (up, down, status, stop, start)",
-        description="Run a ClusterSet of real Kubernetes control planes on this machine, "
-                    "with one mcs-apiserver instance per member."))
+        description="Run a ClusterSet of real Kubernetes control planes on this machine, with "
+                    "simulated Nodes (kwok) and one mcs-apiserver instance per member."))
     add_binaries_arguments(sub.add_parser(
-        "binaries", help="build the pinned upstream Kubernetes and etcd binaries",
-        description="Build kube-apiserver, kube-controller-manager, kubectl and etcd from their Go "
-                    "modules into ~/.cache/mcs-apiserver (or $MCS_APISERVER_CACHE)."))
+        "binaries", help="build the pinned upstream Kubernetes, etcd, kwok and CoreDNS binaries",
+        description="Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok "
+                    "(with its fast node and pod stages) and coredns from their Go modules into "
+                    "~/.cache/mcs-apiserver (or $MCS_APISERVER_CACHE)."))
     return parser
 
 

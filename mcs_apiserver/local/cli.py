@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
-from mcs_apiserver.local import cluster
+from mcs_apiserver.local import cluster, network, report
 from mcs_apiserver.local.binaries import BinariesError, Versions, describe, ensure_binaries, find_binaries
+from mcs_apiserver.members.client import ApiError
 
 DEFAULT_STATE_DIR = Path(".local/clusterset")
 
@@ -23,10 +25,20 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
 
     up = sub.add_parser("up", help="start a local ClusterSet of real control planes",
                         description="Start N member control planes (etcd, kube-apiserver, "
-                                    "kube-controller-manager) on loopback, install the CRDs, set each "
-                                    "member's ClusterProperties and write DIR/kubeconfig with one context "
-                                    "per member (member-1 ... member-N). Returns when everything is ready.")
-    up.add_argument("--members", type=int, default=3, metavar="N", help="number of member clusters (default: 3)")
+                                    "kube-controller-manager with every default controller) on loopback, "
+                                    "install the CRDs, set each member's ClusterProperties, give each member "
+                                    "K simulated Nodes (kube-scheduler + kwok), start one mcs-apiserver per "
+                                    "member and write DIR/kubeconfig with one context per member "
+                                    "(member-1 ... member-N). Member i has Pod CIDR 10.i.0.0/16 and Service "
+                                    "CIDR 10.(100+i).0.0/16 (IPv6: fd00:10:i::/48, fd00:96:i::/112). "
+                                    "Returns when everything is ready.")
+    up.add_argument("--members", type=int, default=3, metavar="N",
+                    help=f"number of member clusters, at most {network.MAX_MEMBERS} (default: 3)")
+    up.add_argument("--nodes", type=int, default=2, metavar="K",
+                    help="simulated Nodes per member, run by kwok and scheduled by kube-scheduler; "
+                         "0 runs neither (default: 2)")
+    up.add_argument("--ip-family", choices=network.IP_FAMILIES, default="ipv4",
+                    help="the address families of Pods, Services and Nodes (default: ipv4)")
     up.add_argument("--clusterset", default="local", metavar="NAME",
                     help="the ClusterSet name, the value of each member's clusterset.k8s.io (default: local)")
     state_dir(up)
@@ -36,7 +48,9 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     state_dir(down)
     down.set_defaults(func=_down)
 
-    status = sub.add_parser("status", help="report the processes of a local ClusterSet and their health")
+    status = sub.add_parser("status", help="report the processes, CIDRs, Nodes and addresses of a local ClusterSet")
+    status.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                        help="text for people, json for scripts (default: text)")
     state_dir(status)
     status.set_defaults(func=_status)
 
@@ -46,7 +60,8 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         p = sub.add_parser(verb, help=help_text)
         p.add_argument("member", metavar="MEMBER", help="the member, e.g. member-2")
-        p.add_argument("--component", choices=["kube-apiserver", "kube-controller-manager", "mcs-apiserver"],
+        p.add_argument("--component", choices=["kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                               "kwok", "mcs-apiserver"],
                        help="only this component (default: all of the member's)")
         state_dir(p)
         p.set_defaults(func=func)
@@ -62,13 +77,14 @@ def add_binaries_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    options = cluster.UpOptions(state_dir=args.state_dir, members=args.members, clusterset=args.clusterset)
+    options = cluster.UpOptions(state_dir=args.state_dir, members=args.members, clusterset=args.clusterset,
+                                nodes=args.nodes, ip_family=args.ip_family)
     try:
         state = asyncio.run(cluster.up(options))
     except cluster.AlreadyRunning as error:
         print(error, file=sys.stderr)
         return 0 if error.complete else 1
-    except (cluster.LocalClusterSetError, BinariesError) as error:
+    except (cluster.LocalClusterSetError, BinariesError, ApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     kubeconfig_path = args.state_dir.resolve() / cluster.ADMIN_KUBECONFIG
@@ -91,17 +107,13 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state, report = asyncio.run(cluster.status(args.state_dir))
-    if state is None:
-        print(f"no local ClusterSet in {args.state_dir.resolve()}")
+    observed = asyncio.run(cluster.status(args.state_dir))
+    if observed is None:
+        print(f"no local ClusterSet in {args.state_dir.resolve()}", file=sys.stderr)
         return 1
-    print(f"ClusterSet {state.clusterset!r}: {len(state.members)} members, "
-          f"kubeconfig {args.state_dir.resolve() / cluster.ADMIN_KUBECONFIG}")
-    width = max(len(c.name) for c in report) if report else 10
-    for component in report:
-        state_text = "running" if component.running else "stopped"
-        print(f"  {component.name:<{width}}  {state_text:<7}  pid {component.pid:<7}  {component.detail}".rstrip())
-    return 0 if all(c.running for c in report) else 1
+    doc = report.status_document(observed)
+    print(json.dumps(doc, indent=2) if args.output == "json" else report.status_text(doc))
+    return 0 if observed.healthy else 1
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -138,8 +150,8 @@ def _path(args: argparse.Namespace) -> int:
     binaries = find_binaries()
     if binaries is None:
         versions = Versions.pinned()
-        print(f"Kubernetes {versions.kubernetes} / etcd {versions.etcd} are not built yet; "
-              "run: mcs-apiserver binaries build", file=sys.stderr)
+        print(f"Kubernetes {versions.kubernetes}, etcd {versions.etcd}, kwok {versions.kwok} and CoreDNS "
+              f"{versions.coredns} are not all built yet; run: mcs-apiserver binaries build", file=sys.stderr)
         return 1
     print(describe(binaries))
     return 0

@@ -2,10 +2,11 @@
 
 ``up`` builds (or reuses) the upstream binaries, generates the PKI, starts one shared etcd and, per
 member, a kube-apiserver and a kube-controller-manager on loopback and free ports, installs the
-CRDs, sets each member's ClusterProperties, starts one mcs-apiserver instance per member and
-registers it, and returns once everything is ready. A failure at any step stops everything that
-step and the earlier ones started, so a failed ``up`` never leaves a process behind. The e2e tests
-use exactly this code.
+CRDs, sets each member's ClusterProperties, creates its simulated Nodes and starts a kube-scheduler
+and a kwok for them, starts one mcs-apiserver instance per member and registers it, and returns once
+everything is ready (every APIService Available, every Node Ready with its Pod range). A failure at
+any step stops everything that step and the earlier ones started, so a failed ``up`` never leaves a
+process behind. The e2e tests use exactly this code.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from typing import Any, TextIO
 import aiohttp
 
 from mcs_apiserver.local import apply as applier
-from mcs_apiserver.local import controlplane, kubeconfig, processes
+from mcs_apiserver.local import controlplane, kubeconfig, network, nodes, processes
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.local.binaries import Binaries, ensure_binaries
 from mcs_apiserver.local import registration
 from mcs_apiserver.local.pki import MCS_USER, LocalPKI, mcs_ca_bundle
 from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
+from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
 from mcs_apiserver.local.state import LocalState, MemberPorts
-from mcs_apiserver.members.client import KubeClient, connection_from_files, wait_for
+from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_files, wait_for
 from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -47,6 +49,9 @@ class UpOptions:
     state_dir: Path
     members: int = 3
     clusterset: str = "local"
+    #: Simulated Nodes per member; 0 runs no kube-scheduler and no kwok.
+    nodes: int = 2
+    ip_family: network.IPFamily = "ipv4"
 
 
 class Progress:
@@ -102,8 +107,13 @@ async def up(options: UpOptions, out: TextIO = sys.stderr) -> LocalState:
     """Bring the whole ClusterSet up; see the module docstring."""
     if options.members < 1:
         raise LocalClusterSetError("--members must be at least 1")
-    if options.members > 150:
-        raise LocalClusterSetError("--members must be at most 150 (one service CIDR each)")
+    if options.members > network.MAX_MEMBERS:
+        raise LocalClusterSetError(
+            f"--members must be at most {network.MAX_MEMBERS} (each has its own Pod and Service CIDR)")
+    if not 0 <= options.nodes <= network.MAX_NODES:
+        raise LocalClusterSetError(f"--nodes must be between 0 and {network.MAX_NODES}")
+    if options.ip_family not in network.IP_FAMILIES:
+        raise LocalClusterSetError(f"--ip-family must be one of {', '.join(network.IP_FAMILIES)}")
     state_dir = options.state_dir.resolve()
     with statefile.locked(state_dir):
         existing = statefile.load(state_dir)
@@ -150,24 +160,33 @@ class AlreadyRunning(LocalClusterSetError):
         self.complete = len(running) == total
 
 
+PORTS_PER_MEMBER = 5
+
+
 def _plan(options: UpOptions) -> LocalState:
-    ports = _free_ports(2 + 3 * options.members)
-    members = [
-        MemberPorts(
+    ports = _free_ports(2 + PORTS_PER_MEMBER * options.members)
+    members = []
+    for i in range(1, options.members + 1):
+        apiserver, controller_manager, mcs, scheduler, kwok = ports[2 + PORTS_PER_MEMBER * (i - 1):][:PORTS_PER_MEMBER]
+        addresses = network.member_network(i, options.ip_family)
+        members.append(MemberPorts(
             name=member_name(i),
             index=i,
-            apiserver_port=ports[2 + 3 * (i - 1)],
-            controller_manager_port=ports[3 + 3 * (i - 1)],
-            mcs_port=ports[4 + 3 * (i - 1)],
-            service_cidr=f"10.{100 + i}.0.0/16",
-        )
-        for i in range(1, options.members + 1)
-    ]
+            apiserver_port=apiserver,
+            controller_manager_port=controller_manager,
+            mcs_port=mcs,
+            service_cidr=addresses.service_cidr,
+            pod_cidr=addresses.pod_cidr,
+            scheduler_port=scheduler,
+            kwok_port=kwok,
+        ))
     return LocalState(
         clusterset=options.clusterset,
         etcd_client_port=ports[0],
         etcd_peer_port=ports[1],
         members=members,
+        nodes=options.nodes,
+        ip_family=options.ip_family,
     )
 
 
@@ -175,7 +194,7 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
     progress("generating certificates")
     pki = generate_pki(
         state_dir / "pki",
-        [(m.name, controlplane.first_service_ip(m.service_cidr)) for m in state.members],
+        [(m.name, network.first_service_ip(m.service_cidr)) for m in state.members],
     )
     _write_kubeconfigs(state_dir, state, pki)
 
@@ -201,12 +220,80 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
     await asyncio.gather(*(_wait_controller_manager(state, m) for m in state.members))
     progress("control planes ready: CRDs installed, ClusterProperties set")
 
+    if state.nodes:
+        progress(f"starting kube-schedulers and kwok, {state.nodes} Nodes per member")
+        for member in state.members:
+            for component in NODE_COMPONENTS:
+                _start(state_dir, state, f"{member.name}/{component}",
+                       component_argv(state_dir, binaries, member, component))
+            await _create_nodes(state_dir, state, member)
+
     progress(f"starting {len(state.members)} mcs-apiserver instances")
     _write_instance_kubeconfig(state_dir, state, pki)
     for member in state.members:
         _start(state_dir, state, f"{member.name}/mcs-apiserver", instance_argv(state_dir, member))
-    await asyncio.gather(*(_register_instance(state_dir, state, m, pki) for m in state.members))
-    progress("every APIService is Available")
+    await asyncio.gather(
+        *(_register_instance(state_dir, state, m, pki) for m in state.members),
+        *(_wait_nodes(state_dir, state, m) for m in state.members if state.nodes),
+        *(_wait_scheduler(state, m) for m in state.members if state.nodes),
+    )
+    progress("every APIService is Available" + (", every Node Ready" if state.nodes else ""))
+
+
+#: The components that exist only when members have Nodes, in start order.
+NODE_COMPONENTS = ("kube-scheduler", "kwok")
+KWOK_EXTRA_STAGES_FILE = "kwok-stages.yaml"
+
+
+def component_argv(state_dir: Path, binaries: Binaries, member: MemberPorts, component: str) -> list[str]:
+    """The command line of one of ``NODE_COMPONENTS`` (their kubeconfigs are written by ``up``)."""
+    kubeconfig_path = state_dir / member.name / f"{component}.kubeconfig"
+    if component == "kube-scheduler":
+        return controlplane.kube_scheduler_argv(binaries, member, kubeconfig_path)
+    return controlplane.kwok_argv(binaries, member, kubeconfig_path, state_dir / KWOK_EXTRA_STAGES_FILE)
+
+
+async def _create_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
+    """Create the member's Nodes with a plain POST, as a kubelet registers itself: server-side apply
+    cannot express a dual-stack Node (two ``InternalIP`` addresses share the list's merge key)."""
+    client = admin_client(state_dir, member)
+    try:
+        for n in range(1, state.nodes + 1):
+            node = nodes.node_object(member.name, member.index, n, state.ip_family)
+            try:
+                await client.json("POST", "/api/v1/nodes", body=node)
+            except ApiError as error:
+                if error.code != 409:
+                    raise LocalClusterSetError(
+                        f"{member.name} refused Node {node['metadata']['name']}: {error}") from error
+    finally:
+        await client.close()
+
+
+async def _wait_scheduler(state: LocalState, member: MemberPorts) -> None:
+    async with aiohttp.ClientSession() as session:
+        await _wait_process(state, f"{member.name}/kube-scheduler", lambda: controlplane.https_ok(
+            session, f"https://127.0.0.1:{member.scheduler_port}/healthz", False),
+            f"{member.name}'s kube-scheduler to be healthy")
+
+
+async def _wait_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
+    """Wait for kwok to be healthy and every Node to be Ready with its Pod range, so that a
+    Deployment created the moment ``up`` returns gets pods with IPs at once."""
+    async with aiohttp.ClientSession() as session:
+        await _wait_process(state, f"{member.name}/kwok", lambda: controlplane.http_ok(
+            session, f"http://127.0.0.1:{member.kwok_port}/healthz"), f"{member.name}'s kwok to be healthy")
+    client = admin_client(state_dir, member)
+    try:
+        async def ready() -> bool:
+            listed = await client.get("/api/v1/nodes")
+            ours = [n for n in listed.get("items", []) if n["metadata"]["name"].startswith(member.name + "-node-")]
+            docs = [node_doc(n) for n in ours]
+            return len(docs) == state.nodes and all(d["ready"] and d["podCIDRs"] for d in docs)
+        await _wait_process(state, f"{member.name}/kwok", ready,
+                            f"{member.name}'s {state.nodes} Nodes to be Ready with a Pod range")
+    finally:
+        await client.close()
 
 
 INSTANCE_KUBECONFIG = "mcs-apiserver.kubeconfig"
@@ -273,12 +360,14 @@ def _write_kubeconfigs(state_dir: Path, state: LocalState, pki: LocalPKI) -> Non
     contexts = [kubeconfig.KubeContext(m.name, f"https://127.0.0.1:{m.apiserver_port}") for m in state.members]
     kubeconfig.write(state_dir / ADMIN_KUBECONFIG, contexts, ca_file=pki.ca_cert, user="admin",
                      cert_file=pki.cert("admin"), key_file=pki.key("admin"))
+    identities = {"kube-controller-manager": "system:kube-controller-manager",
+                  "kube-scheduler": "system:kube-scheduler", "kwok": "system:kwok"}
     for member, context in zip(state.members, contexts):
-        kubeconfig.write(
-            state_dir / member.name / "kube-controller-manager.kubeconfig", [context],
-            ca_file=pki.ca_cert, user="system:kube-controller-manager",
-            cert_file=pki.cert("kube-controller-manager"), key_file=pki.key("kube-controller-manager"),
-        )
+        for component, user in identities.items():
+            kubeconfig.write(state_dir / member.name / f"{component}.kubeconfig", [context],
+                             ca_file=pki.ca_cert, user=user, cert_file=pki.cert(component),
+                             key_file=pki.key(component))
+    (state_dir / KWOK_EXTRA_STAGES_FILE).write_text(nodes.KWOK_EXTRA_STAGES)
 
 
 def _start(state_dir: Path, state: LocalState, name: str, argv: list[str]) -> ProcessRecord:
@@ -395,36 +484,33 @@ def down(state_dir: Path, out: TextIO = sys.stderr) -> None:
         print(f"stopped {len(running)} processes of the local ClusterSet in {state_dir}", file=out)
 
 
-@dataclass
-class ComponentStatus:
-    name: str
-    pid: int
-    running: bool
-    detail: str = ""
-
-
-async def status(state_dir: Path) -> tuple[LocalState | None, list[ComponentStatus]]:
+async def status(state_dir: Path) -> StatusReport | None:
+    """Which processes run, whether each kube-apiserver is ready, and each member's Nodes."""
     state_dir = state_dir.resolve()
     state = statefile.load(state_dir)
     if state is None:
-        return None, []
-    report: list[ComponentStatus] = []
-    for record in state.processes:
-        report.append(ComponentStatus(record.name, record.pid, processes.alive(record)))
-    for member in state.members:
-        entry = next((c for c in report if c.name == f"{member.name}/kube-apiserver"), None)
-        if entry is None or not entry.running:
-            continue
-        client = admin_client(state_dir, member)
-        try:
-            code, body, _ = await client.request("GET", "/readyz", timeout=5)
-            entry.detail = f"https://127.0.0.1:{member.apiserver_port} readyz: " + (
-                body.decode().strip() if code == 200 else f"HTTP {code}")
-        except Exception as error:  # noqa: BLE001 - reported, not raised
-            entry.detail = f"https://127.0.0.1:{member.apiserver_port} unreachable: {error}"
-        finally:
-            await client.close()
-    return state, report
+        return None
+    report = StatusReport(state, state_dir / ADMIN_KUBECONFIG, [
+        ComponentStatus(r.name, r.pid, processes.alive(r), r.log) for r in state.processes])
+    await asyncio.gather(*(_member_status(state_dir, report, member) for member in state.members))
+    return report
+
+
+async def _member_status(state_dir: Path, report: StatusReport, member: MemberPorts) -> None:
+    entry = next((c for c in report.components if c.name == f"{member.name}/kube-apiserver"), None)
+    report.nodes[member.name] = None
+    if entry is None or not entry.running:
+        return
+    client = admin_client(state_dir, member)
+    try:
+        code, body, _ = await client.request("GET", "/readyz", timeout=5)
+        entry.detail = "readyz: " + (body.decode().strip() if code == 200 else f"HTTP {code}")
+        listed = await client.get("/api/v1/nodes", timeout=5)
+        report.nodes[member.name] = [node_doc(n) for n in listed.get("items", [])]
+    except Exception as error:  # noqa: BLE001 - reported, not raised
+        entry.detail = f"unreachable: {error}"
+    finally:
+        await client.close()
 
 
 def _component_names(state: LocalState, member: str, component: str | None) -> list[str]:
@@ -471,6 +557,10 @@ async def start_member(state_dir: Path, member: str, component: str | None = Non
                 async with aiohttp.ClientSession() as session:
                     await _wait_process(state, name, lambda: controlplane.https_ok(
                         session, f"https://127.0.0.1:{ports.mcs_port}/readyz", False), f"{name} to be ready")
+            elif name.endswith("/kube-scheduler"):
+                await _wait_scheduler(state, ports)
+        if any(name.endswith("/kwok") for name in started):
+            await _wait_nodes(state_dir, state, ports)
         return started
 
 

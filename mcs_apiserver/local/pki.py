@@ -1,9 +1,10 @@
 """The certificates a local ClusterSet needs, generated once per state directory.
 
 One cluster CA signs every member's kube-apiserver serving certificate and every client
-certificate (admin, controller managers, the mcs-apiserver identity), so one kubeconfig can reach
-all members. The front-proxy CA is separate, as kube-apiserver requires: the requestheader CA must
-not be the client CA, or any client certificate could assert X-Remote-* identities. The
+certificate (admin, controller managers, schedulers, kwok, the mcs-apiserver identity), so one
+kubeconfig can reach all members. The front-proxy CA is separate, as kube-apiserver requires: the
+requestheader CA must not be the client CA, or any client certificate could assert X-Remote-*
+identities. The
 mcs-apiserver serving certificate has its own CA, whose bundle goes into the APIService and webhook
 configurations, exactly as a user deploying the manifests would do it.
 """
@@ -70,6 +71,10 @@ def generate(root: Path, members: list[tuple[str, str]]) -> LocalPKI:
            "admin", root)
     _write(pki.issue_client_cert(ca, common_name="system:kube-controller-manager"),
            "kube-controller-manager", root)
+    _write(pki.issue_client_cert(ca, common_name="system:kube-scheduler"), "kube-scheduler", root)
+    # kwok plays the kubelet of every simulated node (Node and Pod status, Leases, pod deletion),
+    # which no single bootstrap role covers without the Node authorizer: admin, as kwokctl does it.
+    _write(pki.issue_client_cert(ca, common_name="system:kwok", organizations=["system:masters"]), "kwok", root)
     _write(pki.issue_client_cert(ca, common_name=MCS_USER), "mcs-apiserver-client", root)
 
     sa_key = pki.new_private_key("rsa")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from mcs_apiserver.local.network import IPFamily
 from mcs_apiserver.local.processes import ProcessRecord
 
 STATE_FILE = "state.json"
@@ -32,7 +33,10 @@ class MemberPorts:
     apiserver_port: int
     controller_manager_port: int
     mcs_port: int
-    service_cidr: str
+    service_cidr: str  # comma-separated, primary family first (as --service-cluster-ip-range)
+    pod_cidr: str = ""  # comma-separated, primary family first (as --cluster-cidr)
+    scheduler_port: int = 0
+    kwok_port: int = 0
 
 
 @dataclass
@@ -42,6 +46,8 @@ class LocalState:
     etcd_peer_port: int
     members: list[MemberPorts]
     processes: list[ProcessRecord] = field(default_factory=list)
+    nodes: int = 0  # kwok Nodes per member (0: no kube-scheduler, no kwok)
+    ip_family: IPFamily = "ipv4"
 
     def member(self, name: str) -> MemberPorts:
         for member in self.members:
@@ -72,6 +78,8 @@ class LocalState:
             etcd_peer_port=data["etcd_peer_port"],
             members=[MemberPorts(**m) for m in data["members"]],
             processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
+            nodes=data.get("nodes", 0),
+            ip_family=data.get("ip_family", "ipv4"),
         )
 
 

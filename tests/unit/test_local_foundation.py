@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 
 from mcs_apiserver.local import binaries, controlplane, processes
 from mcs_apiserver.local import state as statefile
@@ -69,20 +71,77 @@ def test_a_missing_go_toolchain_is_reported_with_what_to_do(monkeypatch, tmp_pat
     monkeypatch.setenv("MCS_APISERVER_CACHE", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))  # no `go` here
     with pytest.raises(binaries.BinariesError, match="Go is not installed"):
-        binaries.ensure_binaries(binaries.Versions("v1.37.2", "v3.7.3"))
+        binaries.ensure_binaries(binaries.Versions("v1.37.2", "v3.7.3", "v0.8.0", "v1.14.7"))
 
 
-def test_a_finished_build_is_found_only_once_both_stamps_exist(monkeypatch, tmp_path):
+def _fake_build(directory, names, stamp=None):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).write_text("binary")
+    (directory / binaries.STAMP).write_text(
+        stamp if stamp is not None else json.dumps({"version": "x", "files": list(names)}))
+
+
+def test_a_finished_build_is_found_only_once_every_stamp_lists_its_files(monkeypatch, tmp_path):
     monkeypatch.setenv("MCS_APISERVER_CACHE", str(tmp_path))
-    versions = binaries.Versions("v9.9.9", "v3.9.9")
+    versions = binaries.Versions("v9.9.9", "v3.9.9", "v0.9.9", "v1.99.9")
     assert binaries.find_binaries(versions) is None
-    (tmp_path / "bin" / "kubernetes-v9.9.9").mkdir(parents=True)
-    (tmp_path / "bin" / "kubernetes-v9.9.9" / binaries.STAMP).write_text("done")
-    assert binaries.find_binaries(versions) is None
-    (tmp_path / "bin" / "etcd-v3.9.9").mkdir(parents=True)
-    (tmp_path / "bin" / "etcd-v3.9.9" / binaries.STAMP).write_text("done")
+    _fake_build(tmp_path / "bin" / "kubernetes-v9.9.9", binaries.KUBERNETES_COMMANDS)
+    _fake_build(tmp_path / "bin" / "etcd-v3.9.9", ["etcd"])
+    _fake_build(tmp_path / "bin" / "kwok-v0.9.9", ["kwok", binaries.KWOK_STAGES])
+    assert binaries.find_binaries(versions) is None  # no coredns yet
+    _fake_build(tmp_path / "bin" / "coredns-v1.99.9", ["coredns"])
     found = binaries.find_binaries(versions)
     assert found is not None and found.etcd == tmp_path / "bin" / "etcd-v3.9.9" / "etcd"
+    assert found.kube_scheduler == tmp_path / "bin" / "kubernetes-v9.9.9" / "kube-scheduler"
+    assert found.kwok_stages == tmp_path / "bin" / "kwok-v0.9.9" / "stages.yaml"
+    assert found.coredns == tmp_path / "bin" / "coredns-v1.99.9" / "coredns"
+
+
+def test_a_kubernetes_build_stamped_before_the_scheduler_existed_misses_only_the_scheduler(tmp_path):
+    old = ("kube-apiserver", "kube-controller-manager", "kubectl")
+    _fake_build(tmp_path, old, stamp="kubernetes v1.37.2\n")  # the stamp of earlier versions
+    assert binaries.missing(tmp_path, binaries.KUBERNETES_COMMANDS) == ("kube-scheduler",)
+    (tmp_path / "kube-scheduler").write_text("binary")
+    assert binaries.missing(tmp_path, binaries.KUBERNETES_COMMANDS) == ()
+
+
+def test_a_build_without_a_stamp_is_not_trusted_and_a_deleted_file_is_noticed(tmp_path):
+    (tmp_path / "etcd").write_text("binary")
+    assert binaries.missing(tmp_path, ("etcd",)) == ("etcd",)
+    _fake_build(tmp_path, ["etcd"])
+    assert binaries.missing(tmp_path, ("etcd",)) == ()
+    (tmp_path / "etcd").unlink()
+    assert binaries.missing(tmp_path, ("etcd",)) == ("etcd",)
+
+
+def test_finishing_a_partial_build_adds_its_files_to_the_stamped_build(tmp_path):
+    final, partial = tmp_path / "kubernetes", tmp_path / "kubernetes.partial"
+    _fake_build(final, ("kube-apiserver", "kubectl"), stamp="kubernetes v1.37.2\n")
+    partial.mkdir()
+    (partial / "kube-scheduler").write_text("new")
+    binaries._finish(partial, final, ("kube-scheduler",), "kubernetes v1.37.2")
+    assert not partial.exists()
+    assert json.loads((final / binaries.STAMP).read_text())["files"] == ["kube-apiserver", "kube-scheduler", "kubectl"]
+    assert (final / "kube-apiserver").read_text() == "binary"
+
+
+def test_kwoks_fast_node_and_pod_stages_are_read_from_its_module(tmp_path):
+    for stage_dir, names in (("kustomize/stage/node/fast", ["node-initialize"]),
+                             ("kustomize/stage/pod/fast", ["pod-delete", "pod-ready"])):
+        (tmp_path / stage_dir).mkdir(parents=True)
+        (tmp_path / stage_dir / "kustomization.yaml").write_text("kind: Kustomization\n")
+        for name in names:
+            (tmp_path / stage_dir / f"{name}.yaml").write_text(f"kind: Stage\nmetadata:\n  name: {name}\n")
+    stages = list(yaml.safe_load_all(binaries.kwok_stages(tmp_path)))
+    assert [s["metadata"]["name"] for s in stages] == ["node-initialize", "pod-delete", "pod-ready"]
+    assert all(s["kind"] == "Stage" for s in stages)
+
+
+def test_a_kwok_module_without_stages_is_refused_clearly(tmp_path):
+    (tmp_path / "kustomize/stage/node/fast").mkdir(parents=True)
+    with pytest.raises(binaries.BinariesError, match="no Stage objects"):
+        binaries.kwok_stages(tmp_path)
 
 
 def _state() -> LocalState:
@@ -150,7 +209,7 @@ def test_the_kube_apiserver_enables_the_aggregation_layer_on_loopback(tmp_path):
     from mcs_apiserver.local.binaries import Binaries
     from mcs_apiserver.local.pki import LocalPKI
 
-    bins = Binaries(*(tmp_path / n for n in ("a", "c", "k", "e")))
+    bins = Binaries(*(tmp_path / n for n in ("a", "c", "s", "k", "e", "w", "ws", "d")))
     argv = controlplane.kube_apiserver_argv(bins, LocalPKI(tmp_path), _state().members[0], 2379)
     flags = dict(arg.split("=", 1) for arg in argv[1:])
     assert flags["--bind-address"] == "127.0.0.1"
