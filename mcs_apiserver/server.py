@@ -38,6 +38,7 @@ from mcs_apiserver.status_writer import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
+from mcs_apiserver.writers.publisher import Publisher
 
 log = logging.getLogger("mcs_apiserver.server")
 
@@ -75,6 +76,8 @@ class ServeOptions:
     member_grace_period: float = 300.0
     shutdown_delay: float = 0.0
     leader_elect_namespace: str = "mcs-system"
+    publish_serviceimports: bool = False
+    publish_endpointslices: bool = False
     log_level: str = "info"
     log_format: str = "text"
 
@@ -113,6 +116,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--export-conflict-policy", choices=["warn", "deny"], default="warn",
                    help="a ServiceExport that conflicts with other clusters' exports is admitted with a "
                         "warning (warn, default) or refused (deny)")
+    p = parser.add_argument_group("publishing (opt-in, by the Lease holder, into the local cluster only)")
+    p.add_argument("--publish-serviceimports", action="store_true",
+                   help="also write the views as upstream serviceimports.multicluster.x-k8s.io objects "
+                        "(the mcs-api v0.5 CRD must be installed), for CoreDNS multicluster, Gateway API "
+                        "and the mcs-api conformance suite")
+    p.add_argument("--publish-endpointslices", action="store_true",
+                   help="also write MCS EndpointSlices (multicluster.kubernetes.io/service-name, "
+                        "multicluster.kubernetes.io/source-cluster) with the ready endpoints of every "
+                        "exporting cluster")
     o = parser.add_argument_group("logging")
     o.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     o.add_argument("--log-format", choices=["text", "json"], default="text")
@@ -134,6 +146,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         member_grace_period=args.member_grace_period,
         shutdown_delay=args.shutdown_delay_duration,
         leader_elect_namespace=args.leader_elect_namespace,
+        publish_serviceimports=args.publish_serviceimports,
+        publish_endpointslices=args.publish_endpointslices,
         log_level=args.log_level,
         log_format=args.log_format,
     )
@@ -205,13 +219,21 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     writer = StatusWriter(engine, members[local_name], local_client)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
-    elector = LeaseElector(local_client, options.leader_elect_namespace, LEASE_NAME,
-                           on_change=writer.leadership_changed)
-    shutting_down = False
-
     def members_settled() -> tuple[bool, str]:
         waiting = [n for n, m in members.items() if not m.settled]
         return (not waiting, "waiting for the first sync of " + ", ".join(sorted(waiting)) if waiting else "")
+
+    leadership = [writer.leadership_changed]
+    publisher: Publisher | None = None
+    if options.publish_serviceimports or options.publish_endpointslices:
+        publisher = Publisher(engine, members, local_client, imports=options.publish_serviceimports,
+                              slices=options.publish_endpointslices,
+                              ready=lambda: members_settled()[0] and updater.runs > 0)
+        updater.listeners.append(publisher.mark)
+        leadership.append(publisher.leadership_changed)
+    elector = LeaseElector(local_client, options.leader_elect_namespace, LEASE_NAME,
+                           on_change=lambda leading: [change(leading) for change in leadership] and None)
+    shutting_down = False
 
     checks = [
         HealthCheck("members-synced", members_settled),
@@ -231,6 +253,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     background = [asyncio.create_task(writer.run(), name="status-writer"),
                   asyncio.create_task(elector.run(), name="leader-election"),
                   asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
+    if publisher is not None:
+        background.append(asyncio.create_task(publisher.run(), name="publisher"))
     site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
                        backlog=1024, reuse_address=True)
     try:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
 from mcs_apiserver.members.client import KubeClient
@@ -111,6 +111,36 @@ def ready_count(slice_: dict[str, Any]) -> int:
     return total
 
 
+class SliceEndpoints(NamedTuple):
+    """What an MCS EndpointSlice copies of one source EndpointSlice: its ready endpoints.
+
+    Kept beside the ready count (additive: the count stays what the views read) for the
+    publishers of MCS EndpointSlices. Tuples, so that an unchanged slice compares equal and costs
+    little.
+    """
+
+    service: Key
+    address_type: str
+    #: (name, protocol, port, appProtocol) of each port
+    ports: tuple[tuple[str, str, int, str | None], ...]
+    #: (addresses, hostname) of each ready endpoint
+    endpoints: tuple[tuple[tuple[str, ...], str | None], ...]
+
+
+def slice_endpoints(service: Key, obj: dict[str, Any]) -> SliceEndpoints:
+    """The ready endpoints of an EndpointSlice (``ready`` unset counts as ready, per the API)."""
+    ports = tuple(
+        (p.get("name") or "", p.get("protocol") or "TCP", p["port"], p.get("appProtocol"))
+        for p in obj.get("ports") or () if isinstance(p.get("port"), int)
+    )
+    endpoints = tuple(
+        (tuple(e.get("addresses") or ()), e.get("hostname"))
+        for e in obj.get("endpoints") or ()
+        if (e.get("conditions") or {}).get("ready", True) and e.get("addresses")
+    )
+    return SliceEndpoints(service, obj.get("addressType") or "IPv4", ports, endpoints)
+
+
 class _Objects:
     """A reflector handler keeping trimmed objects by key and reporting changed keys."""
 
@@ -148,6 +178,7 @@ class _Slices:
     def __init__(self, member: "MemberCache") -> None:
         self.member = member
         self.slices: dict[Key, tuple[Key, int]] = {}  # slice key -> (service key, ready count)
+        self.details: dict[Key, SliceEndpoints] = {}  # slice key -> its ready endpoints
 
     def _entry(self, obj: dict[str, Any]) -> tuple[Key, int] | None:
         meta = obj.get("metadata") or {}
@@ -155,6 +186,18 @@ class _Slices:
         if not service:
             return None
         return (meta.get("namespace", ""), service), ready_count(obj)
+
+    def _detail(self, slice_key: Key, obj: dict[str, Any] | None, changed: set[Key]) -> None:
+        old = self.details.pop(slice_key, None)
+        service = (((obj or {}).get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        new = slice_endpoints((slice_key[0], service), obj) if obj is not None and service else None
+        if new is not None:
+            self.details[slice_key] = new
+            self.member._index_slice(new.service, slice_key, True)
+        if old is not None and (new is None or new.service != old.service):
+            self.member._index_slice(old.service, slice_key, False)
+        if old != new:  # e.g. an address changed, the ready count did not
+            changed.update(e.service for e in (old, new) if e is not None)
 
     def _set(self, slice_key: Key, entry: tuple[Key, int] | None, changed: set[Key]) -> None:
         old = self.slices.pop(slice_key, None)
@@ -171,14 +214,19 @@ class _Slices:
         fresh = {_key(o): self._entry(o) for o in objects}
         for slice_key in list(self.slices.keys() - fresh.keys()):
             self._set(slice_key, None, changed)
+        for slice_key in list(self.details.keys() - fresh.keys()):
+            self._detail(slice_key, None, changed)
         for slice_key, entry in fresh.items():
             self._set(slice_key, entry, changed)
+        for obj in objects:
+            self._detail(_key(obj), obj, changed)
         if changed:
             self.member.sink.keys_changed(self.member.name, changed)
 
     def apply(self, event_type: str, obj: dict[str, Any]) -> None:
         changed: set[Key] = set()
         self._set(_key(obj), None if event_type == "DELETED" else self._entry(obj), changed)
+        self._detail(_key(obj), None if event_type == "DELETED" else obj, changed)
         if changed:
             self.member.sink.keys_changed(self.member.name, changed)
 
@@ -198,6 +246,8 @@ class MemberCache:
         self._exports: dict[Key, ServiceExport] = {}
         self._services: dict[Key, Service] = {}
         self._ready: dict[Key, int] = {}
+        self._slices_of: dict[Key, set[Key]] = {}  # service key -> its EndpointSlices' keys
+        self._slice_handler = _Slices(self)
         self._status = MemberStatus()
         self._failing: dict[str, tuple[str, bool]] = {}  # resource -> (message, connection lost)
         self._disconnected_since: float | None = None
@@ -208,7 +258,7 @@ class MemberCache:
             self._reflector(SERVICE_EXPORTS, _Objects(self._exports, _key,
                                                       trim_export if local else trim_remote_export, report_keys)),
             self._reflector(SERVICES, _Objects(self._services, _key, trim_service, report_keys)),
-            self._reflector(ENDPOINT_SLICES, _Slices(self)),
+            self._reflector(ENDPOINT_SLICES, self._slice_handler),
             self._reflector(NAMESPACES, _Objects(
                 self._namespaces, lambda o: o["metadata"]["name"], trim_namespace,
                 lambda names: sink.namespaces_changed(name, names))),
@@ -252,6 +302,21 @@ class MemberCache:
 
     def ready_endpoints(self, key: Key) -> int:
         return self._ready.get(key, 0)
+
+    def endpoint_slices(self, key: Key) -> list[SliceEndpoints]:
+        """The ready endpoints of the Service ``key``, one entry per EndpointSlice, in slice-name order."""
+        details = self._slice_handler.details
+        return [details[s] for s in sorted(self._slices_of.get(key, ()))]
+
+    def _index_slice(self, service: Key, slice_key: Key, present: bool) -> None:
+        if present:
+            self._slices_of.setdefault(service, set()).add(slice_key)
+            return
+        keys = self._slices_of.get(service)
+        if keys is not None:
+            keys.discard(slice_key)
+            if not keys:
+                del self._slices_of[service]
 
     def _ready_add(self, key: Key, delta: int) -> None:
         total = self._ready.get(key, 0) + delta
