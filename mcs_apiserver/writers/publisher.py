@@ -75,7 +75,8 @@ class Publisher:
         self.enabled = False
         self.writes = 0
         self._pending: set[Key] = set()
-        self._full = True
+        self._full = True  #: list what the cluster holds, then reconcile everything
+        self._all = False  #: reconcile everything against what we hold (membership changed)
         self._wake = asyncio.Event()
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ class Publisher:
 
     def mark(self, keys: Iterable[Key], membership: bool) -> None:
         if membership:
-            self._full = True
+            self._all = True
         else:
             self._pending.update(keys)
         if self.enabled:
@@ -138,11 +139,13 @@ class Publisher:
                 self._wake.set()
                 continue
             full, self._full = self._full, False
+            every, self._all = self._all, False
             keys, self._pending = self._pending, set()
             try:
                 if full:
                     next_resync = loop.time() + self.resync
                     await self._list()
+                if full or every:
                     await self._reconcile(None)
                 elif keys:
                     await self._reconcile(keys)

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
 import pytest
 
 from mcs_apiserver.local import cluster
@@ -128,5 +134,57 @@ def test_an_import_removed_while_the_writer_was_down_leaves_no_orphan_after_its_
         asyncio.run(cluster.start_member(publishing.state_dir, "member-1", "mcs-apiserver"))
     eventually(lambda: upstream(kubectl, ns, "web") is None and mcs_slices(kubectl, ns) == [],
                what="the orphaned ServiceImport and EndpointSlices to be deleted after the restart")
+    for context in ("member-1", "member-2"):
+        kubectl.run("delete", "namespace", ns, "--wait=false", context=context)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def coredns(publishing, tmp_path):
+    """The pinned CoreDNS, its kubernetes plugin in multicluster mode, reading member-1 (README: "DNS
+    through CoreDNS's multicluster support")."""
+    port = _free_port()
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(
+        f".:{port} {{\n"
+        "    bind 127.0.0.1\n"
+        "    kubernetes cluster.local clusterset.local {\n"
+        f"        kubeconfig {publishing.kubeconfig} member-1\n"
+        "        multicluster clusterset.local\n"
+        "    }\n"
+        "}\n")
+    log = (tmp_path / "coredns.log").open("w")
+    proc = subprocess.Popen([str(publishing.binaries.coredns), "-conf", str(corefile)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_coredns_multicluster_resolves_a_published_import(publishing, coredns):
+    kubectl = publishing.kubectl
+    ns = unique_namespace("coredns")
+    kubectl.apply(namespace(ns), "member-1")
+    export_with_endpoints(kubectl, ns, "member-2", ["10.2.0.11"])
+    obj = eventually(lambda: upstream(kubectl, ns, "web"), what="the upstream ServiceImport")
+
+    def answer():
+        query = dns.message.make_query(f"web.{ns}.svc.clusterset.local", dns.rdatatype.A)
+        try:
+            response = dns.query.udp(query, "127.0.0.1", port=coredns, timeout=2)
+        except dns.exception.Timeout:
+            return None  # CoreDNS still starting
+
+        return sorted(r.address for rrset in response.answer for r in rrset)
+
+    assert eventually(answer, what="CoreDNS's A answer") == obj["spec"]["ips"]
     for context in ("member-1", "member-2"):
         kubectl.run("delete", "namespace", ns, "--wait=false", context=context)
