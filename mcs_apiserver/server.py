@@ -13,10 +13,11 @@ import asyncio
 import logging
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from mcs_apiserver import logs
@@ -25,6 +26,7 @@ from mcs_apiserver.api.app import HealthCheck, build_app
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.members.client import (
+    ApiError,
     Connection,
     KubeClient,
     connection_from_kubeconfig,
@@ -255,6 +257,10 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                   asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag")]
     if publisher is not None:
         background.append(asyncio.create_task(publisher.run(), name="publisher"))
+    if not options.publish_serviceimports:
+        background.append(asyncio.create_task(
+            _watch_upstream_crd(local_client, engine, lambda: updater.membership_changed(local_name)),
+            name="upstream-crd"))
     site = web.TCPSite(runner, options.bind_address, options.secure_port, ssl_context=auth.tls.context,
                        backlog=1024, reuse_address=True)
     try:
@@ -283,6 +289,27 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)  # the elector releases its Lease
     await _shutdown(runner, auth, members, local_client, imports, clustersets)
+
+
+UPSTREAM_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/serviceimports.multicluster.x-k8s.io"
+
+
+async def _watch_upstream_crd(client: KubeClient, engine: ViewEngine, changed: Callable[[], None],
+                              period: float = 10.0) -> None:
+    """Tell the views whether the upstream ServiceImport CRD is installed (by something else: this
+    instance does not publish), so that the ClusterSet's status can name the clash."""
+    while True:
+        try:
+            await client.get(UPSTREAM_CRD_PATH, timeout=10)
+            installed = True
+        except ApiError as error:
+            installed = False if error.code == 404 else engine.upstream_clash  # 403: cannot tell
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            installed = engine.upstream_clash
+        if installed != engine.upstream_clash:
+            engine.upstream_clash = installed
+            changed()
+        await asyncio.sleep(period)
 
 
 async def _log_ready(checks: list[HealthCheck], ready: asyncio.Event | None) -> None:

@@ -37,6 +37,11 @@ RETRY_AFTER = 2.0
 _ERRORS = (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
+def _namespace_gone(error: ApiError) -> bool:
+    """The namespace was deleted or is being deleted: the import goes away with it, nothing to retry."""
+    return error.code == 404 or (error.code == 403 and "being terminated" in error.message)
+
+
 class _Kind:
     """One published resource: where it lives, how ours are recognised, what we hold of it."""
 
@@ -189,7 +194,7 @@ class Publisher:
                 if error.code == 409:  # someone else's object took the name meanwhile
                     log.warning("not publishing %s %s/%s: the name is taken", kind.plural, *key)
                     continue
-                if error.code == 404:  # the namespace went away meanwhile
+                if _namespace_gone(error):
                     continue
                 raise
             self.writes += 1
@@ -232,7 +237,7 @@ class Publisher:
                 "PATCH", path, body=body, content_type="application/apply-patch+yaml",
                 params={"fieldManager": publish_imports.FIELD_MANAGER, "force": "true"})
         except ApiError as error:
-            if error.code == 404:
+            if _namespace_gone(error):
                 kind.have.pop(key, None)
                 return
             raise

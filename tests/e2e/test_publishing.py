@@ -188,3 +188,18 @@ def test_coredns_multicluster_resolves_a_published_import(publishing, coredns):
     assert eventually(answer, what="CoreDNS's A answer") == obj["spec"]["ips"]
     for context in ("member-1", "member-2"):
         kubectl.run("delete", "namespace", ns, "--wait=false", context=context)
+
+
+def test_an_upstream_crd_installed_where_nothing_publishes_is_named_in_the_clustersets_status(clusterset):
+    kubectl = clusterset.kubectl
+    kubectl.run("apply", "-f", str(CRD), context="member-2")
+    try:
+        def clash():
+            [cset] = kubectl.json("get", "clustersets", context="member-2")["items"]
+            return {c["type"]: c for c in cset["status"]["conditions"]}.get("UpstreamServiceImportClash")
+
+        condition = eventually(clash, timeout=45, what="the UpstreamServiceImportClash condition in member-2")
+        assert condition["status"] == "True"
+        assert "kubectl get serviceimports.views.multicluster.x-k8s.io" in condition["message"]
+    finally:
+        kubectl.run("delete", "-f", str(CRD), "--wait=false", context="member-2", check=False)
