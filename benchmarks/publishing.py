@@ -29,8 +29,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks import objects, populate
+from benchmarks import machine, objects, populate
 from benchmarks.context import EXPORTER, READER, Bench, BenchError
+from benchmarks.report import MARKER
 from benchmarks.stats import Summary, ms
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.cluster import Progress, UpOptions
@@ -184,6 +185,9 @@ def render(to_import: Summary, to_slice: Summary, per_change: dict[str, list[int
         BEGIN,
         "### Publishing (`python3 -m benchmarks.publishing`, a ClusterSet brought up with `--publish`)",
         "",
+        *machine.describe(),
+        f"- Load average at the end: {machine.load_average()}",
+        "",
         "| measure | p50 | p99 | target p99 <= 200 ms |",
         "|---|---|---|---|",
         f"| export in member-2 -> upstream ServiceImport ADDED in member-1 ({samples} samples) | "
@@ -219,9 +223,8 @@ def write(text: str, path: Path = OUTPUT) -> None:
     if BEGIN in current and END in current:
         head, rest = current.split(BEGIN, 1)
         current = head + text + rest.split(END, 1)[1]
-    else:
-        marker = "<!-- generated"
-        at = current.find(marker)
+    else:  # first run: above the main run's marker, where its rewrite does not reach
+        at = current.find(MARKER)
         current = (current[:at] + text + "\n\n" + current[at:]) if at >= 0 else current + "\n" + text + "\n"
     path.write_text(current)
 

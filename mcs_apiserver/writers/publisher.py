@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -27,13 +27,16 @@ from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.model import Key
 from mcs_apiserver.writers import publish_imports, publish_slices
-from mcs_apiserver.writers.reconcile import ObjectKey, Plan, needs_update, owned, plan
+from mcs_apiserver.writers.reconcile import ObjectKey, needs_update, owned, plan
 
 log = logging.getLogger("mcs_apiserver.publish")
 
 IMPORTS_PATH = "/apis/multicluster.x-k8s.io/v1beta1"
 SLICES_PATH = "/apis/discovery.k8s.io/v1"
 RETRY_AFTER = 2.0
+#: Writes in flight per resource: enough to keep up with a burst of exports, few enough to be a
+#: polite client of the local kube-apiserver.
+CONCURRENT_WRITES = 8
 _ERRORS = (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
@@ -170,57 +173,73 @@ class Publisher:
                          for o in listed.get("items") or ()}
 
     async def _reconcile(self, keys: set[Key] | None) -> None:
-        for kind, desired_of in self.kinds:
-            desired = desired_of(keys)
-            if keys is None:
-                scope = None
-            elif kind.status:
-                scope = set(keys)
-            else:
-                scope = set(desired) | self._slice_keys_of(keys)
-            steps = plan(desired, kind.have, kind.label, kind.value, publish_imports.FIELD_MANAGER, scope)
-            for key in steps.clashes:
-                log.warning("not publishing %s %s/%s: an object of that name exists without %s=%s",
-                            kind.plural, key[0], key[1], kind.label, kind.value)
-            if steps:
-                await self._execute(kind, steps, desired)
+        """ServiceImports and EndpointSlices side by side: neither waits for the other's writes."""
+        await asyncio.gather(*(self._reconcile_kind(kind, desired_of, keys) for kind, desired_of in self.kinds))
 
-    async def _execute(self, kind: _Kind, steps: Plan, desired: Mapping[ObjectKey, dict]) -> None:
-        for key in steps.create:
-            try:
-                created = await self.client.json("POST", kind.collection(key[0]), body=desired[key],
-                                                 params={"fieldManager": publish_imports.FIELD_MANAGER})
-            except ApiError as error:
-                if error.code == 409:  # someone else's object took the name meanwhile
-                    log.warning("not publishing %s %s/%s: the name is taken", kind.plural, *key)
-                    continue
-                if _namespace_gone(error):
-                    continue
-                raise
+    async def _reconcile_kind(self, kind: _Kind, desired_of: Callable[[Iterable[Key] | None], dict[ObjectKey, dict]],
+                              keys: set[Key] | None) -> None:
+        desired = desired_of(keys)
+        if keys is None:
+            scope = None
+        elif kind.status:
+            scope = set(keys)
+        else:
+            scope = set(desired) | self._slice_keys_of(keys)
+        steps = plan(desired, kind.have, kind.label, kind.value, publish_imports.FIELD_MANAGER, scope)
+        for key in steps.clashes:
+            log.warning("not publishing %s %s/%s: an object of that name exists without %s=%s",
+                        kind.plural, key[0], key[1], kind.label, kind.value)
+        if not steps:
+            return
+        semaphore = asyncio.Semaphore(CONCURRENT_WRITES)
+
+        async def bounded(step: Awaitable[None]) -> None:
+            async with semaphore:
+                await step
+
+        await asyncio.gather(
+            *(bounded(self._create(kind, key, desired[key])) for key in steps.create),
+            *(bounded(self._update(kind, key, desired[key])) for key in steps.update),
+            *(bounded(self._delete(kind, key)) for key in steps.delete),
+        )
+
+    async def _create(self, kind: _Kind, key: ObjectKey, obj: dict[str, Any]) -> None:
+        try:
+            created = await self.client.json("POST", kind.collection(key[0]), body=obj,
+                                             params={"fieldManager": publish_imports.FIELD_MANAGER})
+        except ApiError as error:
+            if error.code == 409:  # someone else's object took the name meanwhile
+                log.warning("not publishing %s %s/%s: the name is taken", kind.plural, *key)
+                return
+            if _namespace_gone(error):
+                return
+            raise
+        self.writes += 1
+        kind.have[key] = created
+        if kind.status:
+            await self._apply(kind, key, obj, status=True)
+
+    async def _update(self, kind: _Kind, key: ObjectKey, obj: dict[str, Any]) -> None:
+        main = {k: v for k, v in obj.items() if k != "status"}
+        if needs_update(kind.have.get(key) or {}, main, publish_imports.FIELD_MANAGER):
+            await self._apply(kind, key, obj, status=False)
+        if kind.status:
+            await self._apply(kind, key, obj, status=True)
+
+    async def _delete(self, kind: _Kind, key: ObjectKey) -> None:
+        have = kind.have.get(key)
+        if have is None or not owned(have, kind.label, kind.value):
+            return
+        uid = (have.get("metadata") or {}).get("uid")
+        try:
+            await self.client.json("DELETE", kind.path(key),
+                                   body={"kind": "DeleteOptions", "apiVersion": "v1",
+                                         "preconditions": {"uid": uid}} if uid else None)
             self.writes += 1
-            kind.have[key] = created
-            if kind.status:
-                await self._apply(kind, key, desired[key], status=True)
-        for key in steps.update:
-            main = {k: v for k, v in desired[key].items() if k != "status"}
-            if needs_update(kind.have.get(key) or {}, main, publish_imports.FIELD_MANAGER):
-                await self._apply(kind, key, desired[key], status=False)
-            if kind.status:
-                await self._apply(kind, key, desired[key], status=True)
-        for key in steps.delete:
-            have = kind.have.get(key)
-            if have is None or not owned(have, kind.label, kind.value):
-                continue
-            uid = (have.get("metadata") or {}).get("uid")
-            try:
-                await self.client.json("DELETE", kind.path(key),
-                                       body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                             "preconditions": {"uid": uid}} if uid else None)
-                self.writes += 1
-            except ApiError as error:
-                if error.code not in (404, 409):
-                    raise
-            kind.have.pop(key, None)
+        except ApiError as error:
+            if error.code not in (404, 409):
+                raise
+        kind.have.pop(key, None)
 
     async def _apply(self, kind: _Kind, key: ObjectKey, obj: dict[str, Any], *, status: bool) -> None:
         if status:

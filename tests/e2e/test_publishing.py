@@ -35,8 +35,9 @@ def publishing(clusterset):
     try:
         yield clusterset
     finally:
+        # the CRD goes first: an instance that does not publish beside it would report the clash
+        kubectl.run("delete", "-f", str(CRD), "--timeout=60s", context="member-1", check=False)
         asyncio.run(cluster.restart_instance(clusterset.state_dir, "member-1"))
-        kubectl.run("delete", "-f", str(CRD), "--wait=false", context="member-1", check=False)
 
 
 def upstream(kubectl, ns: str, name: str):
@@ -202,4 +203,5 @@ def test_an_upstream_crd_installed_where_nothing_publishes_is_named_in_the_clust
         assert condition["status"] == "True"
         assert "kubectl get serviceimports.views.multicluster.x-k8s.io" in condition["message"]
     finally:
-        kubectl.run("delete", "-f", str(CRD), "--wait=false", context="member-2", check=False)
+        kubectl.run("delete", "-f", str(CRD), "--timeout=60s", context="member-2", check=False)
+    eventually(lambda: clash() is None, timeout=45, what="the condition to go with the CRD")
