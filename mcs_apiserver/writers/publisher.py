@@ -81,7 +81,6 @@ class Publisher:
                                 publish_slices.MANAGED_BY, status=False)
             self.kinds.append((self.slices, self._desired_slices))
         self.enabled = False
-        self.writes = 0
         self._pending: set[Key] = set()
         self._full = True  #: list what the cluster holds, then reconcile everything
         self._all = False  #: reconcile everything against what we hold (membership changed)
@@ -214,7 +213,6 @@ class Publisher:
             if _namespace_gone(error):
                 return
             raise
-        self.writes += 1
         kind.have[key] = created
         if kind.status:
             await self._apply(kind, key, obj, status=True)
@@ -235,7 +233,6 @@ class Publisher:
             await self.client.json("DELETE", kind.path(key),
                                    body={"kind": "DeleteOptions", "apiVersion": "v1",
                                          "preconditions": {"uid": uid}} if uid else None)
-            self.writes += 1
         except ApiError as error:
             if error.code not in (404, 409):
                 raise
@@ -260,5 +257,4 @@ class Publisher:
                 kind.have.pop(key, None)
                 return
             raise
-        self.writes += 1
         kind.have[key] = applied
