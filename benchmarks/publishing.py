@@ -161,11 +161,11 @@ async def published(bench: Bench) -> int:
 
 async def load(bench: Bench, exports: int, have: int) -> dict[str, Any]:
     before = await request_counts(bench)
-    started = time.perf_counter()
     await populate.create_services(bench, range(have, exports), 32)
+    started = time.perf_counter()  # from the first export on: creating the Services is not publishing
     await populate.create_exports(bench, range(have, exports), 32)
     while await published(bench) < exports:
-        if time.perf_counter() - started > 900:
+        if time.perf_counter() - started > 1800:
             raise BenchError(f"member-1 published {await published(bench)} of {exports} ServiceImports")
         await asyncio.sleep(1.0)
     seconds = time.perf_counter() - started
@@ -207,7 +207,7 @@ def render(to_import: Summary, to_slice: Summary, per_change: dict[str, list[int
         lines.append(f"| {change} | {ordered[len(ordered) // 2]} ({ordered[0]}-{ordered[-1]}) | 2 |")
     lines += ["", "Load on member-1's kube-apiserver while member-2's exports are published (no endpoints, "
               "so ServiceImports only):", "",
-              "| exports | created | until all published | writes | reads | writes in the next 90 s | "
+              "| exports | created | first export until all published | writes | reads | writes in the next 90 s | "
               "reads in the next 90 s |", "|---|---|---|---|---|---|---|"]
     for row in loads:
         lines.append(f"| {row['exports']:,} | {row['created']:,} | {row['seconds']:.1f} s | {row['writes']:,} | "
