@@ -3,6 +3,9 @@
 #               ~/.cache/mcs-apiserver) and brings up the local ClusterSet with mcs-apiserver registered
 #   make test   installs what is missing, runs `make lint`, then every test (unit + e2e on a ClusterSet
 #               of its own)
+#   make conformance  builds the upstream MCS conformance suite (sigs.k8s.io/mcs-api/conformance) from
+#               CONFORMANCE_SRC and runs it against member-1 and member-2 of a local ClusterSet of its own,
+#               brought up with --publish; the report lands in CONFORMANCE_OUT (outside the repository)
 PYTHON ?= python3
 STATE_DIR ?= .local/clusterset
 MEMBERS ?= 3
@@ -12,7 +15,16 @@ PYTEST_ARGS ?=
 # e.g. docker.io/library/python:3.11-slim-bookworm (the Containerfile's own default).
 IMAGE_BASE ?= debian
 
-.PHONY: install lint binaries up down status test unit e2e bench image
+
+# The suite's source: a checkout of sigs.k8s.io/mcs-api's conformance/ folder that builds against the
+# published sigs.k8s.io/mcs-api module (README: "Conformance").
+CONFORMANCE_SRC ?= ../shared/mcs-api-conformance
+CONFORMANCE_OUT ?= $(HOME)/.cache/mcs-apiserver/conformance
+CONFORMANCE_STATE_DIR ?= /tmp/mcs-apiserver-conformance
+# The cases that need `kubectl exec` into a pod or a data plane cannot run on kwok's simulated Nodes.
+CONFORMANCE_FILTER ?= !DNS && !Connectivity
+
+.PHONY: install lint binaries up down status test unit e2e bench image conformance
 
 install:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,lint]'
@@ -53,3 +65,14 @@ bench: binaries
 # into a store of its own under ~/.cache/mcs-apiserver/containers; cached by a hash of its sources.
 image:
 	$(PYTHON) image/build.py --base $(IMAGE_BASE)
+
+# The source is copied first: `go test -c` may update go.sum, and the source folder may be read-only.
+conformance: binaries
+	rm -rf $(CONFORMANCE_OUT)/src && mkdir -p $(CONFORMANCE_OUT)/report && cp -r $(CONFORMANCE_SRC) $(CONFORMANCE_OUT)/src
+	cd $(CONFORMANCE_OUT)/src && GOFLAGS=-mod=mod go test -c -o $(CONFORMANCE_OUT)/conformance.test .
+	$(PYTHON) -m mcs_apiserver local up --publish --members 2 --nodes $(NODES) --state-dir $(CONFORMANCE_STATE_DIR)
+	cd $(CONFORMANCE_OUT)/report && $(CONFORMANCE_OUT)/conformance.test \
+		-kubeconfig $(CONFORMANCE_STATE_DIR)/kubeconfig -contexts member-1,member-2 \
+		-ginkgo.label-filter='$(CONFORMANCE_FILTER)' -ginkgo.v -project mcs-apiserver; \
+	status=$$?; $(PYTHON) -m mcs_apiserver local down --state-dir $(CONFORMANCE_STATE_DIR); \
+	echo "report: $(CONFORMANCE_OUT)/report/report.html, report.yaml"; exit $$status

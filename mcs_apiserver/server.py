@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import dns.exception
 import dns.name
 import uvloop
+import aiohttp
 from aiohttp import web
 
 from mcs_apiserver import logs
@@ -35,6 +36,7 @@ from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limi
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.members.client import (
+    ApiError,
     Connection,
     KubeClient,
     connection_from_kubeconfig,
@@ -48,6 +50,7 @@ from mcs_apiserver.status_writer import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
+from mcs_apiserver.writers.publisher import Publisher
 
 if TYPE_CHECKING:
     from mcs_apiserver.auth.webhook_callers import WebhookCallers
@@ -88,6 +91,8 @@ class ServeOptions:
     member_grace_period: float = 300.0
     shutdown_delay: float = 0.0
     leader_elect_namespace: str = "mcs-system"
+    publish_serviceimports: bool = False
+    publish_endpointslices: bool = False
     log_level: str = "info"
     log_format: str = "text"
     dns_port: int = 5353  #: 0: no DNS
@@ -167,6 +172,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"the zone answered from the view (default: {DEFAULT_ZONE})")
     d.add_argument("--dns-ttl", type=_dns_ttl, default=DEFAULT_TTL, metavar="DURATION",
                    help=f"TTL of the answers and of negative caching (default: {DEFAULT_TTL}s, at most 1h)")
+    p = parser.add_argument_group("publishing (opt-in, by the Lease holder, into the local cluster only)")
+    p.add_argument("--publish-serviceimports", action="store_true",
+                   help="also write the views as upstream serviceimports.multicluster.x-k8s.io objects "
+                        "(the mcs-api v0.5 CRD must be installed), for CoreDNS multicluster, Gateway API "
+                        "and the mcs-api conformance suite")
+    p.add_argument("--publish-endpointslices", action="store_true",
+                   help="also write MCS EndpointSlices (multicluster.kubernetes.io/service-name, "
+                        "multicluster.kubernetes.io/source-cluster) with the ready endpoints of every "
+                        "exporting cluster")
     o = parser.add_argument_group("logging")
     o.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     o.add_argument("--log-format", choices=["text", "json"], default="text")
@@ -236,6 +250,8 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         member_grace_period=args.member_grace_period,
         shutdown_delay=args.shutdown_delay_duration,
         leader_elect_namespace=args.leader_elect_namespace,
+        publish_serviceimports=args.publish_serviceimports,
+        publish_endpointslices=args.publish_endpointslices,
         log_level=args.log_level,
         log_format=args.log_format,
         dns_port=args.dns_port,
@@ -325,13 +341,22 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         dns_server = DnsServer(Responder(zone), DnsOptions(options.dns_port, options.dns_bind_address))
         dns_server.stats.names = lambda: len(zone.names)
         metrics.registry.register(dns_server.stats)
-    elector = LeaseElector(local_client, options.leader_elect_namespace, LEASE_NAME,
-                           on_change=writer.leadership_changed)
-    shutting_down = False
 
     def members_settled() -> tuple[bool, str]:
         waiting = [n for n, m in members.items() if not m.settled]
         return (not waiting, "waiting for the first sync of " + ", ".join(sorted(waiting)) if waiting else "")
+
+    leadership = [writer.leadership_changed]
+    publisher: Publisher | None = None
+    if options.publish_serviceimports or options.publish_endpointslices:
+        publisher = Publisher(engine, members, local_client, imports=options.publish_serviceimports,
+                              slices=options.publish_endpointslices,
+                              ready=lambda: members_settled()[0] and updater.runs > 0)
+        updater.listeners.append(publisher.mark)
+        leadership.append(publisher.leadership_changed)
+    elector = LeaseElector(local_client, options.leader_elect_namespace, LEASE_NAME,
+                           on_change=lambda leading: [change(leading) for change in leadership] and None)
+    shutting_down = False
 
     checks = [
         HealthCheck("members-synced", members_settled),
@@ -356,6 +381,12 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                   asyncio.create_task(elector.run(), name="leader-election"),
                   asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag"),
                   asyncio.create_task(return_free_memory(), name="return-free-memory")]
+    if publisher is not None:
+        background.append(asyncio.create_task(publisher.run(), name="publisher"))
+    if not options.publish_serviceimports:
+        background.append(asyncio.create_task(
+            _watch_upstream_crd(local_client, engine, lambda: updater.membership_changed(local_name)),
+            name="upstream-crd"))
     site = GuardedSite(runner, options.bind_address, options.secure_port, guard=guard,
                        ssl_context=auth.tls.context, backlog=1024, reuse_address=True)
     try:
@@ -406,6 +437,27 @@ def _webhook_callers(options: ServeOptions) -> WebhookCallers | None:
         return WebhookCallers(options.webhook_client_ca_file.read_bytes(), options.webhook_allowed_names)
     except (OSError, ValueError) as error:
         raise ConfigError(f"--webhook-client-ca-file {options.webhook_client_ca_file}: {error}") from None
+
+
+UPSTREAM_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/serviceimports.multicluster.x-k8s.io"
+
+
+async def _watch_upstream_crd(client: KubeClient, engine: ViewEngine, changed: Callable[[], None],
+                              period: float = 10.0) -> None:
+    """Tell the views whether the upstream ServiceImport CRD is installed (by something else: this
+    instance does not publish), so that the ClusterSet's status can name the clash."""
+    while True:
+        try:
+            await client.get(UPSTREAM_CRD_PATH, timeout=10)
+            installed = True
+        except ApiError as error:
+            installed = False if error.code == 404 else engine.upstream_clash  # 403: cannot tell
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            installed = engine.upstream_clash
+        if installed != engine.upstream_clash:
+            engine.upstream_clash = installed
+            changed()
+        await asyncio.sleep(period)
 
 
 async def _log_ready(checks: list[HealthCheck], ready: asyncio.Event | None, zone: Zone) -> None:

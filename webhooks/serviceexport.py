@@ -14,10 +14,12 @@ Mutating: the export age (how views use it: mcs_apiserver/views/imports.py)
       with a warning.
 
 Validating
-    * CREATE: the name must be a valid Service name (RFC 1035 label) — 422 ``Invalid``; the local
-      Service may be missing (the export may come first), but an ``ExternalName`` Service cannot be
-      exported — 403 (KEP-1645 ``InvalidServiceType``).
-      Both only on CREATE: an existing export must stay updatable (finalizers, labels) whatever it is.
+    * CREATE: the name must be a valid Service name (RFC 1035 label) — 422 ``Invalid``; only on
+      CREATE: an existing export must stay updatable (finalizers, labels) whatever it is. The local
+      Service may be missing (the export may come first). Exporting an ``ExternalName`` Service is
+      admitted with a warning saying why it will not be imported: clients (the upstream conformance
+      suite among them) create the export and then read its status, where the instance writes
+      ``Valid=False/InvalidServiceType`` (KEP-1645); a denial would leave them nothing to read.
     * CREATE and UPDATE: conflicts with the other clusters' exports (``facts.export_conflicts``)
       come back as warnings ("<Reason>: <message>", kubectl prints them). With the ``deny`` policy
       (``--export-conflict-policy=deny``) they deny instead (403), except that an UPDATE is denied
@@ -194,12 +196,8 @@ def validate_service_export(
         return _unchecked(f"the Service {namespace}/{name} was not checked ({exc})", strict)
     if service is None:
         return allow()  # the export may come before the Service (status: Valid=False, NoService)
-    if request.operation == "CREATE" and (service.get("spec") or {}).get("type") == "ExternalName":
-        return deny(
-            f"Service {namespace}/{name} is of type ExternalName, which cannot be exported (InvalidServiceType): "
-            "it is only a DNS alias with no endpoints for other clusters to reach; export a ClusterIP or "
-            "headless Service instead"
-        )
+    if (service.get("spec") or {}).get("type") == "ExternalName":
+        return allow(warnings=[_external_name_warning(namespace, name)])
     try:
         conflicts = [
             (str(reason), str(message))
@@ -231,6 +229,14 @@ def validate_service_export(
         f"this export conflicts with what other clusters of the ClusterSet export, and mcs-apiserver runs with "
         f"--export-conflict-policy=deny: {details}; make the Service (or spec.exportedLabels / "
         "spec.exportedAnnotations) match the other clusters' exports"
+    )
+
+
+def _external_name_warning(namespace: str, name: str) -> str:
+    return (
+        f"InvalidServiceType: Service {namespace}/{name} is of type ExternalName, so this export will not be "
+        "imported (its status gets Valid=False/InvalidServiceType): an ExternalName Service is only a DNS alias "
+        "with no endpoints for other clusters to reach; export a ClusterIP or headless Service instead"
     )
 
 

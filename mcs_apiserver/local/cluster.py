@@ -53,6 +53,9 @@ class UpOptions:
     #: Simulated Nodes per member; 0 runs no kube-scheduler and no kwok.
     nodes: int = 2
     ip_family: network.IPFamily = "ipv4"
+    #: Install the upstream ServiceImport CRD and run every instance with --publish-serviceimports
+    #: and --publish-endpointslices.
+    publish: bool = False
 
 
 class Progress:
@@ -222,6 +225,7 @@ def _plan(options: UpOptions) -> LocalState:
         members=members,
         nodes=options.nodes,
         ip_family=options.ip_family,
+        publish=options.publish,
     )
 
 
@@ -267,7 +271,7 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
     progress(f"starting {len(state.members)} mcs-apiserver instances")
     _write_instance_kubeconfig(state_dir, state, pki)
     for member in state.members:
-        _start(state_dir, state, f"{member.name}/mcs-apiserver", instance_argv(state_dir, member))
+        _start(state_dir, state, f"{member.name}/mcs-apiserver", instance_argv(state_dir, member, publish=state.publish))
     await asyncio.gather(
         *(_register_instance(state_dir, state, m, pki) for m in state.members),
         *(_wait_nodes(state_dir, state, m) for m in state.members if state.nodes),
@@ -335,7 +339,10 @@ async def _wait_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -
 INSTANCE_KUBECONFIG = "mcs-apiserver.kubeconfig"
 
 
-def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str]:
+PUBLISH_FLAGS = ("--publish-serviceimports", "--publish-endpointslices")
+
+
+def instance_argv(state_dir: Path, member: MemberPorts, *extra: str, publish: bool = False) -> list[str]:
     """``mcs-apiserver serve`` for one member: local cluster = that member, members = all."""
     pki = _pki(state_dir)
     kubeconfig_path = state_dir / INSTANCE_KUBECONFIG
@@ -355,6 +362,7 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str
         # kube-apiserver presents its webhook client certificate (controlplane.webhook_admission_config)
         f"--webhook-client-ca-file={pki.webhook_client_ca_cert}",
         f"--webhook-allowed-names={WEBHOOK_CLIENT_NAME}",
+        *(PUBLISH_FLAGS if publish else ()),
         *extra,
     ]
 
@@ -475,6 +483,9 @@ async def _bootstrap_member(state_dir: Path, state: LocalState, member: MemberPo
     client = admin_client(state_dir, member)
     try:
         crds = applier.load_manifests(MANIFESTS / "crds")
+        publish_crds, publish_rbac = registration.publish_objects(MANIFESTS)
+        if state.publish:
+            crds += publish_crds
         await applier.apply(client, crds)
         for crd in crds:
             await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
@@ -482,6 +493,8 @@ async def _bootstrap_member(state_dir: Path, state: LocalState, member: MemberPo
         for name, value in ((CLUSTER_ID_PROPERTY, member.name), (CLUSTERSET_PROPERTY, state.clusterset)):
             await applier.apply(client, [cluster_property(name, value)])
         await applier.apply(client, registration.access_objects(MANIFESTS))
+        if state.publish:
+            await applier.apply(client, publish_rbac)
         await applier.apply(client, [registration.service(member.mcs_port)])
     finally:
         await client.close()
@@ -609,6 +622,22 @@ async def start_member(state_dir: Path, member: str, component: str | None = Non
         return started
 
 
+async def enable_publishing(state_dir: Path, member: str) -> None:
+    """Install the upstream ServiceImport CRD and the publisher RBAC in one member (for a ClusterSet
+    brought up without ``--publish``); restart its instance with ``PUBLISH_FLAGS`` afterwards."""
+    state_dir = state_dir.resolve()
+    state = _require(state_dir)
+    client = admin_client(state_dir, state.member(member))
+    try:
+        crds, rbac = registration.publish_objects(MANIFESTS)
+        await applier.apply(client, crds + rbac)
+        for crd in crds:
+            await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
+                           timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
+    finally:
+        await client.close()
+
+
 async def restart_instance(state_dir: Path, member: str, *extra_args: str) -> None:
     """Restart one member's mcs-apiserver with extra ``serve`` flags (e.g. ``--export-conflict-policy=deny``),
     or with the defaults again when none are given; returns once it is ready."""
@@ -620,7 +649,7 @@ async def restart_instance(state_dir: Path, member: str, *extra_args: str) -> No
         record = state.process(name)
         if record is not None:
             processes.stop(record)
-        _start(state_dir, state, name, instance_argv(state_dir, ports, *extra_args))
+        _start(state_dir, state, name, instance_argv(state_dir, ports, *extra_args, publish=state.publish))
         async with aiohttp.ClientSession() as session:
             await _wait_process(state, name, lambda: controlplane.https_ok(
                 session, f"https://127.0.0.1:{ports.mcs_port}/readyz", False), f"{name} to be ready")

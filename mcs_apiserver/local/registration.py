@@ -33,6 +33,13 @@ def access_objects(manifests: Path) -> list[dict[str, Any]]:
     return [_user_subjects(o) for o in objects if o["kind"] != "ServiceAccount"]
 
 
+def publish_objects(manifests: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The upstream ServiceImport CRD, and the RBAC an instance needs to publish (local user subjects)."""
+    crds = load_manifests(manifests / "publish" / "serviceimports.multicluster.x-k8s.io.yaml")
+    rbac = load_manifests(manifests / "publish" / "rbac.yaml")
+    return crds, [_user_subjects(o) for o in rbac]
+
+
 def service(port: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",

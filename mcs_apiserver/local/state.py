@@ -49,6 +49,7 @@ class LocalState:
     processes: list[ProcessRecord] = field(default_factory=list)
     nodes: int = 0  # kwok Nodes per member (0: no kube-scheduler, no kwok)
     ip_family: IPFamily = "ipv4"
+    publish: bool = False  # instances publish upstream ServiceImports and MCS EndpointSlices
 
     def member(self, name: str) -> MemberPorts:
         for member in self.members:
@@ -81,6 +82,7 @@ class LocalState:
             processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
             nodes=data.get("nodes", 0),
             ip_family=data.get("ip_family", "ipv4"),
+            publish=data.get("publish", False),
         )
 
 

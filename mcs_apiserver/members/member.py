@@ -127,7 +127,8 @@ def ready_endpoints(slice_: dict[str, Any]) -> ReadyEndpoints | None:
     if family is None:
         return None
     ports = tuple(
-        SlicePort(intern(p.get("name") or ""), intern(p.get("protocol") or "TCP"), p["port"])
+        SlicePort(intern(p.get("name") or ""), intern(p.get("protocol") or "TCP"), p["port"],
+                  intern(app) if isinstance(app := p.get("appProtocol"), str) else None)
         for p in slice_.get("ports") or () if isinstance(p.get("port"), int)
     )
     endpoints = []

@@ -274,11 +274,14 @@ def build_clusterset(
     local: str,
     previous: ClusterSet | None,
     now: str,
+    upstream_clash: bool = False,
 ) -> ClusterSet | None:
     """The ClusterSet object served in the local cluster, or None when there is no ClusterSet.
 
     ``previous`` is the object served before (if any): its conditions' ``lastTransitionTime`` are
-    kept where the status did not change. Pure.
+    kept where the status did not change. ``upstream_clash``: the upstream ServiceImport CRD is
+    installed in the local cluster and this instance does not publish to it (then an
+    ``UpstreamServiceImportClash`` condition says which name to use). Pure.
     """
     if membership.clusterset is None:
         return None
@@ -307,13 +310,33 @@ def build_clusterset(
         entries.append(entry)
 
     previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
-    conditions = stamp_transitions([_ready_condition(membership)], previous_conditions, now)
+    wanted = [_ready_condition(membership)]
+    if upstream_clash:
+        wanted.append(upstream_clash_condition())
+    conditions = stamp_transitions(wanted, previous_conditions, now)
     status: ClusterSetStatus = {}
     if membership.local_cluster:
         status["localCluster"] = membership.local_cluster
     status["members"] = entries
     status["conditions"] = conditions
     return {"apiVersion": API_VERSION, "kind": "ClusterSet", "metadata": metadata, "status": status}
+
+
+UPSTREAM_SERVICEIMPORTS = "serviceimports.multicluster.x-k8s.io"
+VIEW_SERVICEIMPORTS = "serviceimports.views.multicluster.x-k8s.io"
+
+
+def upstream_clash_condition() -> Condition:
+    """Why ``kubectl get serviceimports`` may show something else than the views, and what to type."""
+    return condition(
+        "UpstreamServiceImportClash",
+        True,
+        "UpstreamCRDInstalled",
+        f"the CRD {UPSTREAM_SERVICEIMPORTS} is installed in this cluster by something else and this instance "
+        f"does not publish to it, so `kubectl get serviceimports` may list those objects instead of the "
+        f"ClusterSet's imports: use `kubectl get {VIEW_SERVICEIMPORTS}` for the live views, or run "
+        "mcs-apiserver with --publish-serviceimports so that both show the same objects",
+    )
 
 
 def _ready_condition(membership: Membership) -> Condition:

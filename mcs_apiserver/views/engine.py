@@ -118,6 +118,9 @@ class ViewEngine:
     ) -> None:
         """``ip_ranges``: ClusterSetIP CIDRs, at most one per IP family (ValueError otherwise)."""
         self.local_member = local_member
+        #: The upstream ServiceImport CRD is installed locally and not published to (a ClusterSet
+        #: condition says so); set by the server, which then reports a membership change.
+        self.upstream_clash = False
         self._now = now
         self._allocators: dict[str, Allocator[Age]] = {}
         for cidr in ip_ranges:
@@ -181,7 +184,8 @@ class ViewEngine:
         membership = derive_membership(members, self.local_member)
         self._membership = membership
 
-        clusterset = build_clusterset(membership, members, self.local_member, self._clusterset, now)
+        clusterset = build_clusterset(membership, members, self.local_member, self._clusterset, now,
+                                      self.upstream_clash)
         if clusterset != self._clusterset:
             self._clusterset = clusterset
             delta.clusterset = clusterset

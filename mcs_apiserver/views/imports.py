@@ -19,7 +19,10 @@ The rules, and why:
   not change traffic).
 * Ports are a union, merged by name first, then by (protocol, port); the result has unique names
   (the empty name included) and unique (protocol, port) pairs, and a port that would break that is
-  dropped with ``PortConflict``: the older export's definition stays.
+  dropped with ``PortConflict``: the older export's definition stays. Port sets that merge cleanly
+  but differ also raise ``PortConflict`` (mcs-api: "the ports are not identical in all the
+  constituent Services"), on every contributing export, while the import keeps the union: a client
+  of a port that only some clusters serve must be told that only those can answer.
 * ``ipFamilies`` conflict (``IPFamilyConflict``) when a cluster lacks a family the import serves,
   i.e. when an address of the import could reach only a subset of the backends (the KEP's wording);
   a cluster that has *more* families than the winner, or the same in another order, can be reached.
@@ -362,6 +365,45 @@ def _merge_ports(valid: Sequence[Contribution], conflicts: list[Conflict]) -> li
     return merged
 
 
+def _port_set(contribution: Contribution) -> frozenset[_Port]:
+    ports = (contribution.service.get("spec") or {}).get("ports") or ()  # type: ignore[union-attr]
+    return frozenset(
+        (p.get("name") or "", p.get("protocol") or "TCP", p["port"], p.get("appProtocol") or None)
+        for p in ports
+        if isinstance(p.get("port"), int)
+    )
+
+
+def _port_set_conflicts(valid: Sequence[Contribution], conflicts: list[Conflict]) -> None:
+    """Append a PortConflict for each younger export whose port set differs from the oldest's.
+
+    Skipped for a cluster that already has a PortConflict from the merge (one reason per cluster is
+    enough: the message of the merge conflict is the more precise one).
+    """
+    winner = valid[0]
+    expected = _port_set(winner)
+    already = {c.cluster for c in conflicts if c.reason == PORT_CONFLICT}
+    for other in valid[1:]:
+        if other.cluster in already:
+            continue
+        ports = _port_set(other)
+        if ports == expected:
+            continue
+        only_winner = ", ".join(sorted(_port_text(p) for p in expected - ports)) or "none"
+        only_other = ", ".join(sorted(_port_text(p) for p in ports - expected)) or "none"
+        conflicts.append(
+            Conflict(
+                PORT_CONFLICT,
+                "ports",
+                other.cluster,
+                winner.cluster,
+                f"ports: the port sets differ (only in {winner.cluster}: {only_winner}; only in "
+                f"{other.cluster}: {only_other}); the import serves the union, so a port is answered "
+                "only by the clusters that expose it",
+            )
+        )
+
+
 def _port_conflict(owner: Contribution, loser: Contribution, detail: str) -> Conflict:
     return Conflict(
         PORT_CONFLICT, "ports", loser.cluster, owner.cluster, f"ports: {detail}; {_why(owner, loser)}"
@@ -410,6 +452,8 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
     wspec = winner.service.get("spec") or {}  # type: ignore[union-attr]
     wexport_spec = winner.export.get("spec") or {}
     ports = _merge_ports(valid, conflicts)
+    if len(valid) > 1:
+        _port_set_conflicts(valid, conflicts)
     families = _families(wspec) or (IPV4,)
 
     if len(valid) > 1:

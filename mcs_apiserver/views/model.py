@@ -32,11 +32,13 @@ IPFamily = Literal["IPv4", "IPv6"]
 
 
 class SlicePort(NamedTuple):
-    """One port of an EndpointSlice (what a pod listens on: headless SRV records use it)."""
+    """One port of an EndpointSlice (what a pod listens on: headless SRV records use it, and the
+    published MCS EndpointSlices copy it whole)."""
 
     name: str  #: "" when unnamed
     protocol: str
     port: int
+    app_protocol: str | None = None  #: ``appProtocol``, e.g. ``kubernetes.io/h2c``
 
 
 class Endpoint(NamedTuple):

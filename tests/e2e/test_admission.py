@@ -126,15 +126,49 @@ def test_the_webhook_stamps_exported_at_on_create_and_keeps_it_on_update(kubectl
     kubectl.run("delete", "namespace", ns, "--wait=false", context="member-1")
 
 
-def test_exporting_an_external_name_service_is_refused(kubectl):
+def test_exporting_an_external_name_service_is_admitted_with_a_warning_and_marked_invalid(kubectl):
     ns = unique_namespace("extname")
     kubectl.apply(namespace(ns), "member-2")
     kubectl.apply(external_name_service("outside", ns), "member-2")
-    proc = _apply(kubectl, service_export("outside", ns), "member-2")
-    assert proc.returncode != 0 and "ExternalName" in proc.stderr
     dry = _apply(kubectl, service_export("outside", ns), "member-2", "--dry-run=server")
-    assert dry.returncode != 0 and "ExternalName" in dry.stderr
+    assert dry.returncode == 0 and "will not be imported" in dry.stderr
+    proc = _apply(kubectl, service_export("outside", ns), "member-2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning: InvalidServiceType: Service " + ns + "/outside is of type ExternalName" in proc.stderr
+
+    def invalid():
+        valid = _conditions(kubectl, ns, "outside", "member-2").get("Valid") or {}
+        return (valid.get("status"), valid.get("reason")) == ("False", "InvalidServiceType")
+
+    eventually(invalid, what="Valid=False/InvalidServiceType on the export")
+    for context in ("member-1", "member-2"):
+        listed = kubectl.json("get", "serviceimports.views.multicluster.x-k8s.io", "-n", ns, context=context)
+        assert listed["items"] == []
     kubectl.run("delete", "namespace", ns, "--wait=false", context="member-2")
+
+
+def test_port_sets_that_differ_are_served_as_a_union_and_flag_every_export(kubectl):
+    ns = unique_namespace("portset")
+    first = [{"name": "tcp", "port": 42, "protocol": "TCP"}]
+    second = [*first, {"name": "stcp", "port": 142, "protocol": "SCTP"}]
+    for context, ports in (("member-2", first), ("member-3", second)):
+        kubectl.apply(namespace(ns), context)
+        kubectl.apply(service("hello", ns, ports=ports), context)
+        kubectl.apply(service_export("hello", ns), context)
+
+    def flagged():
+        for context in ("member-2", "member-3"):
+            conflict = _conditions(kubectl, ns, "hello", context).get("Conflict") or {}
+            if (conflict.get("status"), conflict.get("reason")) != ("True", "PortConflict"):
+                return False
+        return True
+
+    eventually(flagged, what="Conflict=True/PortConflict on both exports")
+    imported = kubectl.json("get", "serviceimports.views.multicluster.x-k8s.io", "hello", "-n", ns,
+                            context="member-2")
+    assert sorted((p["protocol"], p["port"]) for p in imported["spec"]["ports"]) == [("SCTP", 142), ("TCP", 42)]
+    for context in ("member-2", "member-3"):
+        kubectl.run("delete", "namespace", ns, "--wait=false", context=context)
 
 
 def test_an_export_whose_name_is_not_a_service_name_is_refused(kubectl):

@@ -8,6 +8,8 @@ the resource handlers behind the request info and the limits.
 
 from __future__ import annotations
 
+import os
+
 import asyncio
 import json
 import contextlib
@@ -31,7 +33,9 @@ from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from mcs_apiserver.views.testing import InMemoryMember, member, port, service
 from webhooks import PATHS, add_routes
 
-FUZZ = settings(max_examples=150, deadline=None, database=None,
+# New examples on every developer run; in CI (CI=true) the same examples every run, so that a red CI
+# is a regression of the code, never a new random find (run the tests locally to keep exploring).
+FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 KEY = ("demo", "web")
 
@@ -200,8 +204,12 @@ def test_no_query_string_gets_a_5xx() -> None:
             async def get(client: TestClient) -> None:
                 headers = {"Accept": accept} if accept else {}
                 response = await client.get(path, params=query, headers=headers)
-                if response.status >= 500:
-                    failures.append(f"{path} {query} {response.status} {(await response.read())[:300]!r}")
+                body = await response.read() if response.status >= 500 else b""
+                # The one 5xx kube-apiserver itself answers to a query: a resourceVersion newer than
+                # anything seen is 504 Timeout, cause ResourceVersionTooLarge (clients relist).
+                too_new = response.status == 504 and b'"reason":"ResourceVersionTooLarge"' in body
+                if response.status >= 500 and not too_new:
+                    failures.append(f"{path} {query} {response.status} {body[:300]!r}")
                 response.close()  # a watch: the server notices at once and ends it
 
             run(get)

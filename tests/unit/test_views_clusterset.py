@@ -287,3 +287,16 @@ def test_an_unchanged_condition_keeps_its_last_transition_time_and_a_changed_one
 def test_the_fast_stable_uid_is_exactly_uuid5_in_the_project_namespace(name: str) -> None:
     assert stable_uid(name) == str(uuid.uuid5(UID_NAMESPACE, name))
     assert UID_NAMESPACE == uuid.uuid5(uuid.NAMESPACE_DNS, "views.multicluster.x-k8s.io")
+
+
+def test_an_upstream_serviceimport_crd_not_published_to_is_named_in_a_condition_with_the_name_to_use() -> None:
+    ms = members(member("a", "a", "set"), member("b", "b", "set"))
+    membership = derive_membership(ms, "a")
+    plain = build_clusterset(membership, ms, "a", None, T0)
+    assert [c["type"] for c in plain["status"]["conditions"]] == ["Ready"]
+    clash = build_clusterset(membership, ms, "a", None, T0, upstream_clash=True)
+    condition = {c["type"]: c for c in clash["status"]["conditions"]}["UpstreamServiceImportClash"]
+    assert (condition["status"], condition["reason"]) == ("True", "UpstreamCRDInstalled")
+    assert "serviceimports.multicluster.x-k8s.io" in condition["message"]
+    assert "kubectl get serviceimports.views.multicluster.x-k8s.io" in condition["message"]
+    assert "--publish-serviceimports" in condition["message"]

@@ -158,7 +158,7 @@ PORT_CASES = [
     pytest.param(
         [[port(80, "http")], [port(443, "https")]],
         [{"name": "http", "protocol": "TCP", "port": 80}, {"name": "https", "protocol": "TCP", "port": 443}],
-        [],
+        ["ports: the port sets differ (only in c1: 80/TCP; only in c2: 443/TCP); the import serves the union, so a port is answered only by the clusters that expose it"],
         id="union",
     ),
     pytest.param(
@@ -200,7 +200,7 @@ PORT_CASES = [
     pytest.param(
         [[port(53, "dns", "UDP")], [port(53, "dns-tcp", "TCP")]],
         [{"name": "dns", "protocol": "UDP", "port": 53}, {"name": "dns-tcp", "protocol": "TCP", "port": 53}],
-        [],
+        ["ports: the port sets differ (only in c1: 53/UDP; only in c2: 53/TCP); the import serves the union, so a port is answered only by the clusters that expose it"],
         id="same-number-other-protocol",
     ),
     pytest.param(
@@ -241,6 +241,23 @@ def test_ports_are_a_union_merged_by_name_then_protocol_and_port(
         assert conflict["message"] == "; ".join(messages)
     else:
         assert conflict["status"] == "False" and conflict["reason"] == "NoConflicts"
+
+
+def test_port_sets_that_differ_keep_the_union_and_flag_every_contributing_export() -> None:
+    # the conformance case: c2 exposes the same port as c1 plus one more
+    c1 = contrib("c1", at(1), ports=[port(42, "tcp")])
+    c2 = contrib("c2", at(2), ports=[port(42, "tcp"), port(142, "stcp", "SCTP")])
+    derived = derive_import(KEY, [c2, c1])
+    assert derived is not None
+    assert derived.ports == [
+        {"name": "tcp", "protocol": "TCP", "port": 42},
+        {"name": "stcp", "protocol": "SCTP", "port": 142},
+    ]
+    assert [(c.reason, c.cluster, c.winner) for c in derived.conflicts] == [("PortConflict", "c2", "c1")]
+    assert "only in c2: 142/SCTP" in derived.conflicts[0].message
+    for contribution in (c1, c2):
+        conflict = {c["type"]: c for c in export_conditions(contribution, derived, None, NOW)}["Conflict"]
+        assert (conflict["status"], conflict["reason"]) == ("True", "PortConflict")
 
 
 def test_a_malformed_service_loses_its_repeated_or_numberless_ports_without_a_conflict() -> None:

@@ -145,7 +145,7 @@ async def test_the_exported_at_patch_applies_to_give_the_expected_object(client:
     }
 
 
-async def test_an_externalname_export_is_denied_and_conflicts_are_warnings(aiohttp_client: Any) -> None:
+async def test_an_externalname_export_and_conflicts_are_admitted_with_warnings(aiohttp_client: Any) -> None:
     facts = StaticFacts(
         services={
             ("shop", "web"): {"spec": {"type": "ExternalName"}},
@@ -154,8 +154,9 @@ async def test_an_externalname_export_is_denied_and_conflicts_are_warnings(aioht
         conflicts=[("PortConflict", "east exposes 443/TCP as 'https'")],
     )
     client = await aiohttp_client(make_app(facts))
-    _, denied = await post(client, VALIDATE_SE, export_review())
-    assert denied["response"]["allowed"] is False and denied["response"]["status"]["code"] == 403
+    _, external = await post(client, VALIDATE_SE, export_review())
+    assert external["response"]["allowed"] is True
+    assert external["response"]["warnings"][0].startswith("InvalidServiceType: ")
     api = {"metadata": {"name": "api", "namespace": "shop"}}
     _, warned = await post(client, VALIDATE_SE, export_review(obj=api))
     assert warned["response"] == {
@@ -337,14 +338,13 @@ async def test_one_admit_call_stamps_the_export_and_warns_about_conflicts(aiohtt
     assert seen[0]["metadata"]["annotations"][EXPORTED_AT_ANNOTATION] == "2026-11-23T18:55:00.123456Z"
 
 
-async def test_the_admit_call_refuses_an_externalname_export_without_a_patch(aiohttp_client: Any) -> None:
+async def test_the_admit_call_stamps_an_externalname_export_and_warns(aiohttp_client: Any) -> None:
     facts = StaticFacts(services={("shop", "web"): {"spec": {"type": "ExternalName", "externalName": "x.example"}}})
     client = await aiohttp_client(make_app(facts))
     status, body = await post(client, ADMIT_SE, export_review())
     response = body["response"]
-    assert status == 200 and response["allowed"] is False
-    assert "ExternalName" in response["status"]["message"]
-    assert "patch" not in response
+    assert status == 200 and response["allowed"] is True and "patch" in response
+    assert any("ExternalName" in w and "will not be imported" in w for w in response["warnings"])
 
 
 async def test_the_admit_call_denies_conflicts_in_deny_mode(aiohttp_client: Any) -> None:

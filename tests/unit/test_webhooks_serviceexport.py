@@ -232,11 +232,17 @@ def test_an_export_with_a_valid_name_and_no_service_yet_is_allowed(name: str) ->
     assert decision.allowed and decision.warnings == ()
 
 
-def test_exporting_an_externalname_service_is_refused() -> None:
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_exporting_an_externalname_service_is_admitted_with_a_warning_saying_why_it_is_not_imported(
+    operation: str,
+) -> None:
     facts = StaticFacts(services={("shop", "web"): service("ExternalName", externalName="example.com")})
-    decision = validate_service_export(request("CREATE", export()), facts)
-    assert (decision.allowed, decision.code) == (False, 403)
-    assert "ExternalName" in decision.message and "shop/web" in decision.message
+    old = export() if operation == "UPDATE" else None
+    decision = validate_service_export(request(operation, export(), old), facts)
+    assert decision.allowed
+    [warning] = decision.warnings
+    assert warning.startswith("InvalidServiceType: Service shop/web is of type ExternalName")
+    assert "will not be imported" in warning and "Valid=False/InvalidServiceType" in warning
 
 
 @pytest.mark.parametrize(
