@@ -41,6 +41,9 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
                     help="the address families of Pods, Services and Nodes (default: ipv4)")
     up.add_argument("--clusterset", default="local", metavar="NAME",
                     help="the ClusterSet name, the value of each member's clusterset.k8s.io (default: local)")
+    up.add_argument("--no-instances", dest="instances", action="store_false",
+                    help="only the control planes and the CRDs: no mcs-apiserver, no ClusterProperties "
+                         "(then run: mcs-apiserver install --runtime local --state-dir DIR ...)")
     state_dir(up)
     up.set_defaults(func=_up)
 
@@ -78,7 +81,7 @@ def add_binaries_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     options = cluster.UpOptions(state_dir=args.state_dir, members=args.members, clusterset=args.clusterset,
-                                nodes=args.nodes, ip_family=args.ip_family)
+                                nodes=args.nodes, ip_family=args.ip_family, instances=args.instances)
     try:
         state = asyncio.run(cluster.up(options))
     except cluster.AlreadyRunning as error:
