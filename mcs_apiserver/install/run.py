@@ -50,6 +50,10 @@ class LocalRuntime(Protocol):
 
     def port(self, context: str) -> int: ...
 
+    def serving(self) -> ServingCert | None:
+        """A serving certificate the runtime brings (the local ClusterSet's PKI), or None."""
+        ...
+
     async def start(self, installed: list[Installed]) -> None: ...
 
 
@@ -230,7 +234,8 @@ async def install(options: Options, runtime: LocalRuntime | None = None, out: Te
         if options.dry_run:
             for member in members:
                 p = plans[member.context]
-                plan.complete(p, manifests, members, {}, await serving_cert(clients[member.context], member))
+                serving = (runtime.serving() if runtime else None) or await serving_cert(clients[member.context], member)
+                plan.complete(p, manifests, members, {}, serving)
                 print(f"# --- context {member.context} (cluster ID {member.cluster_id})", file=out)
                 print(yaml.safe_dump_all([plan.redact(o) for o in p.objects()], sort_keys=False), file=out, end="")
             return []
@@ -250,7 +255,7 @@ async def install(options: Options, runtime: LocalRuntime | None = None, out: Te
         installed = []
         for member in members:
             p, client = plans[member.context], clients[member.context]
-            serving = await serving_cert(client, member)
+            serving = (runtime.serving() if runtime else None) or await serving_cert(client, member)
             plan.complete(p, manifests, members, tokens, serving)
             progress(f"{member.context}: Secrets, ClusterProperties ({plan.CLUSTER_ID_PROPERTY}={member.cluster_id}, "
                      f"{plan.CLUSTERSET_PROPERTY}={options.clusterset}) and the {'local Service' if runtime else 'Deployment'}")

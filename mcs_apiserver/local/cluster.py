@@ -337,8 +337,8 @@ async def _wait_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -
 
 def instance_dir(state_dir: Path, member: MemberPorts) -> Path:
     """Where the installer's credentials for one local instance are written (mode 0600): its own
-    ServiceAccount's kubeconfig, its members kubeconfig (one reader identity per member), its
-    serving certificate, and its cluster ID."""
+    ServiceAccount's kubeconfig, its members kubeconfig (one reader identity per member), and its
+    cluster ID."""
     return state_dir / member.name / "mcs-apiserver"
 
 
@@ -346,12 +346,13 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str) -> list[str
     """``mcs-apiserver serve`` for one member: local cluster = that member, members = all, each
     reached with the identity ``mcs-apiserver install`` made for it."""
     files = instance_dir(state_dir, member)
+    pki = _pki(state_dir)
     return [
         sys.executable, "-m", "mcs_apiserver", "serve",
         "--bind-address=127.0.0.1",
         f"--secure-port={member.mcs_port}",
-        f"--tls-cert-file={files / 'tls.crt'}",
-        f"--tls-private-key-file={files / 'tls.key'}",
+        f"--tls-cert-file={pki.cert('mcs-apiserver-serving')}",
+        f"--tls-private-key-file={pki.key('mcs-apiserver-serving')}",
         f"--kubeconfig={files / 'kubeconfig'}",
         f"--member-kubeconfig={files / 'members.kubeconfig'}",
         f"--local-member={(files / 'cluster-id').read_text().strip()}",
@@ -383,6 +384,13 @@ class InstanceRuntime:
     def port(self, context: str) -> int:
         return self.state.member(context).mcs_port
 
+    def serving(self) -> install_plan.ServingCert:
+        """The local PKI's serving certificate (the files the instances serve and reload, which
+        the tests rotate), as a user with cert-manager brings their own."""
+        pki = _pki(self.state_dir)
+        return install_plan.ServingCert(pki.cert("mcs-apiserver-serving").read_bytes(),
+                                        pki.key("mcs-apiserver-serving").read_bytes(), pki.mcs_ca_cert.read_bytes())
+
     async def start(self, installed: list[installer.Installed]) -> None:
         for item in installed:
             member = self.state.member(item.member.context)
@@ -390,7 +398,6 @@ class InstanceRuntime:
             for name, data in (
                 ("kubeconfig", yaml.safe_dump(item.local_kubeconfig, sort_keys=False).encode()),
                 ("members.kubeconfig", yaml.safe_dump(item.members_kubeconfig, sort_keys=False).encode()),
-                ("tls.crt", item.serving.cert_pem), ("tls.key", item.serving.key_pem),
                 ("cluster-id", item.member.cluster_id.encode()),
             ):
                 _write_private(files / name, data)

@@ -28,6 +28,7 @@ import yaml
 from image import build
 from mcs_apiserver.local import cluster, processes
 from mcs_apiserver.local import state as statefile
+from mcs_apiserver.local.pki import LocalPKI
 from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
 
@@ -127,8 +128,9 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
     serving, members = tmp_path / "serving", tmp_path / "members"
     serving.mkdir()
     members.mkdir()
-    (serving / "tls.crt").write_bytes((installed / "tls.crt").read_bytes())
-    (serving / "tls.key").write_bytes((installed / "tls.key").read_bytes())
+    pki = LocalPKI(clusterset.state_dir / "pki")
+    (serving / "tls.crt").write_bytes(pki.cert("mcs-apiserver-serving").read_bytes())
+    (serving / "tls.key").write_bytes(pki.key("mcs-apiserver-serving").read_bytes())
     (members / "kubeconfig").write_bytes((installed / "members.kubeconfig").read_bytes())
     (members / "local.kubeconfig").write_bytes((installed / "kubeconfig").read_bytes())
     for file in (serving / "tls.key", members / "kubeconfig", members / "local.kubeconfig"):
