@@ -7,6 +7,7 @@ import sys
 from typing import Awaitable
 
 from mcs_apiserver.local.cli import add_binaries_arguments, add_local_arguments
+from mcs_apiserver.version import version_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "computed from every member cluster, plus the admission webhooks of KEP-1645 and "
                     "KEP-2149.",
     )
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version (and git commit, when known) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from certs.cli import add_arguments as add_certs_arguments

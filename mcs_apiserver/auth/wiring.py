@@ -15,7 +15,7 @@ from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.middleware import auth_middleware
 from mcs_apiserver.members.client import KubeClient
-from mcs_apiserver.tls import ServerTLS
+from mcs_apiserver.tls import ServerTLS, TLSOptions
 
 __all__ = ["Auth"]
 
@@ -30,9 +30,10 @@ class Auth:
     """
 
     def __init__(
-        self, client: KubeClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]
+        self, client: KubeClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
+        tls_options: TLSOptions = TLSOptions(),
     ) -> None:
-        self.tls = ServerTLS(cert_file, key_file)  # raises TLSConfigError: nothing to serve with
+        self.tls = ServerTLS(cert_file, key_file, options=tls_options)  # raises TLSConfigError: nothing to serve with
         self.watcher = AuthenticationConfigWatcher(client, tls=self.tls)
         self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client))
         self.authorizer = Authorizer(client)

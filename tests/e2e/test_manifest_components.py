@@ -1,4 +1,5 @@
-"""The optional kustomize components of manifests/components/, rendered by the real kubectl kustomize.
+"""The optional kustomize components of manifests/components/ (cert-manager, monitoring), rendered by
+the real kubectl kustomize.
 
 The cert-manager component is checked twice: for its structure (it names exactly what the base
 manifests use), and by a server-side dry run against a member where cert-manager's own Certificate
@@ -11,14 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from mcs_apiserver.install import plan
 from mcs_apiserver.install.run import MANIFESTS
 from mcs_apiserver.local.binaries import Binaries
+from tests.e2e.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +97,46 @@ def test_the_cert_manager_component_is_accepted_by_a_server_side_dry_run(cluster
             assert any(line.startswith(kind + " ") for line in lines), proc.stdout
     finally:
         kubectl.run("delete", "-f", "-", input=listing)
+
+
+def test_the_monitoring_component_scrapes_the_https_port_with_the_serving_ca(binaries, tmp_path):
+    objects = render(binaries, tmp_path, "monitoring")
+    monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")
+    service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "mcs-apiserver")
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": plan.SERVING_SECRET, "key": "ca.crt"}
+    role = next(o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("metrics-reader"))
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
+def scrape(clusterset, token: str) -> tuple[int, str]:
+    port = clusterset.state.member("member-1").mcs_port
+    context = ssl.create_default_context(cafile=str(clusterset.state_dir / "pki" / "mcs-apiserver-ca.crt"))
+    request = urllib.request.Request(f"https://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def test_the_metrics_reader_role_lets_a_scraper_token_read_metrics_and_nothing_else_does(clusterset, kubectl):
+    role = next(o for o in yaml.safe_load_all((MANIFESTS / "components/monitoring/rbac.yaml").read_text())
+                if o["kind"] == "ClusterRole")
+    kubectl.run("create", "serviceaccount", "scraper", "-n", "default")
+    try:
+        token = kubectl.run("create", "token", "scraper", "-n", "default").stdout.strip()
+        assert scrape(clusterset, token)[0] == 403
+        kubectl.apply(json.dumps(role))
+        kubectl.run("create", "clusterrolebinding", "scraper-metrics", f"--clusterrole={role['metadata']['name']}",
+                    "--serviceaccount=default:scraper")
+        code, text = eventually(lambda: (r := scrape(clusterset, token))[0] == 200 and r, timeout=30,
+                                what="the scraper to be authorized")
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert {"mcs_apiserver_build_info", "process_resident_memory_bytes", "apiserver_request"} <= names
+    finally:
+        kubectl.run("delete", "clusterrolebinding", "scraper-metrics", "--ignore-not-found")
+        kubectl.run("delete", "clusterrole", role["metadata"]["name"], "--ignore-not-found")
+        kubectl.run("delete", "serviceaccount", "scraper", "-n", "default")
