@@ -297,20 +297,24 @@ async def uninstall(options: Options, remove_cluster_properties: bool = False, r
     progress = Progress(err)
     manifests = plan.Manifests.read(MANIFESTS)
     members, clients = await connect(options.kubeconfig, options.contexts, options.cluster_ids or {}, runtime)
+
+    async def remove(member: Member) -> None:
+        client = clients[member.context]
+        p = plan.plan_member(manifests, member, members, options.clusterset, "local" if runtime else "deployment")
+        p.registration = plan.registration(manifests, "", member.local_port)
+        p.secrets = [plan.secret(plan.SERVING_SECRET, {}), plan.secret(plan.MEMBERS_SECRET, {})]
+        order = plan.uninstall_order(p.objects())
+        progress(f"{member.context}: removing the webhooks, the APIService and {len(order) - 3} other objects")
+        for obj in order:
+            await _delete(client, obj)
+        if remove_cluster_properties:
+            for prop in reversed(p.properties):
+                await _delete(client, prop)
+        await _wait_gone(client, f"/api/v1/namespaces/{plan.NAMESPACE}", member, progress)
+
     try:
-        for member in members:
-            client = clients[member.context]
-            p = plan.plan_member(manifests, member, members, options.clusterset, "local" if runtime else "deployment")
-            p.registration = plan.registration(manifests, "", member.local_port)
-            p.secrets = [plan.secret(plan.SERVING_SECRET, {}), plan.secret(plan.MEMBERS_SECRET, {})]
-            order = plan.uninstall_order(p.objects())
-            progress(f"{member.context}: removing the webhooks, the APIService and {len(order) - 3} other objects")
-            for obj in order:
-                await _delete(client, obj)
-            if remove_cluster_properties:
-                for prop in reversed(p.properties):
-                    await _delete(client, prop)
-            await _wait_gone(client, f"/api/v1/namespaces/{plan.NAMESPACE}", member, progress)
+        # each member's objects in order, all members at once (each waits for its namespace to go)
+        await asyncio.gather(*(remove(m) for m in members))
         progress(f"uninstalled from {len(members)} members")
     finally:
         await asyncio.gather(*(c.close() for c in clients.values()))

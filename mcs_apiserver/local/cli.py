@@ -26,9 +26,9 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", help="start a local ClusterSet of real control planes",
                         description="Start N member control planes (etcd, kube-apiserver, "
                                     "kube-controller-manager with every default controller) on loopback, "
-                                    "install the CRDs, set each member's ClusterProperties, give each member "
-                                    "K simulated Nodes (kube-scheduler + kwok), start one mcs-apiserver per "
-                                    "member and write DIR/kubeconfig with one context per member "
+                                    "install the CRDs, give each member K simulated Nodes (kube-scheduler + "
+                                    "kwok), run `mcs-apiserver install --runtime local` (ClusterProperties, "
+                                    "least-privilege identities, one mcs-apiserver per member) and write DIR/kubeconfig with one context per member "
                                     "(member-1 ... member-N). Member i has Pod CIDR 10.i.0.0/16 and Service "
                                     "CIDR 10.(100+i).0.0/16 (IPv6: fd00:10:i::/48, fd00:96:i::/112). "
                                     "Returns when everything is ready.")

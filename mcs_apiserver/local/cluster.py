@@ -2,8 +2,9 @@
 
 ``up`` builds (or reuses) the upstream binaries, generates the PKI, starts one shared etcd and, per
 member, a kube-apiserver and a kube-controller-manager on loopback and free ports, installs the
-CRDs, sets each member's ClusterProperties, creates its simulated Nodes and starts a kube-scheduler
-and a kwok for them, starts one mcs-apiserver instance per member and registers it, and returns once
+CRDs, creates its simulated Nodes and starts a kube-scheduler and a kwok for them, then runs
+``mcs-apiserver install`` with the local runtime (ClusterProperties, identities, one mcs-apiserver
+process per member with only those identities, its registration), and returns once
 everything is ready (every APIService Available, every Node Ready with its Pod range). A failure at
 any step stops everything that step and the earlier ones started, so a failed ``up`` never leaves a
 process behind. The e2e tests use exactly this code.

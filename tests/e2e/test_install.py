@@ -39,8 +39,8 @@ class Installed:
         self.install_seconds = seconds
 
 
-def mcs(state_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "mcs_apiserver", *args, "--runtime", "local", "--state-dir", str(state_dir),
+def mcs(state_dir: Path, *args: str, check: bool = True, runtime: str = "local") -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "mcs_apiserver", *args, "--runtime", runtime, "--state-dir", str(state_dir),
             "--kubeconfig", str(state_dir / cluster.ADMIN_KUBECONFIG), "--clusterset", "prod",
             *[a for m in MEMBERS for a in ("--context", m)]]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -114,6 +114,21 @@ def test_dry_run_prints_every_object_with_secrets_redacted(installed: Installed)
     token = installed.kubectl.json("get", "secret", "mcs-apiserver-reader-east-token", "-n", NAMESPACE,
                                    context="member-2")["data"]["token"]
     assert token not in proc.stdout
+
+
+def test_dry_run_for_real_clusters_prints_the_deployment_and_each_members_own_secrets(installed: Installed):
+    proc = mcs(installed.state_dir, "install", "--dry-run", runtime="deployment")
+    sections = proc.stdout.split("# --- context ")[1:]
+    assert [s.split()[0] for s in sections] == MEMBERS
+    for section in sections:
+        docs = [d for d in yaml.safe_load_all(section) if d]
+        kinds = {d["kind"] for d in docs}
+        assert {"Deployment", "PodDisruptionBudget"} <= kinds
+        service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "mcs-apiserver")
+        assert "type" not in service["spec"] or service["spec"]["type"] != "ExternalName"
+        assert {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"} >= {
+            "mcs-apiserver-serving", "mcs-apiserver-members", "mcs-apiserver-reader-east-token",
+            "mcs-apiserver-reader-west-token"}
 
 
 def test_the_instances_run_with_only_tokens_the_installer_made(installed: Installed):
