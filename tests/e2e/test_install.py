@@ -121,7 +121,7 @@ def test_dry_run_for_real_clusters_prints_the_deployment_and_each_members_own_se
     sections = proc.stdout.split("# --- context ")[1:]
     assert [s.split()[0] for s in sections] == MEMBERS
     for section in sections:
-        docs = [d for d in yaml.safe_load_all(section) if d]
+        docs = [d for d in yaml.safe_load_all(section.partition("\n")[2]) if d]
         kinds = {d["kind"] for d in docs}
         assert {"Deployment", "PodDisruptionBudget"} <= kinds
         service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "mcs-apiserver")
