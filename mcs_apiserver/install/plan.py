@@ -68,8 +68,7 @@ class Manifests:
 
     @classmethod
     def read(cls, root: Path) -> Manifests:
-        names = [line.strip().lstrip("- ").strip() for line in (root / "kustomization.yaml").read_text().splitlines()
-                 if line.strip().startswith("- ")]
+        names = yaml.safe_load((root / "kustomization.yaml").read_text())["resources"]
         return cls({name: [d for d in yaml.safe_load_all((root / name).read_text()) if d] for name in names})
 
     def objects(self, *names: str) -> list[Object]:

@@ -119,7 +119,10 @@ async def connect(kubeconfig_path: Path, contexts: list[str], cluster_ids: dict[
     unknown = set(cluster_ids) - set(contexts)
     if unknown:
         raise InstallError(f"--cluster-id names contexts that are not members: {', '.join(sorted(unknown))}")
-    parsed = yaml.safe_load(kubeconfig_path.read_text()) or {}
+    try:
+        parsed = yaml.safe_load(kubeconfig_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InstallError(f"cannot read the kubeconfig {kubeconfig_path} ({error}); give it with --kubeconfig FILE") from None
     members, clients = [], {}
     try:
         for context in contexts:

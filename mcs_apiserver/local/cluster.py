@@ -396,16 +396,20 @@ class InstanceRuntime:
         for item in installed:
             member = self.state.member(item.member.context)
             files = instance_dir(self.state_dir, member)
-            for name, data in (
-                ("kubeconfig", yaml.safe_dump(item.local_kubeconfig, sort_keys=False).encode()),
-                ("members.kubeconfig", yaml.safe_dump(item.members_kubeconfig, sort_keys=False).encode()),
-                ("cluster-id", item.member.cluster_id.encode()),
-            ):
-                _write_private(files / name, data)
+            wanted = {
+                "kubeconfig": yaml.safe_dump(item.local_kubeconfig, sort_keys=False).encode(),
+                "members.kubeconfig": yaml.safe_dump(item.members_kubeconfig, sort_keys=False).encode(),
+                "cluster-id": item.member.cluster_id.encode(),
+            }
+            changed = [n for n, data in wanted.items() if not (files / n).is_file() or (files / n).read_bytes() != data]
+            for file_name in changed:
+                _write_private(files / file_name, wanted[file_name])
             name = f"{member.name}/mcs-apiserver"
             record = self.state.process(name)
             if record is not None and processes.alive(record):
-                processes.stop(record)  # restarted with the (possibly new) credentials
+                if not changed:
+                    continue  # a second install: same credentials, the instance keeps running
+                processes.stop(record)  # restarted with the new credentials
             _start(self.state_dir, self.state, name, instance_argv(self.state_dir, member))
         await asyncio.gather(*(_wait_instance_ready(self.state, self.state.member(i.member.context))
                                for i in installed))

@@ -240,10 +240,17 @@ def resource_versions(kubectl: Kubectl) -> dict[tuple[str, str, str, str], str]:
 def test_a_second_install_changes_nothing(installed: Installed):
     before = resource_versions(installed.kubectl)
     assert len(before) > 30
+    pids = instance_pids(installed.state_dir)
     mcs(installed.state_dir, "install", "--cluster-id", "member-1=east", "--cluster-id", "member-2=west")
     after = resource_versions(installed.kubectl)
     changed = {k for k in before if after.get(k) != before[k]} | (set(after) - set(before))
     assert not changed
+    assert instance_pids(installed.state_dir) == pids, "same credentials: the instances keep running"
+
+
+def instance_pids(state_dir: Path) -> dict[str, int]:
+    state = cluster.statefile.load(state_dir)
+    return {r.name: r.pid for r in state.processes if r.name.endswith("/mcs-apiserver")}
 
 
 def test_install_time_of_two_members_is_reported(installed: Installed, record_property):
