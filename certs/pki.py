@@ -102,6 +102,10 @@ class CertKey:
         """The certificate as PEM: what kube-apiserver flags and TLS Secrets take."""
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
+    def key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM: what TLS Secrets (``tls.key``) take."""
+        return _private_key_pem(self.key)
+
 
 def new_private_key(kind: KeyKind = "ecdsa") -> PrivateKey:
     """Generate a private key.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Awaitable
 
 from mcs_apiserver.local.cli import add_binaries_arguments, add_local_arguments
+from mcs_apiserver.version import version_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,9 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "computed from every member cluster, plus the admission webhooks of KEP-1645 and "
                     "KEP-2149.",
     )
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version (and git commit, when known) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from certs.cli import add_arguments as add_certs_arguments
+    from mcs_apiserver.install import run as install_run
+    from mcs_apiserver.install.cli import add_install_arguments, add_uninstall_arguments
+    from mcs_apiserver.local import cluster as local_cluster
     from mcs_apiserver.server import add_arguments as add_serve_arguments
 
     add_serve_arguments(sub.add_parser(
@@ -31,6 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
         "certs", help="create the CA, serving and client certificates and the caBundle",
         description="Create the PKI an instance needs: a CA, a serving certificate for "
                     "<service>.<namespace>.svc, client certificates, and the caBundle for manifests."))
+    def local_runtime(args: argparse.Namespace, options: install_run.Options, uninstall: bool) -> Awaitable[None]:
+        return local_cluster.run_installer(args.state_dir, options, uninstall,
+                                           getattr(args, "remove_cluster_properties", False))
+
+    add_install_arguments(sub.add_parser(
+        "install", help="install a ClusterSet into clusters: one command for every member",
+        description="In every member (a context of your kubeconfig): the CRDs, the namespace and RBAC, one "
+                    "read-only identity per instance, the members kubeconfig built from them, serving "
+                    "certificates and caBundles, the ClusterProperties, the manifests; then wait until every "
+                    "APIService is Available. Idempotent: run it again to converge, or to add a member."),
+        local_runtime)
+    add_uninstall_arguments(sub.add_parser(
+        "uninstall", help="remove what install applied (webhooks first)",
+        description="Remove everything install applied, webhooks first, so that no cluster is left with a "
+                    "fail-closed webhook and no server. The CRDs stay (deleting them deletes every "
+                    "ServiceExport); the ClusterProperties stay unless --remove-cluster-properties."),
+        local_runtime)
     add_local_arguments(sub.add_parser(
         "local", help="a local ClusterSet of real control planes (up, down, status, stop, start)",
         description="Run a ClusterSet of real Kubernetes control planes on this machine, with "

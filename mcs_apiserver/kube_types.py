@@ -815,3 +815,17 @@ class ClusterSet(TypedDict, total=False):
     kind: Kind
     metadata: Annotated[ObjectMeta, Doc(f"Standard object's metadata. More info: {API_CONVENTIONS}#metadata")]
     status: Annotated[ClusterSetStatus, Doc("status of the ClusterSet as seen from the local cluster.")]
+
+
+class VersionInfo(TypedDict):
+    """``GET /version``: kube-apiserver's ``version.Info``, with ``pythonVersion`` for ``goVersion``
+    (mcs_apiserver/version.py)."""
+
+    major: str
+    minor: str
+    gitVersion: str
+    gitCommit: str
+    gitTreeState: str
+    pythonVersion: str
+    compiler: str
+    platform: str

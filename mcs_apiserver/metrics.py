@@ -11,16 +11,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (PLATFORM_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
+                               generate_latest)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mcs_apiserver.version import version_info
 from mcs_apiserver.views.model import MemberView
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (CPU, memory, file descriptors, start time) and python_info, as any Python exporter
+        ProcessCollector(registry=self.registry)
+        self.registry.register(PLATFORM_COLLECTOR)
+        build = version_info()
+        Gauge("mcs_apiserver_build_info", "1, labelled with the build (as kubernetes_build_info).",
+              ["version", "git_commit", "python_version"], registry=self.registry).labels(
+            build["gitVersion"], build["gitCommit"], build["pythonVersion"]).set(1)
         self.requests = Counter(
             "apiserver_request_total", "Requests served, by verb, resource and HTTP code.",
             ["verb", "resource", "code"], registry=self.registry)

@@ -47,6 +47,7 @@ from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.leader import LeaseElector
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.status_writer import StatusWriter
+from mcs_apiserver.tls import TLS_VERSIONS, TLSOptions, parse_cipher_suites
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
@@ -99,6 +100,7 @@ class ServeOptions:
     dns_bind_address: str = "0.0.0.0"
     dns_zone: str = DEFAULT_ZONE
     dns_ttl: int = DEFAULT_TTL
+    tls: TLSOptions = field(default_factory=TLSOptions)
 
     limits: Limits = field(default_factory=Limits)
     webhook_client_ca_file: Path | None = None
@@ -130,6 +132,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-cert-file", type=Path, required=True,
                    help="serving certificate (PEM, with chain); reloaded when it changes on disk")
     g.add_argument("--tls-private-key-file", type=Path, required=True, help="key of --tls-cert-file (PEM)")
+    g.add_argument("--tls-min-version", choices=list(TLS_VERSIONS), default="VersionTLS12",
+                   help="the lowest TLS version served, as kube-apiserver's flag (default: VersionTLS12)")
+    g.add_argument("--tls-cipher-suites", type=_cipher_suites, default=(), metavar="NAMES",
+                   help="comma-separated TLS 1.2 cipher suites, by their Go names as kube-apiserver's flag "
+                        "(e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); default: OpenSSL's. TLS 1.3 "
+                        "suites are accepted and, as in Go, not configurable")
     g.add_argument("--shutdown-delay-duration", type=parse_duration, default=0.0, metavar="DURATION",
                    help="on SIGTERM, keep serving (unready) this long before closing, so load balancers "
                         "stop sending traffic first (default: 0s)")
@@ -235,8 +243,16 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
     )
 
 
+def _cipher_suites(text: str) -> tuple[str, ...]:
+    try:
+        return parse_cipher_suites(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
+        tls=TLSOptions(min_version=args.tls_min_version, cipher_suites=args.tls_cipher_suites),
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         secure_port=args.secure_port,
@@ -329,7 +345,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     metrics.add_members(members)
 
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
-                webhook_callers=_webhook_callers(options))
+                webhook_callers=_webhook_callers(options), tls_options=options.tls)
     writer = StatusWriter(engine, members[local_name], local_client)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))

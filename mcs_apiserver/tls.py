@@ -25,13 +25,63 @@ from pathlib import Path
 from aiohttp import web
 from cryptography import x509
 
-__all__ = ["ServerTLS", "TLSConfigError", "peer_certificate_der"]
+__all__ = ["ServerTLS", "TLSConfigError", "TLSOptions", "peer_certificate_der", "parse_cipher_suites",
+           "TLS_VERSIONS", "CIPHER_SUITES"]
 
 log = logging.getLogger("mcs_apiserver.tls")
 
 #: How often certificate files are checked for changes: cert-manager and kubelet rotate Secret
 #: volumes well ahead of expiry, so a few seconds of delay never matters.
 DEFAULT_POLL_INTERVAL = 5.0
+
+
+#: ``--tls-min-version`` values, named as kube's (Go's crypto/tls constants). Below TLS 1.2 is not offered.
+TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "VersionTLS12": ssl.TLSVersion.TLSv1_2,
+    "VersionTLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+#: ``--tls-cipher-suites`` names (Go's, as kube's flag takes them) -> OpenSSL names. The TLS 1.3
+#: suites are accepted for compatibility but, as in Go, not configurable: TLS 1.3 always offers them.
+CIPHER_SUITES: dict[str, str | None] = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_AES_128_GCM_SHA256": None,
+    "TLS_AES_256_GCM_SHA384": None,
+    "TLS_CHACHA20_POLY1305_SHA256": None,
+}
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """``--tls-min-version`` and ``--tls-cipher-suites`` (empty: OpenSSL's defaults)."""
+
+    min_version: str = "VersionTLS12"
+    cipher_suites: tuple[str, ...] = ()
+
+
+def parse_cipher_suites(text: str) -> tuple[str, ...]:
+    """A comma-separated list of Go cipher suite names; an unknown name is an error that lists the
+    known ones."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CIPHER_SUITES]
+    if unknown:
+        raise ValueError(f"unknown cipher suite(s) {', '.join(unknown)}; known: {', '.join(CIPHER_SUITES)}")
+    return names
 
 
 class TLSConfigError(ValueError):
@@ -69,7 +119,15 @@ class ServerTLS:
         client_ca_pem: bytes = b"",
         extra_client_ca_pem: bytes = b"",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        options: TLSOptions = TLSOptions(),
     ) -> None:
+        if options.min_version not in TLS_VERSIONS:
+            raise TLSConfigError(f"--tls-min-version {options.min_version!r}: expected one of {', '.join(TLS_VERSIONS)}")
+        tls12 = [CIPHER_SUITES[n] for n in options.cipher_suites if CIPHER_SUITES.get(n)]
+        if options.cipher_suites and not tls12 and options.min_version == "VersionTLS12":
+            raise TLSConfigError("--tls-cipher-suites names only TLS 1.3 suites, which are not configurable: "
+                                 "add TLS 1.2 suites, or set --tls-min-version=VersionTLS13")
+        self._options = options
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.poll_interval = poll_interval
@@ -153,7 +211,10 @@ class ServerTLS:
 
     def _build(self, client_ca_pem: bytes) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.minimum_version = TLS_VERSIONS[self._options.min_version]
+        tls12 = [CIPHER_SUITES[n] for n in self._options.cipher_suites if CIPHER_SUITES.get(n)]
+        if tls12:
+            context.set_ciphers(":".join(tls12))
         context.load_cert_chain(self.cert_file, self.key_file)
         context.verify_mode = ssl.CERT_OPTIONAL
         for pem in (client_ca_pem, self._extra_client_ca_pem):

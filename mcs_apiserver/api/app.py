@@ -31,6 +31,7 @@ from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
 from mcs_apiserver.api.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.requestinfo import RequestInfoError, info_of
+from mcs_apiserver.version import version_info
 from webhooks import PATHS as WEBHOOK_PATHS
 from mcs_apiserver.views.model import GROUP
 
@@ -183,6 +184,11 @@ async def openapi_v3_gv_handler(request: web.Request) -> web.Response:
     return _document(doc, request, immutable=bool(wanted))
 
 
+async def version(request: web.Request) -> web.Response:
+    """``GET /version``, as kube-apiserver's (``pythonVersion`` for ``goVersion``)."""
+    return web.json_response(version_info())
+
+
 def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
     """``/healthz`` and ``/livez`` (the process serves), ``/readyz`` (every check passes), each with
     ``?verbose`` and per-check subpaths, in kube-apiserver's format."""
@@ -232,6 +238,7 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
     app.add_routes(health_routes(checks))
     app.add_routes([
         web.get("/metrics", metrics.handler),
+        web.get("/version", version),
         web.get("/apis", apis),
         web.get(f"/apis/{GROUP}", api_group),
         web.get(PREFIX, api_resources),

@@ -44,9 +44,10 @@ SUBJECT_ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews
 #: Non-resource paths any authenticated user may GET without asking. Health paths are kube's
 #: delegated defaults; OpenAPI because the aggregator fetches it as ``system:aggregator`` with no
 #: groups at all, and what it publishes is public to every authenticated user anyway
-#: (``system:discovery``). A trailing ``*`` makes a prefix, as in kube's path authorizer.
+#: (``system:discovery``); ``/version`` as kube's ``system:public-info-viewer`` grants it. A trailing ``*`` makes a prefix, as in kube's path authorizer.
 DEFAULT_ALLOWED_PATHS = (
     "/healthz", "/healthz/*", "/readyz", "/readyz/*", "/livez", "/livez/*", "/openapi", "/openapi/*",
+    "/version",
 )
 #: Superusers, decided locally as kube-apiserver's delegating authorizer does.
 DEFAULT_ALLOWED_GROUPS = ("system:masters",)

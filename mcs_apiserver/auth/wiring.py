@@ -16,7 +16,7 @@ from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.middleware import auth_middleware
 from mcs_apiserver.auth.webhook_callers import WebhookCallers
 from mcs_apiserver.members.client import KubeClient
-from mcs_apiserver.tls import ServerTLS
+from mcs_apiserver.tls import ServerTLS, TLSOptions
 
 __all__ = ["Auth"]
 
@@ -32,13 +32,14 @@ class Auth:
 
     def __init__(
         self, client: KubeClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
-        *, webhook_callers: WebhookCallers | None = None,
+        *, webhook_callers: WebhookCallers | None = None, tls_options: TLSOptions = TLSOptions(),
     ) -> None:
         """``webhook_callers``: require webhook calls to present a client certificate they accept
-        (its CA is trusted by the TLS handshake besides the cluster's own CAs)."""
+        (its CA is trusted by the TLS handshake besides the cluster's own CAs); ``tls_options``:
+        ``--tls-min-version`` and ``--tls-cipher-suites``."""
         extra_ca = webhook_callers.ca_pem if webhook_callers is not None else b""
         # raises TLSConfigError: nothing to serve with
-        self.tls = ServerTLS(cert_file, key_file, extra_client_ca_pem=extra_ca)
+        self.tls = ServerTLS(cert_file, key_file, extra_client_ca_pem=extra_ca, options=tls_options)
         self.watcher = AuthenticationConfigWatcher(client, tls=self.tls)
         self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client))
         self.authorizer = Authorizer(client)

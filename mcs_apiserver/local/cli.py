@@ -26,9 +26,9 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", help="start a local ClusterSet of real control planes",
                         description="Start N member control planes (etcd, kube-apiserver, "
                                     "kube-controller-manager with every default controller) on loopback, "
-                                    "install the CRDs, set each member's ClusterProperties, give each member "
-                                    "K simulated Nodes (kube-scheduler + kwok), start one mcs-apiserver per "
-                                    "member and write DIR/kubeconfig with one context per member "
+                                    "install the CRDs, give each member K simulated Nodes (kube-scheduler + "
+                                    "kwok), run `mcs-apiserver install --runtime local` (ClusterProperties, "
+                                    "least-privilege identities, one mcs-apiserver per member) and write DIR/kubeconfig with one context per member "
                                     "(member-1 ... member-N). Member i has Pod CIDR 10.i.0.0/16 and Service "
                                     "CIDR 10.(100+i).0.0/16 (IPv6: fd00:10:i::/48, fd00:96:i::/112). "
                                     "Returns when everything is ready.")
@@ -44,6 +44,9 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--publish", action="store_true",
                     help="install the upstream ServiceImport CRD (mcs-api v0.5.0) and run every instance with "
                          "--publish-serviceimports and --publish-endpointslices")
+    up.add_argument("--no-instances", dest="instances", action="store_false",
+                    help="only the control planes and the CRDs: no mcs-apiserver, no ClusterProperties "
+                         "(then run: mcs-apiserver install --runtime local --state-dir DIR ...)")
     state_dir(up)
     up.set_defaults(func=_up)
 
@@ -81,7 +84,8 @@ def add_binaries_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     options = cluster.UpOptions(state_dir=args.state_dir, members=args.members, clusterset=args.clusterset,
-                                nodes=args.nodes, ip_family=args.ip_family, publish=args.publish)
+                                nodes=args.nodes, ip_family=args.ip_family, instances=args.instances,
+                                publish=args.publish)
     try:
         state = asyncio.run(cluster.up(options))
     except cluster.AlreadyRunning as error:

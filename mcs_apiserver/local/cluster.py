@@ -2,8 +2,9 @@
 
 ``up`` builds (or reuses) the upstream binaries, generates the PKI, starts one shared etcd and, per
 member, a kube-apiserver and a kube-controller-manager on loopback and free ports, installs the
-CRDs, sets each member's ClusterProperties, creates its simulated Nodes and starts a kube-scheduler
-and a kwok for them, starts one mcs-apiserver instance per member and registers it, and returns once
+CRDs, creates its simulated Nodes and starts a kube-scheduler and a kwok for them, then runs
+``mcs-apiserver install`` with the local runtime (ClusterProperties, identities, one mcs-apiserver
+process per member with only those identities, its registration), and returns once
 everything is ready (every APIService Available, every Node Ready with its Pod range). A failure at
 any step stops everything that step and the earlier ones started, so a failed ``up`` never leaves a
 process behind. The e2e tests use exactly this code.
@@ -12,6 +13,7 @@ process behind. The e2e tests use exactly this code.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import socket
@@ -22,19 +24,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+import yaml
 
 from mcs_apiserver.local import apply as applier
 from mcs_apiserver.local import controlplane, kubeconfig, network, nodes, processes
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.local.binaries import Binaries, ensure_binaries
-from mcs_apiserver.local import registration
-from mcs_apiserver.local.pki import MCS_USER, WEBHOOK_CLIENT_NAME, LocalPKI, mcs_ca_bundle
+from mcs_apiserver.install import plan as install_plan
+from mcs_apiserver.install import run as installer
+from mcs_apiserver.local.pki import WEBHOOK_CLIENT_NAME, LocalPKI
 from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
 from mcs_apiserver.local.state import LocalState, MemberPorts
 from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_files, wait_for
-from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 ADMIN_KUBECONFIG = "kubeconfig"
@@ -53,8 +56,10 @@ class UpOptions:
     #: Simulated Nodes per member; 0 runs no kube-scheduler and no kwok.
     nodes: int = 2
     ip_family: network.IPFamily = "ipv4"
-    #: Install the upstream ServiceImport CRD and run every instance with --publish-serviceimports
-    #: and --publish-endpointslices.
+    #: Run ``mcs-apiserver install`` (local runtime) at the end; False leaves bare members (CRDs only).
+    instances: bool = True
+    #: Install the upstream ServiceImport CRD and the publisher RBAC, and run every instance with
+    #: --publish-serviceimports and --publish-endpointslices.
     publish: bool = False
 
 
@@ -166,7 +171,7 @@ async def up(options: UpOptions, out: TextIO = sys.stderr) -> LocalState:
             shutil.rmtree(state_dir / leftover, ignore_errors=True)
         statefile.save(state_dir, state)
         try:
-            await _bring_up(state_dir, state, binaries, progress)
+            await _bring_up(state_dir, state, binaries, progress, options.instances)
         except BaseException:
             progress("bring-up failed: stopping everything it started")
             _stop_all(state)
@@ -229,7 +234,8 @@ def _plan(options: UpOptions) -> LocalState:
     )
 
 
-async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, progress: Progress) -> None:
+async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, progress: Progress,
+                    instances: bool) -> None:
     progress("generating certificates")
     pki = generate_pki(
         state_dir / "pki",
@@ -258,7 +264,7 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
                    binaries, pki, member, state_dir / member.name / "kube-controller-manager.kubeconfig"))
     await asyncio.gather(*(_bootstrap_member(state_dir, state, m) for m in state.members))
     await asyncio.gather(*(_wait_controller_manager(state, m) for m in state.members))
-    progress("control planes ready: CRDs installed, ClusterProperties set")
+    progress("control planes ready, CRDs installed")
 
     if state.nodes:
         progress(f"starting kube-schedulers and kwok, {state.nodes} Nodes per member")
@@ -268,16 +274,15 @@ async def _bring_up(state_dir: Path, state: LocalState, binaries: Binaries, prog
                        component_argv(state_dir, binaries, member, component))
             await _create_nodes(state_dir, state, member)
 
-    progress(f"starting {len(state.members)} mcs-apiserver instances")
-    _write_instance_kubeconfig(state_dir, state, pki)
-    for member in state.members:
-        _start(state_dir, state, f"{member.name}/mcs-apiserver", instance_argv(state_dir, member, publish=state.publish))
     await asyncio.gather(
-        *(_register_instance(state_dir, state, m, pki) for m in state.members),
         *(_wait_nodes(state_dir, state, m) for m in state.members if state.nodes),
         *(_wait_scheduler(state, m) for m in state.members if state.nodes),
     )
-    progress("every APIService is Available" + (", every Node Ready" if state.nodes else ""))
+    if instances:
+        progress(f"installing mcs-apiserver into {len(state.members)} members (mcs-apiserver install, local runtime)")
+        await install_instances(state_dir, state, out=progress.out)
+    progress(("every APIService is Available" if instances else "no instances (--no-instances)")
+             + (", every Node Ready" if state.nodes else ""))
 
 
 #: The components that exist only when members have Nodes, in start order.
@@ -336,26 +341,30 @@ async def _wait_nodes(state_dir: Path, state: LocalState, member: MemberPorts) -
         await client.close()
 
 
-INSTANCE_KUBECONFIG = "mcs-apiserver.kubeconfig"
+def instance_dir(state_dir: Path, member: MemberPorts) -> Path:
+    """Where the installer's credentials for one local instance are written (mode 0600): its own
+    ServiceAccount's kubeconfig, its members kubeconfig (one reader identity per member), and its
+    cluster ID."""
+    return state_dir / member.name / "mcs-apiserver"
 
 
 PUBLISH_FLAGS = ("--publish-serviceimports", "--publish-endpointslices")
 
 
 def instance_argv(state_dir: Path, member: MemberPorts, *extra: str, publish: bool = False) -> list[str]:
-    """``mcs-apiserver serve`` for one member: local cluster = that member, members = all."""
+    """``mcs-apiserver serve`` for one member: local cluster = that member, members = all, each
+    reached with the identity ``mcs-apiserver install`` made for it."""
+    files = instance_dir(state_dir, member)
     pki = _pki(state_dir)
-    kubeconfig_path = state_dir / INSTANCE_KUBECONFIG
     return [
         sys.executable, "-m", "mcs_apiserver", "serve",
         "--bind-address=127.0.0.1",
         f"--secure-port={member.mcs_port}",
         f"--tls-cert-file={pki.cert('mcs-apiserver-serving')}",
         f"--tls-private-key-file={pki.key('mcs-apiserver-serving')}",
-        f"--kubeconfig={kubeconfig_path}",
-        f"--context={member.name}",
-        f"--member-kubeconfig={kubeconfig_path}",
-        f"--local-member={member.name}",
+        f"--kubeconfig={files / 'kubeconfig'}",
+        f"--member-kubeconfig={files / 'members.kubeconfig'}",
+        f"--local-member={(files / 'cluster-id').read_text().strip()}",
         "--member-grace-period=60s",
         "--dns-bind-address=127.0.0.1",
         f"--dns-port={member.dns_port}",
@@ -367,42 +376,120 @@ def instance_argv(state_dir: Path, member: MemberPorts, *extra: str, publish: bo
     ]
 
 
-def _write_instance_kubeconfig(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:
-    """Every member, as the instances' own identity (system:mcs-apiserver, RBAC from manifests/)."""
-    contexts = [kubeconfig.KubeContext(m.name, f"https://127.0.0.1:{m.apiserver_port}") for m in state.members]
-    kubeconfig.write(state_dir / INSTANCE_KUBECONFIG, contexts, ca_file=pki.ca_cert, user=MCS_USER,
-                     cert_file=pki.cert("mcs-apiserver-client"), key_file=pki.key("mcs-apiserver-client"))
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
 
 
-async def _register_instance(state_dir: Path, state: LocalState, member: MemberPorts, pki: LocalPKI) -> None:
-    """Wait for the instance to be ready, register its APIService and webhooks, wait for Available."""
+class InstanceRuntime:
+    """The installer's ``local`` runtime: each member's instance is a process on this machine,
+    behind an ExternalName Service to localhost, run with the installer's identities."""
+
+    def __init__(self, state_dir: Path, state: LocalState) -> None:
+        self.state_dir = state_dir
+        self.state = state
+
+    def port(self, context: str) -> int:
+        return self.state.member(context).mcs_port
+
+    def serving(self) -> install_plan.ServingCert:
+        """The local PKI's serving certificate (the files the instances serve and reload, which
+        the tests rotate), as a user with cert-manager brings their own."""
+        pki = _pki(self.state_dir)
+        return install_plan.ServingCert(pki.cert("mcs-apiserver-serving").read_bytes(),
+                                        pki.key("mcs-apiserver-serving").read_bytes(), pki.mcs_ca_cert.read_bytes())
+
+    async def start(self, installed: list[installer.Installed]) -> None:
+        for item in installed:
+            member = self.state.member(item.member.context)
+            files = instance_dir(self.state_dir, member)
+            wanted = {
+                "kubeconfig": yaml.safe_dump(item.local_kubeconfig, sort_keys=False).encode(),
+                "members.kubeconfig": yaml.safe_dump(item.members_kubeconfig, sort_keys=False).encode(),
+                "cluster-id": item.member.cluster_id.encode(),
+            }
+            changed = [n for n, data in wanted.items() if not (files / n).is_file() or (files / n).read_bytes() != data]
+            for file_name in changed:
+                _write_private(files / file_name, wanted[file_name])
+            name = f"{member.name}/mcs-apiserver"
+            record = self.state.process(name)
+            if record is not None and processes.alive(record):
+                if not changed:
+                    continue  # a second install: same credentials, the instance keeps running
+                processes.stop(record)  # restarted with the new credentials
+            _start(self.state_dir, self.state, name, instance_argv(self.state_dir, member, publish=self.state.publish))
+        await asyncio.gather(*(_wait_instance_ready(self.state, self.state.member(i.member.context))
+                               for i in installed))
+
+
+async def _wait_instance_ready(state: LocalState, member: MemberPorts) -> None:
     name = f"{member.name}/mcs-apiserver"
     async with aiohttp.ClientSession() as session:
         await _wait_process(state, name, lambda: controlplane.https_ok(
             session, f"https://127.0.0.1:{member.mcs_port}/readyz", False), f"{name} to be ready")
-    client = admin_client(state_dir, member)
-    try:
-        await applier.apply(client, registration.registration_objects(
-            MANIFESTS, member.mcs_port, mcs_ca_bundle(pki)))
-        await _wait_process(state, name, lambda: _apiservice_available(client),
-                            f"{member.name}'s APIService {registration.APISERVICE_NAME} to be Available")
-        # kubectl explain reads the aggregated OpenAPI v3, which kube-apiserver fetches from us
-        # shortly after the APIService turns Available: wait for it, so explain works at once.
-        await _wait_process(state, name, lambda: _openapi_aggregated(client),
-                            f"{member.name}'s OpenAPI v3 to include {registration.APISERVICE_NAME}")
-    finally:
-        await client.close()
 
 
-async def _apiservice_available(client: KubeClient) -> bool:
-    service = await client.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{registration.APISERVICE_NAME}")
-    conditions = service.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+async def install_instances(state_dir: Path, state: LocalState, out: TextIO = sys.stderr) -> None:
+    """What ``local up`` ends with: ``mcs-apiserver install --runtime local`` into every member, with
+    the admin kubeconfig (as a user installs with theirs), cluster ID = member name."""
+    contexts = [m.name for m in state.members]
+    await _install(state_dir, state, installer.Options(
+        kubeconfig=state_dir / ADMIN_KUBECONFIG, contexts=contexts, clusterset=state.clusterset,
+        cluster_ids={c: c for c in contexts}, timeout=READY_TIMEOUT), out, out)
+
+
+async def _install(state_dir: Path, state: LocalState, options: installer.Options, out: TextIO, err: TextIO) -> None:
+    """The installer with the local runtime; the instances then run with only the identities it
+    creates. The caller holds the state lock."""
+    await installer.install(options, runtime=InstanceRuntime(state_dir, state), out=out, err=err)
+    statefile.save(state_dir, state)
+    if options.dry_run:
+        return
+    # kubectl explain reads the aggregated OpenAPI v3, which kube-apiserver fetches from us
+    # shortly after the APIService turns Available: wait for it, so explain works at once.
+    for context in options.contexts:
+        member = state.member(context)
+        client = admin_client(state_dir, member)
+        try:
+            await _wait_process(state, f"{member.name}/mcs-apiserver", lambda: _openapi_aggregated(client),
+                                f"{member.name}'s OpenAPI v3 to include {install_plan.APISERVICE_NAME}")
+        finally:
+            await client.close()
+
+
+async def run_installer(state_dir: Path, options: installer.Options, uninstall: bool,
+                        remove_cluster_properties: bool = False) -> None:
+    """``mcs-apiserver install|uninstall --runtime local --state-dir DIR``: the contexts are member
+    names of DIR/kubeconfig (or of any kubeconfig reaching the same members)."""
+    state_dir = state_dir.resolve()
+    with statefile.locked(state_dir):
+        state = _require(state_dir)
+        for context in options.contexts:
+            state.member(context)  # a clear error for a context that is not a member
+        if not uninstall:
+            await _install(state_dir, state, options, sys.stdout, sys.stderr)
+            return
+        await installer.uninstall(options, remove_cluster_properties, runtime=InstanceRuntime(state_dir, state))
+        for context in options.contexts:
+            record = state.process(f"{context}/mcs-apiserver")
+            if record is not None:
+                processes.stop(record)
+                state.processes.remove(record)
+            shutil.rmtree(instance_dir(state_dir, state.member(context)), ignore_errors=True)
+        statefile.save(state_dir, state)
+
+
+GROUP_VERSION = "views.multicluster.x-k8s.io/v1alpha1"
 
 
 async def _openapi_aggregated(client: KubeClient) -> bool:
     root = await client.get("/openapi/v3")
-    return f"apis/{registration.GROUP_VERSION}" in root.get("paths", {})
+    return f"apis/{GROUP_VERSION}" in root.get("paths", {})
 
 
 def _write_kubeconfigs(state_dir: Path, state: LocalState, pki: LocalPKI) -> None:
@@ -478,31 +565,46 @@ async def _wait_controller_manager(state: LocalState, member: MemberPorts) -> No
 
 
 async def _bootstrap_member(state_dir: Path, state: LocalState, member: MemberPorts) -> None:
-    """CRDs, then the member's ClusterProperties (its ID first, then its ClusterSet, as KEP-2149
-    orders them)."""
+    """The CRDs, so that a member started ``--no-instances`` already takes ServiceExports and
+    ClusterProperties (and, publishing, the upstream ServiceImport CRD and the publisher's RBAC);
+    everything else is the installer's."""
     client = admin_client(state_dir, member)
     try:
         crds = applier.load_manifests(MANIFESTS / "crds")
-        publish_crds, publish_rbac = registration.publish_objects(MANIFESTS)
         if state.publish:
+            publish_crds, publish_rbac = publish_objects()
             crds += publish_crds
         await applier.apply(client, crds)
         for crd in crds:
             await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
                            timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
-        for name, value in ((CLUSTER_ID_PROPERTY, member.name), (CLUSTERSET_PROPERTY, state.clusterset)):
-            await applier.apply(client, [cluster_property(name, value)])
-        await applier.apply(client, registration.access_objects(MANIFESTS))
         if state.publish:
             await applier.apply(client, publish_rbac)
-        await applier.apply(client, [registration.service(member.mcs_port)])
     finally:
         await client.close()
 
 
-def cluster_property(name: str, value: str) -> dict[str, Any]:
-    return {"apiVersion": "about.k8s.io/v1beta1", "kind": "ClusterProperty",
-            "metadata": {"name": name}, "spec": {"value": value}}
+def publish_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The upstream ServiceImport CRD (mcs-api v0.5), and the RBAC that lets the instance's
+    ServiceAccount publish (manifests/publish/)."""
+    return (applier.load_manifests(MANIFESTS / "publish" / "serviceimports.multicluster.x-k8s.io.yaml"),
+            applier.load_manifests(MANIFESTS / "publish" / "rbac.yaml"))
+
+
+async def enable_publishing(state_dir: Path, member: str) -> None:
+    """Install the upstream ServiceImport CRD and the publisher RBAC in one member (for a ClusterSet
+    brought up without ``--publish``); restart its instance with ``PUBLISH_FLAGS`` afterwards."""
+    state_dir = state_dir.resolve()
+    state = _require(state_dir)
+    client = admin_client(state_dir, state.member(member))
+    try:
+        crds, rbac = publish_objects()
+        await applier.apply(client, crds + rbac)
+        for crd in crds:
+            await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
+                           timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
+    finally:
+        await client.close()
 
 
 async def _crd_established(client: KubeClient, name: str) -> bool:
@@ -622,22 +724,6 @@ async def start_member(state_dir: Path, member: str, component: str | None = Non
         return started
 
 
-async def enable_publishing(state_dir: Path, member: str) -> None:
-    """Install the upstream ServiceImport CRD and the publisher RBAC in one member (for a ClusterSet
-    brought up without ``--publish``); restart its instance with ``PUBLISH_FLAGS`` afterwards."""
-    state_dir = state_dir.resolve()
-    state = _require(state_dir)
-    client = admin_client(state_dir, state.member(member))
-    try:
-        crds, rbac = registration.publish_objects(MANIFESTS)
-        await applier.apply(client, crds + rbac)
-        for crd in crds:
-            await wait_for(lambda name=crd["metadata"]["name"]: _crd_established(client, name),
-                           timeout=60, what=f"CRD {crd['metadata']['name']} to be established")
-    finally:
-        await client.close()
-
-
 async def restart_instance(state_dir: Path, member: str, *extra_args: str) -> None:
     """Restart one member's mcs-apiserver with extra ``serve`` flags (e.g. ``--export-conflict-policy=deny``),
     or with the defaults again when none are given; returns once it is ready."""
@@ -650,9 +736,7 @@ async def restart_instance(state_dir: Path, member: str, *extra_args: str) -> No
         if record is not None:
             processes.stop(record)
         _start(state_dir, state, name, instance_argv(state_dir, ports, *extra_args, publish=state.publish))
-        async with aiohttp.ClientSession() as session:
-            await _wait_process(state, name, lambda: controlplane.https_ok(
-                session, f"https://127.0.0.1:{ports.mcs_port}/readyz", False), f"{name} to be ready")
+        await _wait_instance_ready(state, ports)
 
 
 def _require(state_dir: Path) -> LocalState:

@@ -1,7 +1,8 @@
 """The certificates a local ClusterSet needs, generated once per state directory.
 
 One cluster CA signs every member's kube-apiserver serving certificate and every client
-certificate (admin, controller managers, schedulers, kwok, the mcs-apiserver identity), so one
+certificate (admin, controller managers, schedulers, kwok; the mcs-apiserver instances use the
+ServiceAccount tokens ``mcs-apiserver install`` makes), so one
 kubeconfig can reach all members. The front-proxy CA is separate, as kube-apiserver requires: the
 requestheader CA must not be the client CA, or any client certificate could assert X-Remote-*
 identities. The
@@ -21,8 +22,6 @@ from certs import pki
 #: The Service an instance is registered under in each member (an ExternalName to localhost).
 MCS_SERVICE = "mcs-apiserver"
 MCS_NAMESPACE = "mcs-system"
-#: The Kubernetes user the local instances authenticate as, in every member.
-MCS_USER = "system:mcs-apiserver"
 #: The name kube-apiserver's webhook client certificate carries (``serve --webhook-allowed-names``).
 WEBHOOK_CLIENT_NAME = "kube-apiserver-webhook-client"
 
@@ -87,7 +86,6 @@ def generate(root: Path, members: list[tuple[str, str]]) -> LocalPKI:
     # kwok plays the kubelet of every simulated node (Node and Pod status, Leases, pod deletion),
     # which no single bootstrap role covers without the Node authorizer: admin, as kwokctl does it.
     _write(pki.issue_client_cert(ca, common_name="system:kwok", organizations=["system:masters"]), "kwok", root)
-    _write(pki.issue_client_cert(ca, common_name=MCS_USER), "mcs-apiserver-client", root)
 
     sa_key = pki.new_private_key("rsa")
     pki.write_private_key(sa_key, root / "service-account.key", overwrite=True)

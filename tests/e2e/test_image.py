@@ -12,7 +12,6 @@ local process on the same port, so the APIService and the webhooks registered th
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -91,18 +90,6 @@ def test_the_image_runs_serve_as_a_non_root_user_and_holds_no_compiler_and_no_pi
     assert not list((rootfs.path / "opt/mcs-apiserver/lib").glob("python3*/site-packages/pip"))
 
 
-def inline_kubeconfig(path: Path) -> str:
-    """The instance kubeconfig with its certificate files inlined (``*-data``), as a Secret holds it."""
-    config = yaml.safe_load(path.read_text())
-    for section, key in (("clusters", "cluster"), ("users", "user")):
-        for entry in config[section]:
-            fields = entry[key]
-            for name in ("certificate-authority", "client-certificate", "client-key"):
-                if name in fields:
-                    fields[f"{name}-data"] = base64.b64encode(Path(fields.pop(name)).read_bytes()).decode()
-    return yaml.safe_dump(config)
-
-
 def deployment_args() -> list[str]:
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -137,16 +124,18 @@ def apiservice_available(kubectl, context: str) -> str:
 def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_and_webhooks(
         clusterset, kubectl, rootfs: Rootfs, tmp_path: Path) -> None:
     member = clusterset.state.member(MEMBER)
-    pki = LocalPKI(clusterset.state_dir / "pki")
+    installed = cluster.instance_dir(clusterset.state_dir, member)  # what `install` made for member-1
     serving, members = tmp_path / "serving", tmp_path / "members"
     serving.mkdir()
     members.mkdir()
+    pki = LocalPKI(clusterset.state_dir / "pki")
     (serving / "tls.crt").write_bytes(pki.cert("mcs-apiserver-serving").read_bytes())
     (serving / "tls.key").write_bytes(pki.key("mcs-apiserver-serving").read_bytes())
     # local up makes kube-apiserver present a webhook client certificate (README "Webhook callers")
     (serving / "webhook-client-ca.crt").write_bytes(pki.webhook_client_ca_cert.read_bytes())
-    (members / "kubeconfig").write_text(inline_kubeconfig(clusterset.state_dir / cluster.INSTANCE_KUBECONFIG))
-    for file in (serving / "tls.key", members / "kubeconfig"):
+    (members / "kubeconfig").write_bytes((installed / "members.kubeconfig").read_bytes())
+    (members / "local.kubeconfig").write_bytes((installed / "kubeconfig").read_bytes())
+    for file in (serving / "tls.key", members / "kubeconfig", members / "local.kubeconfig"):
         os.chown(file, 65532, 65532)
         file.chmod(0o400)
     args = [a for a in deployment_args() if not a.startswith(("--secure-port=", "--dns-port="))] + [
@@ -156,8 +145,8 @@ def test_serve_from_the_image_with_a_read_only_root_serves_a_members_apiservice_
         # what the Deployment's commented webhook-caller lines turn on, as local up does for its instances
         f"--webhook-client-ca-file={SERVING_DIR}/webhook-client-ca.crt",
         f"--webhook-allowed-names={WEBHOOK_CLIENT_NAME}",
-        # in a pod the local cluster is the in-cluster service account; here it is a context
-        f"--kubeconfig={MEMBERS_DIR}/kubeconfig", f"--context={MEMBER}", f"--local-member={MEMBER}"]
+        # in a pod the local cluster is the in-cluster service account; here its token, as installed
+        f"--kubeconfig={MEMBERS_DIR}/local.kubeconfig", f"--local-member={MEMBER}"]
     ns = unique_namespace("image")
     log = tmp_path / "image.log"
     proc: subprocess.Popen | None = None

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mcs_apiserver.local import cluster
-from mcs_apiserver.local.apply import FIELD_MANAGER
+from mcs_apiserver.install.run import FIELD_MANAGER
 from mcs_apiserver.local.pki import LocalPKI, mcs_ca_bundle
 from mcs_apiserver.server import add_arguments as add_serve_arguments
 from webhooks.handlers import make_handlers
@@ -252,8 +252,8 @@ def dry_run_lines(stdout: str) -> dict[str, str]:
 
 
 def test_applying_the_manifests_with_a_real_ca_bundle_is_accepted_for_every_object(kubectl, with_ca_bundle):
-    # member-1 already runs the local registration of mcs-apiserver (an ExternalName Service, RBAC for a
-    # user), owned by the local field manager; a server-side apply as that manager replaces it, as
+    # member-1 already runs the local registration of mcs-apiserver (an ExternalName Service), owned by
+    # the installer's field manager; a server-side apply as that manager replaces it, as
     # moving from the local set-up to the Deployment would.
     proc = kubectl.run("apply", "--dry-run=server", "--server-side", "--force-conflicts",
                        f"--field-manager={FIELD_MANAGER}", "-k", str(with_ca_bundle), context="member-1")
