@@ -34,7 +34,7 @@ from mcs_apiserver.api.app import HealthCheck, build_app
 from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, return_free_memory, runner_options, tune_process
 from mcs_apiserver.api.resources import Served
 from mcs_apiserver.api.store import Store, Versioner
-from mcs_apiserver.members.client import (
+from mcs_apiserver.kube.client import (
     Connection,
     KubeClient,
     connection_from_kubeconfig,
@@ -42,9 +42,9 @@ from mcs_apiserver.members.client import (
     kubeconfig_contexts,
 )
 from mcs_apiserver.members.member import MemberCache
-from mcs_apiserver.leader import LeaseElector
+from mcs_apiserver.writers.lease import LeaseElector
 from mcs_apiserver.metrics import Metrics
-from mcs_apiserver.status_writer import StatusWriter
+from mcs_apiserver.writers.status import StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
@@ -293,6 +293,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
     from mcs_apiserver.auth.middleware import USER  # noqa: PLC0415 - keeps `--help` fast
     from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415
+    from webhooks import PATHS as WEBHOOK_PATHS  # noqa: PLC0415
     from webhooks import add_routes as add_webhook_routes  # noqa: PLC0415
 
     tune_process()
@@ -342,7 +343,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     guard = ConnectionGuard(options.limits.request_header_timeout)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
-                    user_of=lambda request: request[USER].name if USER in request else "")
+                    user_of=lambda request: request[USER].name if USER in request else "",
+                    webhook_paths=WEBHOOK_PATHS)
     add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy,
                        max_body_bytes=options.limits.max_request_body_bytes)
 

@@ -19,7 +19,8 @@ from typing import Any, Final
 
 import orjson
 
-from mcs_apiserver.kube_types import Status, StatusCause
+from mcs_apiserver.kube.status import failure
+from mcs_apiserver.kube.types import Status, StatusCause
 
 __all__ = [
     "ADMISSION_API_VERSION",
@@ -81,15 +82,8 @@ class ReviewError(Exception):
 
 
 def status_body(code: int, message: str) -> Status:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": _REASONS.get(code, "BadRequest"),
-        "code": code,
-    }
+    """The ``metav1.Status`` of a request this webhook could not answer (HTTP ``code``)."""
+    return failure(code, _REASONS.get(code, "BadRequest"), message)
 
 
 @dataclass(frozen=True, slots=True)

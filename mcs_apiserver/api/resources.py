@@ -13,26 +13,39 @@ import bisect
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
-from mcs_apiserver.api import negotiation, status, tables
+from mcs_apiserver.api import negotiation, tables
+from mcs_apiserver.kube import status
 from mcs_apiserver.api.continuetoken import decode_continue, encode_continue
 from mcs_apiserver.api.discovery import ResourceInfo, resource_info
 from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
-from mcs_apiserver.requestinfo import ListOptions, RequestInfo, info_of
-from mcs_apiserver.api.selectors import compile_selectors
-from mcs_apiserver.api.status import StatusError
+from mcs_apiserver.kube.requestinfo import ListOptions, RequestInfo, info_of
+from mcs_apiserver.kube.selectors import COMMON_FIELDS, Fields, compile_selectors
+from mcs_apiserver.kube.status import StatusError
 from mcs_apiserver.api.store import Event, Store, Stored, TooLarge, TooOld, Watcher
-from mcs_apiserver.views.model import API_VERSION, GROUP, VERSION
+from mcs_apiserver.contract import API_VERSION, GROUP, VERSION
 
 log = logging.getLogger("mcs_apiserver.api")
 
 PREFIX = f"/apis/{GROUP}/{VERSION}"
+
+
+def _spec_type(obj: Mapping[str, Any]) -> str:
+    type_: str = (obj.get("spec") or {}).get("type", "")
+    return type_
+
+
+#: The field selector labels each resource supports, and how to read them from an object.
+SUPPORTED_FIELDS: Final[dict[str, Fields]] = {
+    "serviceimports": {**COMMON_FIELDS, "spec.type": _spec_type},
+    "clustersets": COMMON_FIELDS,
+}
 JSON = "application/json"
 #: kube-apiserver closes a watch without timeoutSeconds after a random 30-60 minutes.
 DEFAULT_WATCH_SECONDS = (1800, 3600)
@@ -126,9 +139,9 @@ class ResourceHandler:
             verb = WRITE_VERBS[request.method]
             if verb == "delete" and target.name is None:
                 verb = "deletecollection"
-            raise StatusError(status.method_not_allowed(target.info.name, verb))
+            raise StatusError(status.method_not_allowed(target.info.name, verb, group=GROUP))
         if request.method not in ("GET", "HEAD"):
-            raise StatusError(status.method_not_allowed(target.info.name, request.method.lower()))
+            raise StatusError(status.method_not_allowed(target.info.name, request.method.lower(), group=GROUP))
         if info.options_error:
             raise StatusError(status.bad_request(info.options_error))
         if info.verb == "watch":
@@ -144,7 +157,7 @@ class ResourceHandler:
         store = self.served.store(target.info)
         stored = store.get((target.namespace or "", target.name or ""))
         if stored is None:
-            raise StatusError(status.not_found(target.info.name, target.name or ""))
+            raise StatusError(status.not_found(target.info.name, target.name or "", group=GROUP))
         if chosen.target is Target.TABLE:
             include = negotiation.parse_include_object(request.query.get("includeObject"))
             body = orjson.dumps(tables.table_for(
@@ -160,7 +173,7 @@ class ResourceHandler:
 
     def list(self, request: web.Request, target: Target_, options: ListOptions) -> web.Response:
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.LIST)
-        predicate, labels, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
+        predicate, labels, fields = compile_selectors(options.label_selector, options.field_terms, SUPPORTED_FIELDS[target.info.name])
         limit = max(options.limit, 0)
         store = self.served.store(target.info)
         match = options.resource_version_match
@@ -264,7 +277,7 @@ class ResourceHandler:
     async def watch(self, request: web.Request, target: Target_, options: ListOptions) -> web.StreamResponse:
         query = request.query
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.WATCH)
-        predicate, _, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
+        predicate, _, fields = compile_selectors(options.label_selector, options.field_terms, SUPPORTED_FIELDS[target.info.name])
         store = self.served.store(target.info)
         bookmarks = options.allow_watch_bookmarks
         send_initial = bool(options.send_initial_events)

@@ -30,7 +30,7 @@ from certs.pki import issued_by
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.review import ReviewError, create_review
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 
 __all__ = [
     "Authenticator",

@@ -3,7 +3,7 @@
 An aggregated API server has no RBAC of its own: it asks the local kube-apiserver, with the same
 attributes kube-apiserver would have used had it served the request itself, so that the RBAC rules
 people write for ``serviceimports.views.multicluster.x-k8s.io`` just work. The attributes are the
-request info (``mcs_apiserver.requestinfo``), which follows kube's ``RequestInfoFactory``
+request info (``mcs_apiserver.kube.requestinfo``), which follows kube's ``RequestInfoFactory``
 exactly (verbs list/watch/deletecollection, namespaces, subresources, ``fieldSelector=metadata.name=``
 naming the object).
 
@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mcs_apiserver.requestinfo import RequestInfo, RequestInfoError, request_info
-from mcs_apiserver.api.status import forbidden
+from mcs_apiserver.kube.requestinfo import RequestInfo, RequestInfoError, request_info
+from mcs_apiserver.kube.status import forbidden
 from mcs_apiserver.auth.authenticate import UserInfo
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.review import ReviewError, create_review
-from mcs_apiserver.kube_types import Status
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.types import Status
+from mcs_apiserver.kube.client import KubeClient
 
 __all__ = [
     "DEFAULT_ALLOWED_GROUPS",
@@ -52,7 +52,7 @@ DEFAULT_ALLOWED_PATHS = (
 DEFAULT_ALLOWED_GROUPS = ("system:masters",)
 
 #: The request attributes authorization decides on: kube's RequestInfo, computed once per request by
-#: ``mcs_apiserver.requestinfo`` (its equality and hash cover exactly the authorization fields).
+#: ``mcs_apiserver.kube.requestinfo`` (its equality and hash cover exactly the authorization fields).
 RequestAttributes = RequestInfo
 request_attributes = request_info
 

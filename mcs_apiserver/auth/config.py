@@ -23,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.tls import ServerTLS
 
 __all__ = [

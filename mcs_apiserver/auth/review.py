@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.client import ApiError, KubeClient
 
 __all__ = ["ReviewError", "create_review"]
 

@@ -15,7 +15,7 @@ from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.middleware import auth_middleware
 from mcs_apiserver.auth.webhook_callers import WebhookCallers
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.tls import ServerTLS
 
 __all__ = ["Auth"]

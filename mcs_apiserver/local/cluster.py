@@ -33,8 +33,8 @@ from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
 from mcs_apiserver.local.state import LocalState, MemberPorts
-from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_files, wait_for
-from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
+from mcs_apiserver.kube.client import ApiError, KubeClient, connection_from_files, wait_for
+from mcs_apiserver.contract import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 ADMIN_KUBECONFIG = "kubeconfig"

@@ -22,11 +22,11 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
-from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.reflector import Reflector, Resource
-from mcs_apiserver.views.conditions import format_time
-from mcs_apiserver.views.model import (
+from mcs_apiserver.kube.times import format_epoch
+from mcs_apiserver.contract import (
     EXPORTED_AT_ANNOTATION,
     Endpoint,
     IPFamily,
@@ -55,10 +55,6 @@ class ChangeSink(Protocol):
     def namespaces_changed(self, member: str, names: Iterable[str]) -> None: ...
 
     def membership_changed(self, member: str) -> None: ...
-
-
-def rfc3339(epoch: float) -> str:
-    return format_time(datetime.fromtimestamp(epoch, timezone.utc))
 
 
 def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -476,12 +472,12 @@ class MemberCache:
         message = "; ".join(sorted(m for m, _ in self._failing.values()))
         last_sync = self._status.last_sync
         if connected and synced and not self._failing:
-            last_sync = rfc3339(now)
+            last_sync = format_epoch(now)
         if not connected and self._disconnected_since is None:
             self._disconnected_since = now
             last_contact = max((r.last_event for r in self.reflectors), default=0.0)
             if last_contact:
-                last_sync = rfc3339(last_contact)
+                last_sync = format_epoch(last_contact)
             self._schedule_expiry()
         if connected:
             self._disconnected_since = None

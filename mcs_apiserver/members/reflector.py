@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.client import ApiError, KubeClient
 
 log = logging.getLogger("mcs_apiserver.members")
 

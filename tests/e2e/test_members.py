@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from mcs_apiserver.local import cluster
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.members.member import (
     SERVICE_EXPORTS,
     SERVICES,
     MemberCache,
 )
 from mcs_apiserver.members.reflector import LIST_PAGE_SIZE, Expired, Reflector
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 
 pytestmark = pytest.mark.e2e
 

@@ -17,14 +17,14 @@ import pytest
 from kubernetes_asyncio.client import Configuration
 
 from mcs_apiserver.api.store import Store, Versioner
-from mcs_apiserver.leader import LeaseElector
-from mcs_apiserver.views.conditions import format_micro_time as micro_time
-from mcs_apiserver.views.imports import parse_time as parse_micro_time
+from mcs_apiserver.writers.lease import LeaseElector
+from mcs_apiserver.kube.times import format_micro_time as micro_time
+from mcs_apiserver.kube.times import parse_time as parse_micro_time
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.pki import LocalPKI
-from mcs_apiserver.members.client import ApiError, Connection, KubeClient, connection_from_files
+from mcs_apiserver.kube.client import ApiError, Connection, KubeClient, connection_from_files
 from mcs_apiserver.members.member import SERVICE_EXPORTS, MemberCache
-from mcs_apiserver.status_writer import CONCURRENT_WRITES, StatusWriter
+from mcs_apiserver.writers.status import CONCURRENT_WRITES, StatusWriter
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace

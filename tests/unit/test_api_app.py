@@ -325,7 +325,7 @@ async def test_a_body_over_the_size_limit_is_a_413_status(aiohttp_client: Any, s
 async def test_middlewares_given_to_build_app_run_inside_the_status_errors(
     aiohttp_client: Any, stores: dict[str, Store]
 ) -> None:
-    from mcs_apiserver.api.status import StatusError, unauthorized
+    from mcs_apiserver.kube.status import StatusError, unauthorized
 
     @web.middleware
     async def deny(request: web.Request, handler: Any) -> web.StreamResponse:

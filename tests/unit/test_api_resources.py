@@ -18,7 +18,7 @@ from mcs_apiserver.api import store as store_module
 from mcs_apiserver.api.app import build_app
 from mcs_apiserver.api.continuetoken import encode_continue
 from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
-from mcs_apiserver.api.status import CONTINUE_EXPIRED_MESSAGE
+from mcs_apiserver.kube.status import CONTINUE_EXPIRED_MESSAGE
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.metrics import Metrics
 

@@ -25,7 +25,7 @@ from mcs_apiserver.auth.authenticate import (
 )
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.review import ReviewError
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 
 @pytest.fixture(scope="module")

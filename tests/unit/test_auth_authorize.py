@@ -20,7 +20,7 @@ from mcs_apiserver.auth.authorize import (
     request_attributes,
 )
 from mcs_apiserver.auth.review import ReviewError
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 G = "views.multicluster.x-k8s.io"
 V = "v1alpha1"

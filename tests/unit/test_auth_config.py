@@ -19,7 +19,7 @@ from mcs_apiserver.auth.config import (
     ConfigError,
     parse_configmap,
 )
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 from mcs_apiserver.tls import ServerTLS
 
 

@@ -22,7 +22,7 @@ from mcs_apiserver.auth.authenticate import Authenticator, TokenReviewer
 from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.middleware import ATTRIBUTES, USER, auth_middleware
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 from mcs_apiserver.tls import ServerTLS
 
 G = "views.multicluster.x-k8s.io"

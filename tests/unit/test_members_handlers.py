@@ -17,7 +17,7 @@ from mcs_apiserver.members.member import (
     _Slices,
     trim_service,
 )
-from mcs_apiserver.views.model import Endpoint, ReadyEndpoints, SlicePort
+from mcs_apiserver.contract import Endpoint, ReadyEndpoints, SlicePort
 
 
 class Sink:

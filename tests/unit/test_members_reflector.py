@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mcs_apiserver.members import reflector as reflector_module
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 from mcs_apiserver.members.reflector import BACKOFF_MAX, Reflector, Resource
 
 GOOD = {"metadata": {"name": "web", "namespace": "demo", "resourceVersion": "7"}, "spec": {}}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.members.member import (
     ready_count,
-    rfc3339,
     trim_export,
     trim_namespace,
     trim_property,
     trim_remote_export,
     trim_service,
 )
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 
 METADATA = {
     "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
@@ -115,5 +115,5 @@ def test_ready_count_counts_every_address_of_an_endpoint_and_nothing_without_end
 
 
 def test_rfc3339_is_second_precision_utc_with_a_z() -> None:
-    assert rfc3339(0) == "1970-01-01T00:00:00Z"
-    assert rfc3339(1767225600.75) == "2026-01-01T00:00:00Z"
+    assert format_epoch(0) == "1970-01-01T00:00:00Z"
+    assert format_epoch(1767225600.75) == "2026-01-01T00:00:00Z"

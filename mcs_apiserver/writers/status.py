@@ -20,13 +20,13 @@ from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.kube_types import Condition
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.types import Condition
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
-from mcs_apiserver.views.conditions import format_time, utc_now
+from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.imports import export_conditions, make_contribution
-from mcs_apiserver.views.model import Key
+from mcs_apiserver.contract import Key
 
 log = logging.getLogger("mcs_apiserver.status")
 

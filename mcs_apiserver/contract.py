@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping, NamedTuple, Protocol, Sequence
 
-from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
 
 #: (namespace, name) of a ServiceExport / Service / ServiceImport.
 Key = tuple[str, str]
