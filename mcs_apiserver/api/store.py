@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from mcs_apiserver.kube.types import ObjectEventType
+
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -70,7 +72,7 @@ class Stored:
 
 @dataclass(slots=True)
 class Event:
-    type: str  # ADDED | MODIFIED | DELETED
+    type: ObjectEventType
     rv: int
     stored: Stored  # the new state (the last state, stamped with the deletion's version, for DELETED)
     previous: Stored | None

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
-from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
 from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.reflector import Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
@@ -168,7 +168,7 @@ class _Objects:
         if changed:
             self.report(changed)
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         key = self.key(obj)
         if event_type == "DELETED":
             if self.store.pop(key, None) is not None:
@@ -248,7 +248,7 @@ class _Slices:
         if changed:
             self.member.sink.keys_changed(self.member.name, changed)
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         changed: set[Key] = set()
         self._set(_key(obj), None if event_type == "DELETED" else self._entry(obj), changed)
         if changed:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.types import ObjectEventType
 
 log = logging.getLogger("mcs_apiserver.members")
 
@@ -56,7 +57,7 @@ class Handler(Protocol):
     def replace(self, objects: list[dict[str, Any]]) -> None:
         """The full current state, after a (re)list."""
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         """One ADDED / MODIFIED / DELETED watch event."""
 
 
