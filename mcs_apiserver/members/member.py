@@ -328,7 +328,7 @@ class _Slices:
 
 
 class MemberCache:
-    """The caches of one member cluster; implements ``views.model.MemberView``."""
+    """The caches of one member cluster; implements ``contract.MemberView``."""
 
     def __init__(self, name: str, client: KubeClient, sink: ChangeSink, *, grace_period: float = 300.0,
                  local: bool = False, clock: Callable[[], float] = time.time) -> None:
