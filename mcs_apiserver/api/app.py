@@ -28,7 +28,7 @@ from mcs_apiserver.api.openapi import (
 )
 from mcs_apiserver.api.discovery import RESOURCES
 from mcs_apiserver.api.limits import ConnectionGuard, Limiter
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
+from mcs_apiserver.api.resources import PREFIX, ApiSettings, ResourceHandler, Served
 from mcs_apiserver.kube.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.kube.requestinfo import RequestInfoError, info_of
@@ -221,7 +221,8 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
               middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024,
               limiter: Limiter | None = None, guard: ConnectionGuard | None = None,
               user_of: Callable[[web.Request], str] = lambda request: "",
-              webhook_paths: Iterable[str] = ()) -> web.Application:
+              webhook_paths: Iterable[str] = (), settings: ApiSettings = ApiSettings(),
+              clock: Callable[[], float] = time.time) -> web.Application:
     """The application. ``middlewares`` (authentication and authorization) run after the in-flight
     limits of ``limiter`` and before its watch limits, which count watches per ``user_of``."""
     chain: list = [guard.middleware] if guard is not None else []
@@ -233,7 +234,7 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
         chain.append(limiter.watches(user_of))
         metrics.add_limiter(limiter)
     app = web.Application(middlewares=chain, client_max_size=client_max_size)
-    resources = ResourceHandler(served)
+    resources = ResourceHandler(served, settings=settings, clock=clock)
     app.add_routes(health_routes(checks))
     app.add_routes([
         web.get("/metrics", metrics.handler),

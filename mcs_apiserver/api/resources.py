@@ -49,7 +49,6 @@ SUPPORTED_FIELDS: Final[dict[str, Fields]] = {
 JSON = "application/json"
 #: kube-apiserver closes a watch without timeoutSeconds after a random 30-60 minutes.
 DEFAULT_WATCH_SECONDS = (1800, 3600)
-BOOKMARK_INTERVAL = 60.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -100,10 +99,16 @@ def _parse_rv(raw: str | None) -> int | None:
     return value
 
 
-#: kube-apiserver gzips responses above 128 KiB, at level 1, when the client accepts it (client-go
-#: does): on a real network a 10,000-object list shrinks ~10x for a few ms of CPU.
-GZIP_THRESHOLD = 128 * 1024
-GZIP_LEVEL = 1
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Tuning of the resource handler (``serve`` hands it in; tests shorten it)."""
+
+    #: Seconds between BOOKMARK events of an idle watch that asked for them (kube-apiserver: ~1 min).
+    bookmark_interval: float = 60.0
+    #: kube-apiserver gzips responses above 128 KiB, at level 1, when the client accepts it (client-go
+    #: does): on a real network a 10,000-object list shrinks ~10x for a few ms of CPU.
+    gzip_threshold: int = 128 * 1024
+    gzip_level: int = 1
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -114,13 +119,13 @@ def _accepts_gzip(request: web.Request) -> bool:
     return False
 
 
-async def compress(request: web.Request, response: web.Response) -> web.Response:
+async def compress(request: web.Request, response: web.Response, settings: ApiSettings) -> web.Response:
     """Gzip a large body the client accepts gzipped, in a thread (zlib releases the GIL), so that
     compressing a big list never stalls the event loop for the watches and webhooks it also serves."""
     body = response.body
-    if not isinstance(body, bytes) or len(body) <= GZIP_THRESHOLD or not _accepts_gzip(request):
+    if not isinstance(body, bytes) or len(body) <= settings.gzip_threshold or not _accepts_gzip(request):
         return response
-    compressed = await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL, mtime=0)
+    compressed = await asyncio.to_thread(gzip.compress, body, settings.gzip_level, mtime=0)
     response.body = compressed
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
@@ -128,8 +133,10 @@ async def compress(request: web.Request, response: web.Response) -> web.Response
 
 
 class ResourceHandler:
-    def __init__(self, served: Served, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, served: Served, *, settings: ApiSettings = ApiSettings(),
+                 clock: Callable[[], float] = time.time) -> None:
         self.served = served
+        self.settings = settings
         self.clock = clock
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
@@ -148,7 +155,7 @@ class ResourceHandler:
             return await self.watch(request, target, info.options)
         if target.name is not None:
             return self.get(request, target)
-        return await compress(request, self.list(request, target, info.options))
+        return await compress(request, self.list(request, target, info.options), self.settings)
 
     # --- get ------------------------------------------------------------------------------------
 
@@ -362,7 +369,7 @@ class ResourceHandler:
                       store: Store, deadline: float, bookmarks: bool) -> None:
         loop = asyncio.get_running_loop()
         queue = watcher.queue
-        next_bookmark = loop.time() + BOOKMARK_INTERVAL * (0.5 + random.random() / 2)
+        next_bookmark = loop.time() + self.settings.bookmark_interval * (0.5 + random.random() / 2)
         while True:
             now = loop.time()
             if now >= deadline:
@@ -380,7 +387,7 @@ class ResourceHandler:
             except asyncio.TimeoutError:
                 if bookmarks and queue.empty() and loop.time() >= next_bookmark:
                     await response.write(writer.bookmark(store.resource_version))
-                    next_bookmark = loop.time() + BOOKMARK_INTERVAL
+                    next_bookmark = loop.time() + self.settings.bookmark_interval
                 continue
             batch, closed = _drain(queue, [first]) if first is not None else ([], True)
             if batch:

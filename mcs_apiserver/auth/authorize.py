@@ -23,6 +23,7 @@ from mcs_apiserver.kube.status import forbidden
 from mcs_apiserver.auth.authenticate import UserInfo
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.review import ReviewError, create_review
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.kube.types import Status
 from mcs_apiserver.kube.client import KubeClient
 
@@ -85,8 +86,10 @@ class Authorizer:
         max_entries: int = 8192,
         allowed_paths: Iterable[str] = DEFAULT_ALLOWED_PATHS,
         allowed_groups: Iterable[str] = DEFAULT_ALLOWED_GROUPS,
+        settings: AuthSettings = AuthSettings(),
     ) -> None:
         self.client = client
+        self.settings = settings
         paths = tuple(allowed_paths)
         self._exact_paths = frozenset(p for p in paths if not p.endswith("*"))
         self._path_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
@@ -122,7 +125,7 @@ class Authorizer:
         else:
             spec["nonResourceAttributes"] = {"path": attributes.path, "verb": attributes.verb}
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
-        status = (await create_review(self.client, SUBJECT_ACCESS_REVIEW_PATH, review)).get("status") or {}
+        status = (await create_review(self.client, SUBJECT_ACCESS_REVIEW_PATH, review, self.settings)).get("status") or {}
         if status.get("allowed") and status.get("denied"):
             raise ReviewError("the SubjectAccessReview answer both allows and denies")
         decision = Decision(bool(status.get("allowed")), str(status.get("reason") or ""))

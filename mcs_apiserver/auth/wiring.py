@@ -14,6 +14,7 @@ from mcs_apiserver.auth.authenticate import Authenticator, TokenReviewer
 from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.middleware import auth_middleware
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.webhook_callers import WebhookCallers
 from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.tls import ServerTLS
@@ -32,16 +33,16 @@ class Auth:
 
     def __init__(
         self, client: KubeClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
-        *, webhook_callers: WebhookCallers | None = None,
+        *, webhook_callers: WebhookCallers | None = None, settings: AuthSettings = AuthSettings(),
     ) -> None:
         """``webhook_callers``: require webhook calls to present a client certificate they accept
         (its CA is trusted by the TLS handshake besides the cluster's own CAs)."""
         extra_ca = webhook_callers.ca_pem if webhook_callers is not None else b""
         # raises TLSConfigError: nothing to serve with
         self.tls = ServerTLS(cert_file, key_file, extra_client_ca_pem=extra_ca)
-        self.watcher = AuthenticationConfigWatcher(client, tls=self.tls)
-        self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client))
-        self.authorizer = Authorizer(client)
+        self.watcher = AuthenticationConfigWatcher(client, tls=self.tls, settings=settings)
+        self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client, settings=settings))
+        self.authorizer = Authorizer(client, settings=settings)
         self.middleware = auth_middleware(self.authenticator, self.authorizer, webhook_callers=webhook_callers)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -24,7 +24,7 @@ import aiohttp
 
 from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
 from mcs_apiserver.kube.client import ApiError, KubeClient
-from mcs_apiserver.members.reflector import Reflector, Resource
+from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.contract import (
     EXPORTED_AT_ANNOTATION,
@@ -190,11 +190,6 @@ class _Slice(NamedTuple):
     resource_version: str
 
 
-#: GETs in flight for the endpoints of newly exported Services.
-FETCH_CONCURRENCY = 4
-FETCH_RETRY = 1.0
-
-
 class _Slices:
     """EndpointSlices reduced to a ready-endpoint count per Service key, plus, for the Services this
     member exports, their ready endpoints (for DNS).
@@ -301,10 +296,10 @@ class _Slices:
             self.member.sink.keys_changed(self.member.name, changed)
 
     async def _fetch_pending(self) -> None:
-        """GET the slices of every pending key by label, ``FETCH_CONCURRENCY`` at a time (never one
+        """GET the slices of every pending key by label, ``fetch_concurrency`` at a time (never one
         LIST of every slice: in a large cluster that is megabytes for a few keys)."""
         try:
-            await asyncio.gather(*(self._fetch_worker() for _ in range(FETCH_CONCURRENCY)))
+            await asyncio.gather(*(self._fetch_worker() for _ in range(self.member.settings.fetch_concurrency)))
         finally:
             self._fetching = None
 
@@ -320,7 +315,7 @@ class _Slices:
             except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
                 log.info("member %s: fetching the endpoints of %s/%s failed, retrying: %s", self.member.name,
                          namespace, name, error, extra={"member": self.member.name})
-                await asyncio.sleep(FETCH_RETRY)
+                await asyncio.sleep(self.member.settings.fetch_retry)
                 if key in self.member._exports:
                     self._pending.add(key)
                 continue
@@ -331,8 +326,10 @@ class MemberCache:
     """The caches of one member cluster; implements ``contract.MemberView``."""
 
     def __init__(self, name: str, client: KubeClient, sink: ChangeSink, *, grace_period: float = 300.0,
-                 local: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 local: bool = False, clock: Callable[[], float] = time.time,
+                 settings: MemberSettings = MemberSettings()) -> None:
         self._name = name
+        self.settings = settings
         self.client = client
         self.sink = sink
         self.grace_period = grace_period
@@ -373,6 +370,7 @@ class MemberCache:
             self.client, resource, handler,
             on_healthy=lambda: self._healthy(str(resource)),
             on_failure=lambda message, lost: self._failure(str(resource), message, lost),
+            settings=self.settings,
         )
 
     # --- MemberView ---------------------------------------------------------------------------
