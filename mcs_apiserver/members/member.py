@@ -57,10 +57,23 @@ class ChangeSink(Protocol):
     def membership_changed(self, member: str) -> None: ...
 
 
-def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str, Any]:
+def _interned(value: Any) -> Any:
+    """``value`` as the one shared copy of that string (anything else as is)."""
+    return intern(value) if type(value) is str else value
+
+
+#: The metadata the views, webhooks and writers read. Strings are interned: a Service and its
+#: ServiceExport share their name and namespace, and thousands of objects share a namespace and a
+#: creation second.
+_META_KEPT = ("name", "namespace", "creationTimestamp")
+
+
+def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = (), annotations: tuple[str, ...] = ()) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    kept = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "generation",
-                                 "creationTimestamp", "deletionTimestamp") if k in meta}
+    kept = {k: _interned(meta[k]) for k in _META_KEPT if k in meta}
+    for k in extra:
+        if k in meta:
+            kept[k] = meta[k]
     if annotations and (source := meta.get("annotations")):
         picked = {k: source[k] for k in annotations if k in source}
         if picked:
@@ -70,18 +83,16 @@ def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str
 
 def _key(obj: dict[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
-    return (meta.get("namespace", ""), meta.get("name", ""))
+    return (_interned(meta.get("namespace", "")), _interned(meta.get("name", "")))
 
 
 def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExport:
     """What the views read of a ServiceExport. The status (conditions) matters only to the status
     writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
     not even a change here."""
-    metadata = _meta(obj, annotations=(EXPORTED_AT_ANNOTATION,))
-    if not keep_status:
-        # Nor its resourceVersion (which only the status writer needs), or every status write
-        # would still look like a change.
-        metadata.pop("resourceVersion", None)
+    # Its resourceVersion only for the status writer: kept for remote exports, every status write
+    # would still look like a change.
+    metadata = _meta(obj, extra=("resourceVersion",) if keep_status else (), annotations=(EXPORTED_AT_ANNOTATION,))
     trimmed: dict[str, Any] = {"metadata": metadata}
     if spec := obj.get("spec"):
         trimmed["spec"] = spec
@@ -94,16 +105,30 @@ def trim_remote_export(obj: dict[str, Any]) -> ServiceExport:
     return trim_export(obj, keep_status=False)
 
 
+def _port(port: Any) -> Any:
+    return {k: _interned(v) for k, v in port.items()} if isinstance(port, dict) else port
+
+
 def trim_service(obj: dict[str, Any]) -> Service:
     spec = obj.get("spec") or {}
-    kept = {k: spec[k] for k in ("type", "clusterIP", "clusterIPs", "ipFamilies", "ports",
-                                 "sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy",
-                                 "trafficDistribution", "externalName") if k in spec}
+    kept = {k: _interned(spec[k]) for k in ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig",
+                                            "internalTrafficPolicy", "trafficDistribution", "externalName")
+            if k in spec}
+    for k in ("clusterIPs", "ipFamilies"):
+        if isinstance(values := spec.get(k), list):
+            kept[k] = [_interned(v) for v in values]
+        elif k in spec:
+            kept[k] = values
+    if isinstance(ports := spec.get("ports"), list):
+        kept["ports"] = [_port(p) for p in ports]
+    elif "ports" in spec:
+        kept["ports"] = ports
     return {"metadata": _meta(obj), "spec": kept}  # type: ignore[return-value,typeddict-item]
 
 
 def trim_namespace(obj: dict[str, Any]) -> Namespace:
-    return {"metadata": _meta(obj), "status": obj.get("status") or {}}  # type: ignore[typeddict-item]
+    # The uid of kube-system is the cluster ID the ClusterProperty webhook suggests (KEP-2149).
+    return {"metadata": _meta(obj, extra=("uid",)), "status": obj.get("status") or {}}  # type: ignore[typeddict-item]
 
 
 def trim_property(obj: dict[str, Any]) -> ClusterProperty:
