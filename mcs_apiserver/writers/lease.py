@@ -25,7 +25,7 @@ from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.kube.times import format_micro_time
 from mcs_apiserver.kube.times import parse_time
 
-log = logging.getLogger("mcs_apiserver.writers.lease")
+log = logging.getLogger("mcs_apiserver.leader")  # the name in the logs, unchanged by the move
 
 
 def default_identity() -> str:
