@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mcs_apiserver.kube_types import ClusterProperty, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
 from mcs_apiserver.members.member import CLUSTER_PROPERTIES, NAMESPACES, SERVICES, MemberCache
 from mcs_apiserver.views.clusterset import cluster_id_of, clusterset_of
 from mcs_apiserver.views.engine import ViewEngine

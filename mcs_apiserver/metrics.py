@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mcs_apiserver.version import version_info
-from mcs_apiserver.views.model import MemberView
+from mcs_apiserver.contract import MemberView
 
 
 class Metrics:

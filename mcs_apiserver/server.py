@@ -33,9 +33,9 @@ from mcs_apiserver.dns.server import DnsOptions, DnsServer
 from mcs_apiserver.dns.zone import DEFAULT_TTL, DEFAULT_ZONE, Zone
 from mcs_apiserver.api.app import HealthCheck, build_app
 from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, return_free_memory, runner_options, tune_process
-from mcs_apiserver.api.resources import Served
-from mcs_apiserver.api.store import Store, Versioner
-from mcs_apiserver.members.client import (
+from mcs_apiserver.api.resources import ApiSettings, Served
+from mcs_apiserver.api.store import Store, StoreSettings, Versioner
+from mcs_apiserver.kube.client import (
     ApiError,
     Connection,
     KubeClient,
@@ -44,9 +44,10 @@ from mcs_apiserver.members.client import (
     kubeconfig_contexts,
 )
 from mcs_apiserver.members.member import MemberCache
-from mcs_apiserver.leader import LeaseElector
+from mcs_apiserver.members.reflector import MemberSettings
+from mcs_apiserver.writers.lease import LeaseElector
 from mcs_apiserver.metrics import Metrics
-from mcs_apiserver.status_writer import StatusWriter
+from mcs_apiserver.writers.status import StatusWriter, WriterSettings
 from mcs_apiserver.tls import TLS_VERSIONS, TLSOptions, parse_cipher_suites
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
@@ -54,6 +55,7 @@ from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS
 from mcs_apiserver.writers.publisher import Publisher
 
 if TYPE_CHECKING:
+    from mcs_apiserver.auth.settings import AuthSettings
     from mcs_apiserver.auth.webhook_callers import WebhookCallers
 
 log = logging.getLogger("mcs_apiserver.server")
@@ -75,6 +77,19 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 30s, 5m or 1h")
     scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     return sum(float(n) * scale[u] for n, u in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The tuning of every layer in one object, handed down from :func:`serve` (the flags are in
+    :class:`ServeOptions`; these are the constants a user never needs to change, in one place)."""
+
+    store: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
+    #: None: ``AuthSettings()`` (imported when serving: the auth package is slow to import for ``--help``).
+    auth: AuthSettings | None = None
+    members: MemberSettings = MemberSettings()
+    writer: WriterSettings = WriterSettings()
 
 
 @dataclass
@@ -321,10 +336,12 @@ async def _connections(options: ServeOptions) -> tuple[Connection, dict[str, Con
 
 
 async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, settings: Settings = Settings()) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
     from mcs_apiserver.auth.middleware import USER  # noqa: PLC0415 - keeps `--help` fast
+    from mcs_apiserver.auth.settings import AuthSettings  # noqa: PLC0415
     from mcs_apiserver.auth.wiring import Auth  # noqa: PLC0415
+    from webhooks import PATHS as WEBHOOK_PATHS  # noqa: PLC0415
     from webhooks import add_routes as add_webhook_routes  # noqa: PLC0415
 
     tune_process()
@@ -332,7 +349,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     local_client = KubeClient(local_connection, user_agent=USER_AGENT)
     metrics = Metrics()
     versioner = Versioner()
-    imports, clustersets = Store("serviceimports", versioner), Store("clustersets", versioner)
+    imports = Store("serviceimports", versioner, settings.store)
+    clustersets = Store("clustersets", versioner, settings.store)
     try:
         engine = ViewEngine(local_name, options.clusterset_ip_cidrs)
     except ValueError as error:
@@ -341,12 +359,14 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     updater = ViewUpdater(engine, members, imports, clustersets, on_run=metrics.observe_engine_run)
     for name, connection in connections.items():
         members[name] = MemberCache(name, KubeClient(connection, user_agent=USER_AGENT), updater,
-                                    grace_period=options.member_grace_period, local=name == local_name)
+                                    grace_period=options.member_grace_period, local=name == local_name,
+                                    settings=settings.members)
     metrics.add_members(members)
 
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
-                webhook_callers=_webhook_callers(options), tls_options=options.tls)
-    writer = StatusWriter(engine, members[local_name], local_client)
+                webhook_callers=_webhook_callers(options), tls_options=options.tls,
+                settings=settings.auth or AuthSettings())
+    writer = StatusWriter(engine, members[local_name], local_client, settings.writer)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
     zone = Zone(options.dns_zone, options.dns_ttl)
@@ -383,7 +403,8 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     guard = ConnectionGuard(options.limits.request_header_timeout)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
-                    user_of=lambda request: request[USER].name if USER in request else "")
+                    user_of=lambda request: request[USER].name if USER in request else "",
+                    webhook_paths=WEBHOOK_PATHS, settings=settings.api)
     add_webhook_routes(app, LiveFacts(members, local_name, engine), options.export_conflict_policy,
                        max_body_bytes=options.limits.max_request_body_bytes)
 

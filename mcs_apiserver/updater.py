@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from mcs_apiserver.api.store import Store
-from mcs_apiserver.kube_types import ClusterSet
+from mcs_apiserver.kube.types import ClusterSet
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import Key, MemberView
+from mcs_apiserver.contract import Key, MemberView
 
 log = logging.getLogger("mcs_apiserver.updater")
 

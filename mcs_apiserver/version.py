@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from mcs_apiserver.kube_types import VersionInfo
+from mcs_apiserver.kube.types import VersionInfo
 
 COMMIT_ENV = "MCS_APISERVER_GIT_COMMIT"
 

@@ -42,8 +42,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from mcs_apiserver.views.names import DNS1123_LABEL_MAX_LENGTH, is_dns1123_label, is_dns1123_subdomain, suggest_dns1123_label
-from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, LEGACY_CLUSTER_ID_PROPERTY
+from mcs_apiserver.kube.names import DNS1123_LABEL_MAX_LENGTH, is_dns1123_label, is_dns1123_subdomain, suggest_dns1123_label
+from mcs_apiserver.contract import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, LEGACY_CLUSTER_ID_PROPERTY
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
 

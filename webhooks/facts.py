@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from mcs_apiserver.kube_types import ClusterProperty, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
 
 __all__ = ["AdmissionFacts", "Conflict", "MemberIdentity", "NotSynced"]
 

@@ -56,7 +56,9 @@ from .review import (
     parse_review,
     status_body,
 )
-from .serviceexport import CONFLICT_POLICIES, ConflictPolicy, utc_now
+from mcs_apiserver.kube.times import utc_now
+
+from .serviceexport import CONFLICT_POLICIES, ConflictPolicy
 
 __all__ = [
     "MUTATE_CLUSTERPROPERTIES_PATH",

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast, get_args
 
 import orjson
 
-from mcs_apiserver.kube_types import Status, StatusCause
+from mcs_apiserver.kube.status import failure
+from mcs_apiserver.kube.types import AdmissionOperation, Status, StatusCause
 
 __all__ = [
     "ADMISSION_API_VERSION",
@@ -47,7 +48,7 @@ ADMISSION_KIND: Final = "AdmissionReview"
 #: should use matchConditions so that only the objects the rules care about are sent at all.
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 
-OPERATIONS: Final = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+OPERATIONS: Final = frozenset(get_args(AdmissionOperation))
 
 _REASONS: Final = {
     400: "BadRequest",
@@ -81,15 +82,8 @@ class ReviewError(Exception):
 
 
 def status_body(code: int, message: str) -> Status:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": _REASONS.get(code, "BadRequest"),
-        "code": code,
-    }
+    """The ``metav1.Status`` of a request this webhook could not answer (HTTP ``code``)."""
+    return failure(code, _REASONS.get(code, "BadRequest"), message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +107,7 @@ class AdmissionRequest:
 
     uid: str
     kind: GroupVersionKind
-    operation: str
+    operation: AdmissionOperation
     name: str = ""
     namespace: str = ""
     sub_resource: str = ""
@@ -198,7 +192,7 @@ def parse_review(body: bytes, *, content_type: str | None = None, max_bytes: int
     return AdmissionRequest(
         uid=uid,
         kind=gvk,
-        operation=operation,
+        operation=cast(AdmissionOperation, operation),
         name=_opt_str(request, "name", "request.name"),
         namespace=_opt_str(request, "namespace", "request.namespace"),
         sub_resource=_opt_str(request, "subResource", "request.subResource"),

@@ -37,19 +37,18 @@ because strict mode promises that no unchecked export gets in. The status condit
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal, cast
 
 import jsonpatch
 from jsonpointer import escape as _escape_pointer
 
-from mcs_apiserver.kube_types import ServiceExport
+from mcs_apiserver.kube.types import ServiceExport
 
-from mcs_apiserver.views.names import is_dns1035_label, suggest_dns1123_label
-from mcs_apiserver.views.conditions import format_micro_time
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.kube.names import is_dns1035_label, suggest_dns1123_label
+from mcs_apiserver.kube.times import format_micro_time, parse_micro_time, utc_now
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 from .facts import AdmissionFacts, NotSynced
 from .review import AdmissionRequest, Decision, allow, deny, invalid, unavailable
 
@@ -59,9 +58,7 @@ __all__ = [
     "KIND",
     "VERSIONS",
     "ConflictPolicy",
-    "format_exported_at",
     "mutate_service_export",
-    "parse_exported_at",
     "validate_service_export",
 ]
 
@@ -77,27 +74,6 @@ REINVOCATION_PAST: Final = timedelta(minutes=2)
 REINVOCATION_FUTURE: Final = timedelta(seconds=30)
 
 _ANNOTATION_PATH: Final = "/metadata/annotations/" + _escape_pointer(EXPORTED_AT_ANNOTATION)
-_EXPORTED_AT_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def format_exported_at(moment: datetime) -> str:
-    """RFC 3339, UTC, microseconds: ``2026-11-23T18:55:00.123456Z``."""
-    return format_micro_time(moment)
-
-
-def parse_exported_at(value: object) -> datetime | None:
-    """The moment in an ``exported-at`` value of exactly our format, or None."""
-    if not isinstance(value, str) or _EXPORTED_AT_RE.fullmatch(value) is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:  # e.g. month 13
-        return None
-
 
 def _annotations(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     metadata = (obj or {}).get("metadata")
@@ -131,10 +107,10 @@ def mutate_service_export(
     if request.operation == "CREATE":
         moment = now()
         current = annotations.get(EXPORTED_AT_ANNOTATION)
-        stamped = parse_exported_at(current)
+        stamped = parse_micro_time(current)
         if stamped is not None and moment - REINVOCATION_PAST <= stamped <= moment + REINVOCATION_FUTURE:
             return allow()
-        stamp = format_exported_at(moment)
+        stamp = format_micro_time(moment)
         warnings = []
         if EXPORTED_AT_ANNOTATION in annotations:
             warnings.append(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from mcs_apiserver.kube_types import ClusterProperty, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
 
 from .facts import MemberIdentity, NotSynced
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from mcs_apiserver.api import negotiation, status
+from mcs_apiserver.api import negotiation
+from mcs_apiserver.kube import status
 from mcs_apiserver.api.discovery import discovery_bytes
 from mcs_apiserver.api.negotiation import Target
 from mcs_apiserver.api.openapi import (
@@ -27,13 +28,12 @@ from mcs_apiserver.api.openapi import (
 )
 from mcs_apiserver.api.discovery import RESOURCES
 from mcs_apiserver.api.limits import ConnectionGuard, Limiter
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
-from mcs_apiserver.api.status import StatusError, status_response
+from mcs_apiserver.api.resources import PREFIX, ApiSettings, ResourceHandler, Served
+from mcs_apiserver.kube.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
-from mcs_apiserver.requestinfo import RequestInfoError, info_of
+from mcs_apiserver.kube.requestinfo import RequestInfoError, info_of
 from mcs_apiserver.version import version_info
-from webhooks import PATHS as WEBHOOK_PATHS
-from mcs_apiserver.views.model import GROUP
+from mcs_apiserver.contract import GROUP
 
 log = logging.getLogger("mcs_apiserver.api")
 
@@ -50,7 +50,7 @@ class HealthCheck:
 
 @web.middleware
 async def request_info_middleware(request: web.Request, handler):
-    """Compute the request info once (``mcs_apiserver.requestinfo``); a path kube-apiserver cannot
+    """Compute the request info once (``mcs_apiserver.kube.requestinfo``); a path kube-apiserver cannot
     classify gets its 500."""
     try:
         info_of(request)
@@ -71,8 +71,8 @@ async def status_errors(request: web.Request, handler):
     except web.HTTPNotFound:
         return status_response(status.not_found())
     except web.HTTPMethodNotAllowed as error:
-        return status_response(status._status(405, "MethodNotAllowed",
-                                              f"the server does not allow this method on the requested resource ({error.method})"))
+        return status_response(status.failure(405, "MethodNotAllowed",
+                                             f"the server does not allow this method on the requested resource ({error.method})"))
     except web.HTTPException:
         raise
     except (ConnectionResetError, web.HTTPClientError):
@@ -97,14 +97,18 @@ def _verb_and_resource(request: web.Request) -> tuple[str, str]:
     return request.method, info.resource
 
 
-def metrics_middleware(metrics: Metrics):
-    """Count every request by verb, resource and code, time the non-watch ones, gauge open watches."""
+def metrics_middleware(metrics: Metrics, webhook_paths: frozenset[str]):
+    """Count every request by verb, resource and code, time the non-watch ones, gauge open watches.
+
+    ``webhook_paths`` are the admission paths served beside the API (handed in by the server, so that
+    this layer does not import the webhooks); any other path under ``/webhooks/`` is labelled "other".
+    """
 
     @web.middleware
     async def record(request: web.Request, handler):
         if request.path.startswith(WEBHOOK_PREFIX):
             # Label by path only for the paths we serve: an unknown path must not create a label value.
-            path = request.path if request.path in WEBHOOK_PATHS else "other"
+            path = request.path if request.path in webhook_paths else "other"
 
             def done(code: int, seconds: float) -> None:
                 metrics.admission.labels(path, str(code)).observe(seconds)
@@ -222,11 +226,13 @@ def health_routes(checks: Iterable[HealthCheck]) -> list[web.RouteDef]:
 def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics,
               middlewares: Iterable = (), client_max_size: int = 3 * 1024 * 1024,
               limiter: Limiter | None = None, guard: ConnectionGuard | None = None,
-              user_of: Callable[[web.Request], str] = lambda request: "") -> web.Application:
+              user_of: Callable[[web.Request], str] = lambda request: "",
+              webhook_paths: Iterable[str] = (), settings: ApiSettings = ApiSettings(),
+              clock: Callable[[], float] = time.time) -> web.Application:
     """The application. ``middlewares`` (authentication and authorization) run after the in-flight
     limits of ``limiter`` and before its watch limits, which count watches per ``user_of``."""
     chain: list = [guard.middleware] if guard is not None else []
-    chain += [request_info_middleware, metrics_middleware(metrics), status_errors]
+    chain += [request_info_middleware, metrics_middleware(metrics, frozenset(webhook_paths)), status_errors]
     if limiter is not None:
         chain.append(limiter.inflight)
     chain += list(middlewares)
@@ -234,7 +240,7 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
         chain.append(limiter.watches(user_of))
         metrics.add_limiter(limiter)
     app = web.Application(middlewares=chain, client_max_size=client_max_size)
-    resources = ResourceHandler(served)
+    resources = ResourceHandler(served, settings=settings, clock=clock)
     app.add_routes(health_routes(checks))
     app.add_routes([
         web.get("/metrics", metrics.handler),

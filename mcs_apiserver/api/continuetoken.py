@@ -19,8 +19,8 @@ from typing import Final
 
 import orjson
 
-from mcs_apiserver.api.status import StatusError, bad_request
-from mcs_apiserver.views.model import API_VERSION
+from mcs_apiserver.kube.status import StatusError, bad_request
+from mcs_apiserver.contract import API_VERSION
 
 __all__ = ["ContinueToken", "ContinueTokenError", "encode_continue", "decode_continue", "MAX_TOKEN_LENGTH"]
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import orjson
 
-from mcs_apiserver.views.model import API_VERSION, GROUP, VERSION
+from mcs_apiserver.contract import API_VERSION, GROUP, VERSION
 
 __all__ = [
     "RESOURCES",

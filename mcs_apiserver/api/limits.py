@@ -34,10 +34,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from mcs_apiserver.api import status
-from mcs_apiserver.api.status import status_response
-from mcs_apiserver.kube_types import Status
-from mcs_apiserver.requestinfo import info_of
+from mcs_apiserver.kube import status
+from mcs_apiserver.kube.status import status_response
+from mcs_apiserver.kube.types import Status
+from mcs_apiserver.kube.requestinfo import info_of
 
 __all__ = [
     "HEALTH_PATHS",

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from mcs_apiserver.api.status import StatusError, bad_request, not_acceptable
+from mcs_apiserver.kube.status import StatusError, bad_request, not_acceptable
 
 __all__ = [
     "Target",

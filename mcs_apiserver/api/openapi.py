@@ -4,7 +4,7 @@ kube-apiserver's aggregator fetches ``/openapi/v3`` (then ``/openapi/v2`` on 404
 finds; ``kubectl explain`` reads the merged documents and finds our kinds through
 ``x-kubernetes-group-version-kind``.
 
-One source: the schemas are derived from the TypedDicts of mcs_apiserver/kube_types.py (structure, types,
+One source: the schemas are derived from the TypedDicts of mcs_apiserver/kube/types.py (structure, types,
 enums from ``Literal``, and each field's ``Doc``: description, required, list semantics, ...); the v3
 document is built from them, and the v2 document is derived from the v3 one. Each is rendered like
 kube-apiserver renders its own: in v3 a property that references a type and has its own description is
@@ -27,9 +27,9 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_typ
 
 import orjson
 
-from mcs_apiserver import kube_types as kt
+from mcs_apiserver.kube import types as kt
 from mcs_apiserver.api.discovery import RESOURCES, ResourceInfo
-from mcs_apiserver.views.model import GROUP, VERSION
+from mcs_apiserver.contract import GROUP, VERSION
 
 __all__ = [
     "OpenAPIDocument",

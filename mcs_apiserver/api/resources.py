@@ -13,30 +13,42 @@ import bisect
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
-from mcs_apiserver.api import negotiation, status, tables
+from mcs_apiserver.api import negotiation, tables
+from mcs_apiserver.kube import status
 from mcs_apiserver.api.continuetoken import decode_continue, encode_continue
 from mcs_apiserver.api.discovery import ResourceInfo, resource_info
 from mcs_apiserver.api.negotiation import IncludeObject, Negotiated, Target
-from mcs_apiserver.requestinfo import ListOptions, RequestInfo, info_of
-from mcs_apiserver.api.selectors import compile_selectors
-from mcs_apiserver.api.status import StatusError
+from mcs_apiserver.kube.requestinfo import ListOptions, RequestInfo, info_of
+from mcs_apiserver.kube.selectors import COMMON_FIELDS, Fields, compile_selectors
+from mcs_apiserver.kube.status import StatusError
 from mcs_apiserver.api.store import Event, Store, Stored, TooLarge, TooOld, Watcher
-from mcs_apiserver.views.model import API_VERSION, GROUP, VERSION
+from mcs_apiserver.contract import API_VERSION, GROUP, VERSION
 
 log = logging.getLogger("mcs_apiserver.api")
 
 PREFIX = f"/apis/{GROUP}/{VERSION}"
+
+
+def _spec_type(obj: Mapping[str, Any]) -> str:
+    type_: str = (obj.get("spec") or {}).get("type", "")
+    return type_
+
+
+#: The field selector labels each resource supports, and how to read them from an object.
+SUPPORTED_FIELDS: Final[dict[str, Fields]] = {
+    "serviceimports": {**COMMON_FIELDS, "spec.type": _spec_type},
+    "clustersets": COMMON_FIELDS,
+}
 JSON = "application/json"
 #: kube-apiserver closes a watch without timeoutSeconds after a random 30-60 minutes.
 DEFAULT_WATCH_SECONDS = (1800, 3600)
-BOOKMARK_INTERVAL = 60.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -87,10 +99,16 @@ def _parse_rv(raw: str | None) -> int | None:
     return value
 
 
-#: kube-apiserver gzips responses above 128 KiB, at level 1, when the client accepts it (client-go
-#: does): on a real network a 10,000-object list shrinks ~10x for a few ms of CPU.
-GZIP_THRESHOLD = 128 * 1024
-GZIP_LEVEL = 1
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Tuning of the resource handler (``serve`` hands it in; tests shorten it)."""
+
+    #: Seconds between BOOKMARK events of an idle watch that asked for them (kube-apiserver: ~1 min).
+    bookmark_interval: float = 60.0
+    #: kube-apiserver gzips responses above 128 KiB, at level 1, when the client accepts it (client-go
+    #: does): on a real network a 10,000-object list shrinks ~10x for a few ms of CPU.
+    gzip_threshold: int = 128 * 1024
+    gzip_level: int = 1
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -101,13 +119,13 @@ def _accepts_gzip(request: web.Request) -> bool:
     return False
 
 
-async def compress(request: web.Request, response: web.Response) -> web.Response:
+async def compress(request: web.Request, response: web.Response, settings: ApiSettings) -> web.Response:
     """Gzip a large body the client accepts gzipped, in a thread (zlib releases the GIL), so that
     compressing a big list never stalls the event loop for the watches and webhooks it also serves."""
     body = response.body
-    if not isinstance(body, bytes) or len(body) <= GZIP_THRESHOLD or not _accepts_gzip(request):
+    if not isinstance(body, bytes) or len(body) <= settings.gzip_threshold or not _accepts_gzip(request):
         return response
-    compressed = await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL, mtime=0)
+    compressed = await asyncio.to_thread(gzip.compress, body, settings.gzip_level, mtime=0)
     response.body = compressed
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
@@ -115,8 +133,10 @@ async def compress(request: web.Request, response: web.Response) -> web.Response
 
 
 class ResourceHandler:
-    def __init__(self, served: Served, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, served: Served, *, settings: ApiSettings = ApiSettings(),
+                 clock: Callable[[], float] = time.time) -> None:
         self.served = served
+        self.settings = settings
         self.clock = clock
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
@@ -126,16 +146,16 @@ class ResourceHandler:
             verb = WRITE_VERBS[request.method]
             if verb == "delete" and target.name is None:
                 verb = "deletecollection"
-            raise StatusError(status.method_not_allowed(target.info.name, verb))
+            raise StatusError(status.method_not_allowed(target.info.name, verb, group=GROUP))
         if request.method not in ("GET", "HEAD"):
-            raise StatusError(status.method_not_allowed(target.info.name, request.method.lower()))
+            raise StatusError(status.method_not_allowed(target.info.name, request.method.lower(), group=GROUP))
         if info.options_error:
             raise StatusError(status.bad_request(info.options_error))
         if info.verb == "watch":
             return await self.watch(request, target, info.options)
         if target.name is not None:
             return self.get(request, target)
-        return await compress(request, self.list(request, target, info.options))
+        return await compress(request, self.list(request, target, info.options), self.settings)
 
     # --- get ------------------------------------------------------------------------------------
 
@@ -144,7 +164,7 @@ class ResourceHandler:
         store = self.served.store(target.info)
         stored = store.get((target.namespace or "", target.name or ""))
         if stored is None:
-            raise StatusError(status.not_found(target.info.name, target.name or ""))
+            raise StatusError(status.not_found(target.info.name, target.name or "", group=GROUP))
         if chosen.target is Target.TABLE:
             include = negotiation.parse_include_object(request.query.get("includeObject"))
             body = orjson.dumps(tables.table_for(
@@ -160,7 +180,7 @@ class ResourceHandler:
 
     def list(self, request: web.Request, target: Target_, options: ListOptions) -> web.Response:
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.LIST)
-        predicate, labels, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
+        predicate, labels, fields = compile_selectors(options.label_selector, options.field_terms, SUPPORTED_FIELDS[target.info.name])
         limit = max(options.limit, 0)
         store = self.served.store(target.info)
         match = options.resource_version_match
@@ -264,7 +284,7 @@ class ResourceHandler:
     async def watch(self, request: web.Request, target: Target_, options: ListOptions) -> web.StreamResponse:
         query = request.query
         chosen = negotiation.negotiate(request.headers.get("Accept"), negotiation.WATCH)
-        predicate, _, fields = compile_selectors(options.label_selector, options.field_terms, target.info.name)
+        predicate, _, fields = compile_selectors(options.label_selector, options.field_terms, SUPPORTED_FIELDS[target.info.name])
         store = self.served.store(target.info)
         bookmarks = options.allow_watch_bookmarks
         send_initial = bool(options.send_initial_events)
@@ -349,7 +369,7 @@ class ResourceHandler:
                       store: Store, deadline: float, bookmarks: bool) -> None:
         loop = asyncio.get_running_loop()
         queue = watcher.queue
-        next_bookmark = loop.time() + BOOKMARK_INTERVAL * (0.5 + random.random() / 2)
+        next_bookmark = loop.time() + self.settings.bookmark_interval * (0.5 + random.random() / 2)
         while True:
             now = loop.time()
             if now >= deadline:
@@ -367,7 +387,7 @@ class ResourceHandler:
             except asyncio.TimeoutError:
                 if bookmarks and queue.empty() and loop.time() >= next_bookmark:
                     await response.write(writer.bookmark(store.resource_version))
-                    next_bookmark = loop.time() + BOOKMARK_INTERVAL
+                    next_bookmark = loop.time() + self.settings.bookmark_interval
                 continue
             batch, closed = _drain(queue, [first]) if first is not None else ([], True)
             if batch:

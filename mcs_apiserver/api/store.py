@@ -18,18 +18,29 @@ import asyncio
 import bisect
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from mcs_apiserver.kube.types import ObjectEventType
+
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 Predicate = Callable[[Mapping[str, Any]], bool]
 
-HISTORY_EVENTS = 20_000
-SNAPSHOTS_KEPT = 8
-WATCH_QUEUE_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """How much a store keeps for watches and paginated lists (``serve`` hands these in)."""
+
+    #: Events kept for watches that resume from a resourceVersion (older ones answer 410 Expired).
+    history_events: int = 20_000
+    #: List snapshots kept for ``continue`` tokens (an older token answers 410 Expired).
+    snapshots_kept: int = 8
+    #: Events queued for one watch before it is ended as stuck (its client relists).
+    watch_queue_limit: int = 50_000
 
 
 class Versioner:
@@ -70,7 +81,7 @@ class Stored:
 
 @dataclass(slots=True)
 class Event:
-    type: str  # ADDED | MODIFIED | DELETED
+    type: ObjectEventType
     rv: int
     stored: Stored  # the new state (the last state, stamped with the deletion's version, for DELETED)
     previous: Stored | None
@@ -88,8 +99,10 @@ class Event:
 class Watcher:
     """One open watch: a namespace filter, a predicate, and a queue of events."""
 
-    def __init__(self, namespace: str | None, predicate: Predicate, key: Key | None = None) -> None:
+    def __init__(self, namespace: str | None, predicate: Predicate, key: Key | None = None, *,
+                 queue_limit: int) -> None:
         self.namespace = namespace
+        self.queue_limit = queue_limit
         self.predicate = predicate
         self.key = key
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -121,7 +134,7 @@ class Watcher:
     def offer(self, event: Event) -> None:
         if self.overflowed:
             return
-        if self.queue.qsize() >= WATCH_QUEUE_LIMIT:
+        if self.queue.qsize() >= self.queue_limit:
             # A consumer this far behind is stuck: end its watch (it relists), as the watch cache does.
             self.overflowed = True
             self.queue.put_nowait(None)
@@ -155,12 +168,13 @@ class TooLarge(Exception):
 class Store:
     """The objects of one resource."""
 
-    def __init__(self, resource: str, versioner: Versioner) -> None:
+    def __init__(self, resource: str, versioner: Versioner, settings: StoreSettings = StoreSettings()) -> None:
         self.resource = resource
+        self.settings = settings
         self.versioner = versioner
         self.objects: dict[Key, Stored] = {}
         self._keys: list[Key] = []  # sorted: a namespace's objects are one contiguous run
-        self._history: deque[Event] = deque(maxlen=HISTORY_EVENTS)
+        self._history: deque[Event] = deque(maxlen=settings.history_events)
         # Events newer than this are all in the history (the version before the oldest kept one).
         self._history_floor = versioner.current
         self._last_change = versioner.current
@@ -230,7 +244,7 @@ class Store:
             if current is None or current[1] is not None:
                 items = [self.objects[k] for k in self._keys]
                 self._snapshots[self._last_change] = (items, None)
-                while len(self._snapshots) > SNAPSHOTS_KEPT:
+                while len(self._snapshots) > self.settings.snapshots_kept:
                     self._snapshots.popitem(last=False)
             return self._last_change, self._snapshots[self._last_change][0]
         for version, (items, valid_until) in reversed(self._snapshots.items()):
@@ -256,7 +270,7 @@ class Store:
         the history no longer reaches back that far, TooLarge if ``since`` is newer than anything this
         process knows); without, the caller sends initial state (``initial_events``, in the same
         event-loop step, so that no change falls between the two)."""
-        watcher = Watcher(namespace, predicate, key)
+        watcher = Watcher(namespace, predicate, key, queue_limit=self.settings.watch_queue_limit)
         backlog: list[Event] = []
         if since is not None:
             if since > self.versioner.current:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from mcs_apiserver.api.negotiation import IncludeObject
-from mcs_apiserver.views.imports import parse_time
+from mcs_apiserver.kube.times import parse_time
 
 __all__ = [
     "human_duration",

@@ -30,7 +30,8 @@ from certs.pki import issued_by
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.review import ReviewError, create_review
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.auth.settings import AuthSettings
+from mcs_apiserver.kube.client import KubeClient
 
 __all__ = [
     "Authenticator",
@@ -232,8 +233,10 @@ class TokenReviewer:
     the same, 10 s each); failures are not. Tokens are keyed by their SHA-256, not kept as such.
     """
 
-    def __init__(self, client: KubeClient, *, ttl: float = 10.0, max_entries: int = 4096) -> None:
+    def __init__(self, client: KubeClient, *, ttl: float = 10.0, max_entries: int = 4096,
+                 settings: AuthSettings = AuthSettings()) -> None:
         self.client = client
+        self.settings = settings
         self._cache: ExpiringCache[bytes, UserInfo | None] = ExpiringCache(ttl, max_entries)
 
     async def review(self, token: str) -> UserInfo | None:
@@ -243,7 +246,7 @@ class TokenReviewer:
 
     async def _create(self, token: str) -> UserInfo | None:
         review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-        answer = await create_review(self.client, TOKEN_REVIEW_PATH, review)
+        answer = await create_review(self.client, TOKEN_REVIEW_PATH, review, self.settings)
         status = answer.get("status") or {}
         user = status.get("user") or {}
         if not status.get("authenticated") or not user.get("username"):

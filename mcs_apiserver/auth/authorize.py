@@ -3,7 +3,7 @@
 An aggregated API server has no RBAC of its own: it asks the local kube-apiserver, with the same
 attributes kube-apiserver would have used had it served the request itself, so that the RBAC rules
 people write for ``serviceimports.views.multicluster.x-k8s.io`` just work. The attributes are the
-request info (``mcs_apiserver.requestinfo``), which follows kube's ``RequestInfoFactory``
+request info (``mcs_apiserver.kube.requestinfo``), which follows kube's ``RequestInfoFactory``
 exactly (verbs list/watch/deletecollection, namespaces, subresources, ``fieldSelector=metadata.name=``
 naming the object).
 
@@ -18,13 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mcs_apiserver.requestinfo import RequestInfo, RequestInfoError, request_info
-from mcs_apiserver.api.status import forbidden
+from mcs_apiserver.kube.requestinfo import RequestInfo, RequestInfoError, request_info
+from mcs_apiserver.kube.status import forbidden
 from mcs_apiserver.auth.authenticate import UserInfo
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.review import ReviewError, create_review
-from mcs_apiserver.kube_types import Status
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.auth.settings import AuthSettings
+from mcs_apiserver.kube.types import Status
+from mcs_apiserver.kube.client import KubeClient
 
 __all__ = [
     "DEFAULT_ALLOWED_GROUPS",
@@ -53,7 +54,7 @@ DEFAULT_ALLOWED_PATHS = (
 DEFAULT_ALLOWED_GROUPS = ("system:masters",)
 
 #: The request attributes authorization decides on: kube's RequestInfo, computed once per request by
-#: ``mcs_apiserver.requestinfo`` (its equality and hash cover exactly the authorization fields).
+#: ``mcs_apiserver.kube.requestinfo`` (its equality and hash cover exactly the authorization fields).
 RequestAttributes = RequestInfo
 request_attributes = request_info
 
@@ -86,8 +87,10 @@ class Authorizer:
         max_entries: int = 8192,
         allowed_paths: Iterable[str] = DEFAULT_ALLOWED_PATHS,
         allowed_groups: Iterable[str] = DEFAULT_ALLOWED_GROUPS,
+        settings: AuthSettings = AuthSettings(),
     ) -> None:
         self.client = client
+        self.settings = settings
         paths = tuple(allowed_paths)
         self._exact_paths = frozenset(p for p in paths if not p.endswith("*"))
         self._path_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
@@ -123,7 +126,7 @@ class Authorizer:
         else:
             spec["nonResourceAttributes"] = {"path": attributes.path, "verb": attributes.verb}
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
-        status = (await create_review(self.client, SUBJECT_ACCESS_REVIEW_PATH, review)).get("status") or {}
+        status = (await create_review(self.client, SUBJECT_ACCESS_REVIEW_PATH, review, self.settings)).get("status") or {}
         if status.get("allowed") and status.get("denied"):
             raise ReviewError("the SubjectAccessReview answer both allows and denies")
         decision = Decision(bool(status.get("allowed")), str(status.get("reason") or ""))

@@ -23,7 +23,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.auth.settings import AuthSettings
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.tls import ServerTLS
 
 __all__ = [
@@ -40,12 +41,6 @@ log = logging.getLogger("mcs_apiserver.auth.config")
 CONFIGMAP_NAMESPACE = "kube-system"
 CONFIGMAP_NAME = "extension-apiserver-authentication"
 
-#: Server-side watch timeout: the watch is re-opened this often even when nothing happens, which
-#: also bounds how long a silently dead connection goes unnoticed.
-WATCH_TIMEOUT_SECONDS = 300
-#: Retry delays after errors: doubling from the first, capped (a down API server is not hammered).
-FIRST_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
 
 
 class ConfigError(ValueError):
@@ -141,8 +136,10 @@ class AuthenticationConfigWatcher:
         tls: ServerTLS | None = None,
         namespace: str = CONFIGMAP_NAMESPACE,
         name: str = CONFIGMAP_NAME,
+        settings: AuthSettings = AuthSettings(),
     ) -> None:
         self.client = client
+        self.settings = settings
         self.tls = tls
         self.namespace = namespace
         self.name = name
@@ -161,11 +158,11 @@ class AuthenticationConfigWatcher:
         await self._loaded.wait()
 
     async def run(self) -> None:
-        delay = FIRST_BACKOFF
+        delay = self.settings.config_first_backoff
         while True:
             try:
                 resource_version = await self._list()
-                delay = FIRST_BACKOFF
+                delay = self.settings.config_first_backoff
                 await self._watch(resource_version)
                 continue  # 410 Gone: the watch is too far behind, relist now
             except ApiError as error:
@@ -175,7 +172,7 @@ class AuthenticationConfigWatcher:
             except Exception as error:  # noqa: BLE001 - connection errors, garbage: retry, never die
                 self._report(f"cannot read ConfigMap {self.namespace}/{self.name}: {error!r}")
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, MAX_BACKOFF)
+            delay = min(delay * 2, self.settings.config_max_backoff)
 
     async def _list(self) -> str:
         answer = await self.client.json("GET", self._path, params={"fieldSelector": self._selector})
@@ -196,9 +193,9 @@ class AuthenticationConfigWatcher:
                 "fieldSelector": self._selector,
                 "resourceVersion": resource_version,
                 "allowWatchBookmarks": "true",
-                "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+                "timeoutSeconds": str(self.settings.config_watch_timeout),
             }
-            async for event in self.client.watch(self._path, params, timeout=WATCH_TIMEOUT_SECONDS + 30):
+            async for event in self.client.watch(self._path, params, timeout=self.settings.config_watch_timeout + 30):
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     if obj.get("code") == 410:

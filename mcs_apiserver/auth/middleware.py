@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from mcs_apiserver.requestinfo import REQUEST_INFO, RequestInfoError, info_of
-from mcs_apiserver.api.status import internal_error, status_response, unauthorized
+from mcs_apiserver.kube.requestinfo import REQUEST_INFO, RequestInfoError, info_of
+from mcs_apiserver.kube.status import internal_error, status_response, unauthorized
 from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
 from mcs_apiserver.auth.authorize import Authorizer, forbidden_status
 from mcs_apiserver.auth.review import ReviewError
@@ -53,7 +53,7 @@ def auth_middleware(
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
     ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
-    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.requestinfo.RequestInfo`) set.
+    ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.kube.requestinfo.RequestInfo`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
     """

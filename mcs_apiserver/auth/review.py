@@ -13,13 +13,10 @@ from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.auth.settings import AuthSettings
+from mcs_apiserver.kube.client import ApiError, KubeClient
 
 __all__ = ["ReviewError", "create_review"]
-
-ATTEMPTS = 3
-FIRST_RETRY_DELAY = 0.2
-TIMEOUT = 10.0
 
 _PERMISSION_HINT = (
     "; the identity of this server needs the ClusterRole system:auth-delegator "
@@ -35,22 +32,23 @@ class _TransientReviewError(ReviewError):
     """Worth another try: the API server may answer in a moment."""
 
 
-async def create_review(client: KubeClient, path: str, review: dict[str, Any]) -> dict[str, Any]:
+async def create_review(client: KubeClient, path: str, review: dict[str, Any],
+                        settings: AuthSettings) -> dict[str, Any]:
     """POST ``review`` to ``path`` and return the answer (which holds the ``status``)."""
-    delay = FIRST_RETRY_DELAY
-    for _ in range(ATTEMPTS - 1):
+    delay = settings.review_first_retry_delay
+    for _ in range(settings.review_attempts - 1):
         try:
-            return await _post(client, path, review)
+            return await _post(client, path, review, settings.review_timeout)
         except _TransientReviewError:
             await asyncio.sleep(delay)
             delay *= 2
-    return await _post(client, path, review)
+    return await _post(client, path, review, settings.review_timeout)
 
 
-async def _post(client: KubeClient, path: str, review: dict[str, Any]) -> dict[str, Any]:
+async def _post(client: KubeClient, path: str, review: dict[str, Any], timeout: float) -> dict[str, Any]:
     kind = review.get("kind", "review")
     try:
-        answer = await client.json("POST", path, body=review, timeout=TIMEOUT)
+        answer = await client.json("POST", path, body=review, timeout=timeout)
     except ApiError as error:
         message = f"creating a {kind} failed: {error}"
         if error.code == 429 or error.code >= 500:

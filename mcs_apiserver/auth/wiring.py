@@ -14,8 +14,9 @@ from mcs_apiserver.auth.authenticate import Authenticator, TokenReviewer
 from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.middleware import auth_middleware
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.webhook_callers import WebhookCallers
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.tls import ServerTLS, TLSOptions
 
 __all__ = ["Auth"]
@@ -33,6 +34,7 @@ class Auth:
     def __init__(
         self, client: KubeClient, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str],
         *, webhook_callers: WebhookCallers | None = None, tls_options: TLSOptions = TLSOptions(),
+        settings: AuthSettings = AuthSettings(),
     ) -> None:
         """``webhook_callers``: require webhook calls to present a client certificate they accept
         (its CA is trusted by the TLS handshake besides the cluster's own CAs); ``tls_options``:
@@ -40,9 +42,9 @@ class Auth:
         extra_ca = webhook_callers.ca_pem if webhook_callers is not None else b""
         # raises TLSConfigError: nothing to serve with
         self.tls = ServerTLS(cert_file, key_file, extra_client_ca_pem=extra_ca, options=tls_options)
-        self.watcher = AuthenticationConfigWatcher(client, tls=self.tls)
-        self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client))
-        self.authorizer = Authorizer(client)
+        self.watcher = AuthenticationConfigWatcher(client, tls=self.tls, settings=settings)
+        self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client, settings=settings))
+        self.authorizer = Authorizer(client, settings=settings)
         self.middleware = auth_middleware(self.authenticator, self.authorizer, webhook_callers=webhook_callers)
         self._tasks: list[asyncio.Task[None]] = []
 

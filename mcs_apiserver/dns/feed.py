@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from mcs_apiserver.dns.records import ClusterEndpoints, ServiceInput, ServicePort
 from mcs_apiserver.dns.zone import Zone
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import Key, MemberView, ReadyEndpoints
+from mcs_apiserver.contract import Key, MemberView, ReadyEndpoints
 
 
 class DnsFeed:

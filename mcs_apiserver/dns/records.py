@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from mcs_apiserver.views.model import ReadyEndpoints
+from mcs_apiserver.contract import ReadyEndpoints
 
 RecordType = Literal["A", "AAAA", "SRV", "TXT"]
 #: owner name -> record type -> record data. An owner with no types is an empty non-terminal.

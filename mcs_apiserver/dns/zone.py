@@ -33,7 +33,7 @@ from mcs_apiserver.dns.records import (
     additional_for,
     service_records,
 )
-from mcs_apiserver.views.model import Key
+from mcs_apiserver.contract import Key
 
 DEFAULT_ZONE = "clusterset.local"
 DEFAULT_TTL = 5

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from mcs_apiserver.install import plan, run
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 #: Runs the installer with the local runtime for a local ClusterSet's state directory (given by the
 #: ``cli`` layer, which may import ``local``): (args, options, uninstall) -> awaitable.

@@ -21,8 +21,8 @@ from cryptography import x509
 
 from certs import pki
 from mcs_apiserver.install import plan
-from mcs_apiserver.install.plan import Member, MemberPlan, Object, ServingCert
-from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_kubeconfig
+from mcs_apiserver.install.plan import Member, Object, ServingCert
+from mcs_apiserver.kube.client import ApiError, KubeClient, connection_from_kubeconfig
 
 FIELD_MANAGER = "mcs-apiserver-install"
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"

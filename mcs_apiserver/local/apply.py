@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 
 FIELD_MANAGER = "mcs-apiserver-local"
 

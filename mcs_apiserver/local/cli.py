@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mcs_apiserver.local import cluster, network, report
 from mcs_apiserver.local.binaries import BinariesError, Versions, describe, ensure_binaries, find_binaries
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 DEFAULT_STATE_DIR = Path(".local/clusterset")
 

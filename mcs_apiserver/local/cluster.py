@@ -37,7 +37,7 @@ from mcs_apiserver.local.pki import generate as generate_pki
 from mcs_apiserver.local.processes import ProcessRecord
 from mcs_apiserver.local.report import ComponentStatus, StatusReport, node_doc
 from mcs_apiserver.local.state import LocalState, MemberPorts
-from mcs_apiserver.members.client import ApiError, KubeClient, connection_from_files, wait_for
+from mcs_apiserver.kube.client import ApiError, KubeClient, connection_from_files, wait_for
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 ADMIN_KUBECONFIG = "kubeconfig"

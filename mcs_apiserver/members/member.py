@@ -16,17 +16,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 from sys import intern
 from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
-from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
-from mcs_apiserver.members.client import ApiError, KubeClient
-from mcs_apiserver.members.reflector import Reflector, Resource
-from mcs_apiserver.views.conditions import format_time
-from mcs_apiserver.views.model import (
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
+from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
+from mcs_apiserver.kube.times import format_epoch
+from mcs_apiserver.contract import (
     EXPORTED_AT_ANNOTATION,
     Endpoint,
     IPFamily,
@@ -57,14 +56,23 @@ class ChangeSink(Protocol):
     def membership_changed(self, member: str) -> None: ...
 
 
-def rfc3339(epoch: float) -> str:
-    return format_time(datetime.fromtimestamp(epoch, timezone.utc))
+def _interned(value: Any) -> Any:
+    """``value`` as the one shared copy of that string (anything else as is)."""
+    return intern(value) if type(value) is str else value
 
 
-def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str, Any]:
+#: The metadata the views, webhooks and writers read. Strings are interned: a Service and its
+#: ServiceExport share their name and namespace, and thousands of objects share a namespace and a
+#: creation second.
+_META_KEPT = ("name", "namespace", "creationTimestamp")
+
+
+def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = (), annotations: tuple[str, ...] = ()) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    kept = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "generation",
-                                 "creationTimestamp", "deletionTimestamp") if k in meta}
+    kept = {k: _interned(meta[k]) for k in _META_KEPT if k in meta}
+    for k in extra:
+        if k in meta:
+            kept[k] = meta[k]
     if annotations and (source := meta.get("annotations")):
         picked = {k: source[k] for k in annotations if k in source}
         if picked:
@@ -74,18 +82,16 @@ def _meta(obj: dict[str, Any], *, annotations: tuple[str, ...] = ()) -> dict[str
 
 def _key(obj: dict[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
-    return (meta.get("namespace", ""), meta.get("name", ""))
+    return (_interned(meta.get("namespace", "")), _interned(meta.get("name", "")))
 
 
 def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExport:
     """What the views read of a ServiceExport. The status (conditions) matters only to the status
     writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
     not even a change here."""
-    metadata = _meta(obj, annotations=(EXPORTED_AT_ANNOTATION,))
-    if not keep_status:
-        # Nor its resourceVersion (which only the status writer needs), or every status write
-        # would still look like a change.
-        metadata.pop("resourceVersion", None)
+    # Its resourceVersion only for the status writer: kept for remote exports, every status write
+    # would still look like a change.
+    metadata = _meta(obj, extra=("resourceVersion",) if keep_status else (), annotations=(EXPORTED_AT_ANNOTATION,))
     trimmed: dict[str, Any] = {"metadata": metadata}
     if spec := obj.get("spec"):
         trimmed["spec"] = spec
@@ -98,16 +104,30 @@ def trim_remote_export(obj: dict[str, Any]) -> ServiceExport:
     return trim_export(obj, keep_status=False)
 
 
+def _port(port: Any) -> Any:
+    return {k: _interned(v) for k, v in port.items()} if isinstance(port, dict) else port
+
+
 def trim_service(obj: dict[str, Any]) -> Service:
     spec = obj.get("spec") or {}
-    kept = {k: spec[k] for k in ("type", "clusterIP", "clusterIPs", "ipFamilies", "ports",
-                                 "sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy",
-                                 "trafficDistribution", "externalName") if k in spec}
+    kept = {k: _interned(spec[k]) for k in ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig",
+                                            "internalTrafficPolicy", "trafficDistribution", "externalName")
+            if k in spec}
+    for k in ("clusterIPs", "ipFamilies"):
+        if isinstance(values := spec.get(k), list):
+            kept[k] = [_interned(v) for v in values]
+        elif k in spec:
+            kept[k] = values
+    if isinstance(ports := spec.get("ports"), list):
+        kept["ports"] = [_port(p) for p in ports]
+    elif "ports" in spec:
+        kept["ports"] = ports
     return {"metadata": _meta(obj), "spec": kept}  # type: ignore[return-value,typeddict-item]
 
 
 def trim_namespace(obj: dict[str, Any]) -> Namespace:
-    return {"metadata": _meta(obj), "status": obj.get("status") or {}}  # type: ignore[typeddict-item]
+    # The uid of kube-system is the cluster ID the ClusterProperty webhook suggests (KEP-2149).
+    return {"metadata": _meta(obj, extra=("uid",)), "status": obj.get("status") or {}}  # type: ignore[typeddict-item]
 
 
 def trim_property(obj: dict[str, Any]) -> ClusterProperty:
@@ -173,7 +193,7 @@ class _Objects:
         if changed:
             self.report(changed)
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         key = self.key(obj)
         if event_type == "DELETED":
             if self.store.pop(key, None) is not None:
@@ -193,11 +213,6 @@ class _Slice(NamedTuple):
     ready: int
     endpoints: ReadyEndpoints | None
     resource_version: str
-
-
-#: GETs in flight for the endpoints of newly exported Services.
-FETCH_CONCURRENCY = 4
-FETCH_RETRY = 1.0
 
 
 class _Slices:
@@ -253,7 +268,7 @@ class _Slices:
         if changed:
             self.member.sink.keys_changed(self.member.name, changed)
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         changed: set[Key] = set()
         self._set(_key(obj), None if event_type == "DELETED" else self._entry(obj), changed)
         if changed:
@@ -306,10 +321,10 @@ class _Slices:
             self.member.sink.keys_changed(self.member.name, changed)
 
     async def _fetch_pending(self) -> None:
-        """GET the slices of every pending key by label, ``FETCH_CONCURRENCY`` at a time (never one
+        """GET the slices of every pending key by label, ``fetch_concurrency`` at a time (never one
         LIST of every slice: in a large cluster that is megabytes for a few keys)."""
         try:
-            await asyncio.gather(*(self._fetch_worker() for _ in range(FETCH_CONCURRENCY)))
+            await asyncio.gather(*(self._fetch_worker() for _ in range(self.member.settings.fetch_concurrency)))
         finally:
             self._fetching = None
 
@@ -325,7 +340,7 @@ class _Slices:
             except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
                 log.info("member %s: fetching the endpoints of %s/%s failed, retrying: %s", self.member.name,
                          namespace, name, error, extra={"member": self.member.name})
-                await asyncio.sleep(FETCH_RETRY)
+                await asyncio.sleep(self.member.settings.fetch_retry)
                 if key in self.member._exports:
                     self._pending.add(key)
                 continue
@@ -333,11 +348,13 @@ class _Slices:
 
 
 class MemberCache:
-    """The caches of one member cluster; implements ``views.model.MemberView``."""
+    """The caches of one member cluster; implements ``contract.MemberView``."""
 
     def __init__(self, name: str, client: KubeClient, sink: ChangeSink, *, grace_period: float = 300.0,
-                 local: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 local: bool = False, clock: Callable[[], float] = time.time,
+                 settings: MemberSettings = MemberSettings()) -> None:
         self._name = name
+        self.settings = settings
         self.client = client
         self.sink = sink
         self.grace_period = grace_period
@@ -378,6 +395,7 @@ class MemberCache:
             self.client, resource, handler,
             on_healthy=lambda: self._healthy(str(resource)),
             on_failure=lambda message, lost: self._failure(str(resource), message, lost),
+            settings=self.settings,
         )
 
     # --- MemberView ---------------------------------------------------------------------------
@@ -477,12 +495,12 @@ class MemberCache:
         message = "; ".join(sorted(m for m, _ in self._failing.values()))
         last_sync = self._status.last_sync
         if connected and synced and not self._failing:
-            last_sync = rfc3339(now)
+            last_sync = format_epoch(now)
         if not connected and self._disconnected_since is None:
             self._disconnected_since = now
             last_contact = max((r.last_event for r in self.reflectors), default=0.0)
             if last_contact:
-                last_sync = rfc3339(last_contact)
+                last_sync = format_epoch(last_contact)
             self._schedule_expiry()
         if connected:
             self._disconnected_since = None

@@ -19,20 +19,31 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.types import ObjectEventType
 
 log = logging.getLogger("mcs_apiserver.members")
 
-LIST_PAGE_SIZE = 500
-WATCH_TIMEOUT_RANGE = (300, 600)  # seconds, like client-go: spread reconnections out
-#: No byte for this long on a watch (kube-apiserver sends a bookmark about every minute) means the
-#: connection is dead even if TCP has not noticed, e.g. behind a silent network partition.
-WATCH_IDLE_TIMEOUT = 150.0
-BACKOFF_INITIAL = 0.2
-#: A member that comes back must rejoin within a few seconds: with jitter (x0.5-1.5) a retry comes at
-#: most 3 s after it is up again, at the cost of one failed connection attempt every ~2 s per watched
-#: resource while it is down (client-go caps at 30 s, for a fleet of kubelets, not a few peers).
-BACKOFF_MAX = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSettings:
+    """Tuning of the member caches (``serve`` hands it in; tests shorten it)."""
+
+    list_page_size: int = 500
+    #: Seconds, like client-go: spread reconnections out.
+    watch_timeout_range: tuple[int, int] = (300, 600)
+    #: No byte for this long on a watch (kube-apiserver sends a bookmark about every minute) means the
+    #: connection is dead even if TCP has not noticed, e.g. behind a silent network partition.
+    watch_idle_timeout: float = 150.0
+    backoff_initial: float = 0.2
+    #: A member that comes back must rejoin within a few seconds: with jitter (x0.5-1.5) a retry comes at
+    #: most 3 s after it is up again, at the cost of one failed connection attempt every ~2 s per watched
+    #: resource while it is down (client-go caps at 30 s, for a fleet of kubelets, not a few peers).
+    backoff_max: float = 2.0
+    #: GETs in flight for the endpoints of newly exported Services, and the delay after a failed one.
+    fetch_concurrency: int = 4
+    fetch_retry: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +67,7 @@ class Handler(Protocol):
     def replace(self, objects: list[dict[str, Any]]) -> None:
         """The full current state, after a (re)list."""
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
+    def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         """One ADDED / MODIFIED / DELETED watch event."""
 
 
@@ -74,8 +85,10 @@ class Reflector:
         on_healthy: Callable[[], None],
         on_failure: Callable[[str, bool], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        settings: MemberSettings = MemberSettings(),
     ) -> None:
         self.client = client
+        self.settings = settings
         self.resource = resource
         self.handler = handler
         self._on_healthy = on_healthy
@@ -87,11 +100,11 @@ class Reflector:
 
     async def run(self) -> None:
         """Forever: list, watch until the watch ends or fails, and again."""
-        backoff = BACKOFF_INITIAL
+        backoff = self.settings.backoff_initial
         while True:
             try:
                 await self._list()
-                backoff = BACKOFF_INITIAL
+                backoff = self.settings.backoff_initial
                 while True:
                     await self._watch()
             except asyncio.CancelledError:
@@ -107,18 +120,18 @@ class Reflector:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
                 self._on_failure(f"{self.resource}: {_describe(error)}", True)
             await self._sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            backoff = min(backoff * 2, self.settings.backoff_max)
 
     async def _list(self) -> None:
         objects: list[dict[str, Any]] = []
-        params: dict[str, str] = {"limit": str(LIST_PAGE_SIZE)}
+        params: dict[str, str] = {"limit": str(self.settings.list_page_size)}
         while True:
             try:
                 page = await self.client.get(self.resource.path, params=params, timeout=60)
             except ApiError as error:
                 if error.code == 410 and "continue" in params:
                     # The snapshot our continue token pointed at was compacted: start over.
-                    params = {"limit": str(LIST_PAGE_SIZE)}
+                    params = {"limit": str(self.settings.list_page_size)}
                     objects = []
                     continue
                 raise
@@ -130,7 +143,7 @@ class Reflector:
             token = meta.get("continue")
             if not token or not isinstance(token, str):
                 break
-            params = {"limit": str(LIST_PAGE_SIZE), "continue": token}
+            params = {"limit": str(self.settings.list_page_size), "continue": token}
         rv = meta.get("resourceVersion", "")
         self.resource_version = rv if isinstance(rv, str) else ""
         self.handler.replace(objects)
@@ -139,7 +152,7 @@ class Reflector:
         self._on_healthy()
 
     async def _watch(self) -> None:
-        low, high = WATCH_TIMEOUT_RANGE
+        low, high = self.settings.watch_timeout_range
         timeout = random.randint(low, high)
         params = {
             "resourceVersion": self.resource_version,
@@ -147,7 +160,7 @@ class Reflector:
             "timeoutSeconds": str(timeout),
         }
         stream = self.client.watch(self.resource.path, params, timeout=timeout + 30,
-                                   idle_timeout=WATCH_IDLE_TIMEOUT)
+                                   idle_timeout=self.settings.watch_idle_timeout)
         async for event in stream:
             if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
                 raise ValueError(f"a watch event of {self.resource} is not an object with an object")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Mapping, cast
 
-from mcs_apiserver.kube_types import (
+from mcs_apiserver.kube.types import (
     ClusterProperty,
     ClusterSet,
     ClusterSetMember,
@@ -47,7 +47,7 @@ from mcs_apiserver.kube_types import (
     ObjectMeta,
 )
 from mcs_apiserver.views.conditions import condition, stamp_transitions
-from mcs_apiserver.views.model import (
+from mcs_apiserver.contract import (
     API_VERSION,
     CLUSTER_ID_PROPERTY,
     CLUSTERSET_PROPERTY,

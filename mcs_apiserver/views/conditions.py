@@ -10,31 +10,12 @@ otherwise send a spurious watch event.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from mcs_apiserver.kube_types import Condition
+from mcs_apiserver.kube.types import Condition
 
 #: Kubernetes caps a condition message at 32768 characters; longer ones are rejected on write.
 MAX_CONDITION_MESSAGE = 32768
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 with second precision and a ``Z``, as ``metav1.Time`` is serialised."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_micro_time(moment: datetime) -> str:
-    """RFC 3339 with microseconds and a ``Z``, as ``metav1.MicroTime`` is serialised (Lease times,
-    and the ``exported-at`` stamp, which must order two exports made in the same second)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def utc_now() -> datetime:
-    """The default clock of the engine."""
-    return datetime.now(timezone.utc)
 
 
 def truncate_message(message: str) -> str:

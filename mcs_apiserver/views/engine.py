@@ -34,9 +34,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import AbstractSet, Callable, Final, Iterable, Iterator, Mapping
 
-from mcs_apiserver.kube_types import ClusterSet, ServiceImport
+from mcs_apiserver.kube.types import ClusterSet, ServiceImport
 from mcs_apiserver.views.clusterset import Membership, build_clusterset, derive_membership
-from mcs_apiserver.views.conditions import format_time, utc_now
+from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.imports import (
     CLUSTERSET_IP,
     Age,
@@ -47,7 +47,7 @@ from mcs_apiserver.views.imports import (
     make_contribution,
 )
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS, Allocator
-from mcs_apiserver.views.model import Key, MemberView
+from mcs_apiserver.contract import Key, MemberView
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence, cast
 
-from mcs_apiserver.kube_types import (
+from mcs_apiserver.kube.types import (
     ClusterStatus,
     Condition,
     PortProtocol,
@@ -54,9 +54,10 @@ from mcs_apiserver.kube_types import (
     ServiceImport,
     ServiceImportPort,
 )
+from mcs_apiserver.kube.times import parse_time
 from mcs_apiserver.views.clusterset import stable_uid
 from mcs_apiserver.views.conditions import condition, stamp_transitions
-from mcs_apiserver.views.model import API_VERSION, EXPORTED_AT_ANNOTATION, Key
+from mcs_apiserver.contract import API_VERSION, EXPORTED_AT_ANNOTATION, Key
 
 CLUSTERSET_IP = "ClusterSetIP"
 HEADLESS = "Headless"
@@ -110,19 +111,6 @@ class Age(NamedTuple):
 
     time: datetime
     cluster: str
-
-
-def parse_time(text: object) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime (UTC if no offset), None if unreadable."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_UTC)
-    return moment
 
 
 def export_age(export: ServiceExport, cluster: str) -> tuple[Age, str]:

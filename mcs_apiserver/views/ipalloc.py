@@ -35,7 +35,7 @@ import socket
 from math import gcd
 from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar
 
-from mcs_apiserver.views.model import Key
+from mcs_apiserver.contract import Key
 
 #: This project's defaults: 243.0.0.0/8 is reserved (class E) and is what Submariner Lighthouse uses
 #: for clusterset IPs; fd00:243::/112 is a unique-local range of the same size.

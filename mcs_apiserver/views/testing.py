@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
-from mcs_apiserver.views.model import (
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.contract import (
     CLUSTER_ID_PROPERTY,
     CLUSTERSET_PROPERTY,
     EXPORTED_AT_ANNOTATION,

@@ -1,6 +1,5 @@
-"""Everything that writes to the local cluster for the ecosystem, behind the status writer's Lease.
-
-``publish_imports`` and ``publish_slices`` compute, purely, the upstream ServiceImports and MCS
-EndpointSlices the local cluster should hold; ``reconcile`` compares them with what is there;
-``publisher`` does the I/O (opt-in: ``--publish-serviceimports``, ``--publish-endpointslices``).
+"""Everything that writes to the local cluster, behind one Lease (``lease``): the ServiceExport
+conditions (``status``) and, opt-in, the upstream ServiceImports and MCS EndpointSlices
+(``publish_imports`` and ``publish_slices`` compute them purely, ``reconcile`` compares them with what
+is there, ``publisher`` does the I/O).
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcs_apiserver.kube_types import ServiceImport
+from mcs_apiserver.kube.types import ServiceImport
 
 GROUP_VERSION = "multicluster.x-k8s.io/v1beta1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mcs_apiserver.views.model import Key, ReadyEndpoints, SlicePort
+from mcs_apiserver.contract import Key, ReadyEndpoints, SlicePort
 
 SERVICE_NAME_LABEL = "multicluster.kubernetes.io/service-name"
 SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"

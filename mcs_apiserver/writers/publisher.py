@@ -22,10 +22,10 @@ from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import Key
+from mcs_apiserver.contract import Key
 from mcs_apiserver.writers import publish_imports, publish_slices
 from mcs_apiserver.writers.reconcile import ObjectKey, needs_update, owned, plan
 

@@ -25,7 +25,7 @@ from mcs_apiserver.auth.config import AuthenticationConfigWatcher
 from mcs_apiserver.auth.wiring import Auth
 from mcs_apiserver.auth.middleware import ATTRIBUTES, USER
 from mcs_apiserver.local import cluster
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.tls import ServerTLS
 
 pytestmark = pytest.mark.e2e

@@ -29,7 +29,7 @@ from image import build
 from mcs_apiserver.local import cluster, processes
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.local.pki import WEBHOOK_CLIENT_NAME, LocalPKI
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
 
 pytestmark = pytest.mark.e2e

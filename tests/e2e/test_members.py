@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from mcs_apiserver.local import cluster
-from mcs_apiserver.members.client import KubeClient
+from mcs_apiserver.kube.client import KubeClient
 from mcs_apiserver.members.member import (
     SERVICE_EXPORTS,
     SERVICES,
     MemberCache,
 )
-from mcs_apiserver.members.reflector import LIST_PAGE_SIZE, Expired, Reflector
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.members.reflector import Expired, MemberSettings, Reflector
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 
 pytestmark = pytest.mark.e2e
 
@@ -166,7 +166,7 @@ async def test_the_first_sync_brings_what_the_member_already_holds(clusterset, w
 
 
 async def test_a_list_longer_than_a_page_is_followed_to_its_end(clusterset, writer, ns):
-    count = LIST_PAGE_SIZE + 20
+    count = MemberSettings().list_page_size + 20
     gate = asyncio.Semaphore(32)
 
     async def create(i: int) -> None:
@@ -202,7 +202,7 @@ async def test_a_list_longer_than_a_page_is_followed_to_its_end(clusterset, writ
         mine = {name for (namespace, name) in cache.services if namespace == ns}
         assert mine == {f"svc-{i:04d}" for i in range(count)}
         assert len(pages) >= 2 and "continue" not in pages[0] and "continue" in pages[1]
-        assert all(p["limit"] == str(LIST_PAGE_SIZE) for p in pages)
+        assert all(p["limit"] == str(MemberSettings().list_page_size) for p in pages)
     finally:
         await cache.stop()
 

@@ -17,14 +17,14 @@ import pytest
 from kubernetes_asyncio.client import Configuration
 
 from mcs_apiserver.api.store import Store, Versioner
-from mcs_apiserver.leader import LeaseElector
-from mcs_apiserver.views.conditions import format_micro_time as micro_time
-from mcs_apiserver.views.imports import parse_time as parse_micro_time
+from mcs_apiserver.writers.lease import LeaseElector
+from mcs_apiserver.kube.times import format_micro_time as micro_time
+from mcs_apiserver.kube.times import parse_time as parse_micro_time
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.pki import LocalPKI
-from mcs_apiserver.members.client import ApiError, Connection, KubeClient, connection_from_files
+from mcs_apiserver.kube.client import ApiError, Connection, KubeClient, connection_from_files
 from mcs_apiserver.members.member import SERVICE_EXPORTS, MemberCache
-from mcs_apiserver.status_writer import CONCURRENT_WRITES, StatusWriter
+from mcs_apiserver.writers.status import StatusWriter, WriterSettings
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
 from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
@@ -292,10 +292,10 @@ class GatedPatches:
 async def test_a_condition_added_while_a_write_waits_its_turn_is_not_overwritten(clusterset, member3_alone):
     client, _ = member3_alone
     # Keys are written in sorted order: a namespace sorting before any other of member-3 makes ours
-    # the first CONCURRENT_WRITES + 1 keys, so that the last one waits for a write slot.
+    # the first concurrent_writes + 1 keys, so that the last one waits for a write slot.
     ns = f"0-0-gate-{secrets.token_hex(3)}"
     await client.json("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
-    names = [f"e{i:02d}" for i in range(CONCURRENT_WRITES + 1)]
+    names = [f"e{i:02d}" for i in range(WriterSettings().concurrent_writes + 1)]
     for name in names:
         await create_export(client, ns, name)
     last = names[-1]
@@ -303,7 +303,7 @@ async def test_a_condition_added_while_a_write_waits_its_turn_is_not_overwritten
     pipeline = Pipeline(clusterset, gated)
     try:
         pipeline.cache.start()
-        await until(lambda: len(gated.held) == CONCURRENT_WRITES, what="every write slot taken")
+        await until(lambda: len(gated.held) == WriterSettings().concurrent_writes, what="every write slot taken")
         assert sorted(gated.held) == [f"{EXPORTS_API}/namespaces/{ns}/serviceexports/{n}/status" for n in names[:-1]]
         # The last export's conditions are computed; another controller adds one before they are written.
         await client.json("PATCH", f"{EXPORTS_API}/namespaces/{ns}/serviceexports/{last}/status",

@@ -325,7 +325,7 @@ async def test_a_body_over_the_size_limit_is_a_413_status(aiohttp_client: Any, s
 async def test_middlewares_given_to_build_app_run_inside_the_status_errors(
     aiohttp_client: Any, stores: dict[str, Store]
 ) -> None:
-    from mcs_apiserver.api.status import StatusError, unauthorized
+    from mcs_apiserver.kube.status import StatusError, unauthorized
 
     @web.middleware
     async def deny(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -338,3 +338,27 @@ async def test_middlewares_given_to_build_app_run_inside_the_status_errors(
     assert response.status == 401
     assert_status(await json_of(response), 401, "Unauthorized")
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_admission_metrics_are_labelled_by_the_webhook_paths_served_and_other_for_the_rest(
+    aiohttp_client: Any, stores: dict[str, Store]
+) -> None:
+    metrics = Metrics()
+    app = build_app(Served(stores), checks=[], metrics=metrics, webhook_paths=["/webhooks/validate-things"])
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_post("/webhooks/validate-things", answer)
+    app.router.add_post("/webhooks/{tail:.+}", answer)
+    client = await aiohttp_client(app)
+    assert (await client.post("/webhooks/validate-things", data=b"{}")).status == 200
+    assert (await client.post("/webhooks/made-up", data=b"{}")).status == 200
+
+    def answered(webhook: str) -> float | None:
+        return metrics.registry.get_sample_value("mcs_admission_duration_seconds_count",
+                                                 {"webhook": webhook, "code": "200"})
+
+    assert answered("/webhooks/validate-things") == 1
+    assert answered("other") == 1
+    assert answered("/webhooks/made-up") is None

@@ -17,7 +17,7 @@ from mcs_apiserver.api.negotiation import (
     parse_accept,
     parse_include_object,
 )
-from mcs_apiserver.api.status import StatusError
+from mcs_apiserver.kube.status import StatusError
 
 KUBECTL_GET = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"

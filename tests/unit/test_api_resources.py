@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,14 +11,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from mcs_apiserver.api import app as app_module
-from mcs_apiserver.api import resources
-from mcs_apiserver.api import store as store_module
 from mcs_apiserver.api.app import build_app
 from mcs_apiserver.api.continuetoken import encode_continue
-from mcs_apiserver.api.resources import PREFIX, ResourceHandler, Served
-from mcs_apiserver.api.status import CONTINUE_EXPIRED_MESSAGE
-from mcs_apiserver.api.store import Store, Versioner
+from mcs_apiserver.api.resources import PREFIX, ApiSettings, Served
+from mcs_apiserver.kube.status import CONTINUE_EXPIRED_MESSAGE
+from mcs_apiserver.api.store import Store, StoreSettings, Versioner
 from mcs_apiserver.metrics import Metrics
 
 ORIGIN = 5_000
@@ -27,6 +23,8 @@ NOW = datetime(2026, 1, 2, tzinfo=UTC).timestamp()
 CREATED = "2026-01-01T00:00:00Z"  # one day before NOW: AGE "24h"
 GROUP_RESOURCE = "serviceimports.views.multicluster.x-k8s.io"
 
+#: Bookmarks every 10 ms instead of every minute.
+FAST_BOOKMARKS = ApiSettings(bookmark_interval=0.01)
 ALL = f"{PREFIX}/serviceimports"
 SHOP = f"{PREFIX}/namespaces/shop/serviceimports"
 SETS = f"{PREFIX}/clustersets"
@@ -117,14 +115,19 @@ class World:
 
 
 @pytest.fixture
-async def world(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setattr(app_module, "ResourceHandler", functools.partial(ResourceHandler, clock=lambda: NOW))
+async def world(aiohttp_client: Any, request: pytest.FixtureRequest) -> World:
+    """The app over two stores, with the tuning of the test's ``settings`` marker (defaults otherwise)."""
+    marker = request.node.get_closest_marker("settings")
+    tuning: dict[str, Any] = marker.kwargs if marker else {}
+    store_settings = tuning.get("store", StoreSettings())
     versioner = Versioner(ORIGIN)
-    imports, clustersets = Store("serviceimports", versioner), Store("clustersets", versioner)
+    imports = Store("serviceimports", versioner, store_settings)
+    clustersets = Store("clustersets", versioner, store_settings)
     imports.apply(INITIAL)
     clustersets.apply({("", "set-1"): cluster_set()})
     metrics = Metrics()
-    app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=[], metrics=metrics)
+    app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=[], metrics=metrics,
+                    settings=tuning.get("api", ApiSettings()), clock=lambda: NOW)
     return World(versioner, imports, clustersets, await aiohttp_client(app), metrics)
 
 
@@ -325,10 +328,8 @@ async def test_a_continue_token_with_a_version_that_is_not_a_number_is_a_400_sta
     assert_status(doc, 400, "BadRequest")
 
 
-async def test_an_expired_continue_token_is_a_410_expired_status(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_module, "SNAPSHOTS_KEPT", 1)
+@pytest.mark.settings(store=StoreSettings(snapshots_kept=1))
+async def test_an_expired_continue_token_is_a_410_expired_status(world: World) -> None:
     _, first = await fetch(world, ALL, limit=2)
     world.change(("shop", "zzz"), service_import("shop", "zzz"))
     await fetch(world, ALL)  # a newer snapshot pushes the first one out
@@ -694,8 +695,8 @@ async def test_a_deleted_event_carries_the_last_state_with_a_newer_version(world
     assert event["object"]["status"]["conditions"][1]["reason"] == "PortConflict"
 
 
-async def test_bookmarks_are_sent_when_allowed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "BOOKMARK_INTERVAL", 0.01)
+@pytest.mark.settings(api=FAST_BOOKMARKS)
+async def test_bookmarks_are_sent_when_allowed(world: World) -> None:
     response = await open_watch(world, SHOP, resourceVersion=str(world.versioner.current), allowWatchBookmarks="true")
     world.change(("", "set-1"), cluster_set())  # the version moves on without an event for this watch
     event = await next_event(response)
@@ -771,10 +772,8 @@ async def test_timeout_seconds_ends_the_watch_with_a_last_bookmark(world: World)
     assert registered_watchers(world) == 0
 
 
-async def test_timeout_seconds_ends_the_watch_without_bookmarks_unless_allowed(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(resources, "BOOKMARK_INTERVAL", 0.01)
+@pytest.mark.settings(api=FAST_BOOKMARKS)
+async def test_timeout_seconds_ends_the_watch_without_bookmarks_unless_allowed(world: World) -> None:
     response = await open_watch(world, SETS, timeoutSeconds=1)
     events = await rest_of(response)
     assert [summary(e) for e in events] == [("ADDED", "/set-1")]
@@ -870,8 +869,8 @@ async def test_a_table_watch_sends_one_row_tables_with_columns_only_in_the_first
     assert live["object"]["metadata"]["resourceVersion"] == str(rv)
 
 
-async def test_a_table_watch_bookmark_is_an_empty_table(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "BOOKMARK_INTERVAL", 0.01)
+@pytest.mark.settings(api=FAST_BOOKMARKS)
+async def test_a_table_watch_bookmark_is_an_empty_table(world: World) -> None:
     response = await open_watch(world, SHOP, TABLE, resourceVersion=str(world.versioner.current),
                                 allowWatchBookmarks="1")
     event = await next_event(response)
@@ -891,8 +890,8 @@ async def test_the_metadata_client_watch_gets_partial_object_metadata_events(wor
     assert "spec" not in event["object"]
 
 
-async def test_a_watcher_that_falls_far_behind_is_closed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "WATCH_QUEUE_LIMIT", 3)
+@pytest.mark.settings(store=StoreSettings(watch_queue_limit=3))
+async def test_a_watcher_that_falls_far_behind_is_closed(world: World) -> None:
     response = await open_watch(world, ALL, resourceVersion=str(world.versioner.current))
     world.imports.apply({("flood", f"s{i:02d}"): service_import("flood", f"s{i:02d}") for i in range(10)})
     events = await rest_of(response)
@@ -974,7 +973,7 @@ async def test_a_large_list_is_gzipped_for_a_client_that_accepts_it(world: World
     plain = await world.client.get(ALL, headers={"Accept-Encoding": "identity"})
     plain_body = await plain.read()
     assert "Content-Encoding" not in plain.headers
-    assert len(plain_body) > resources.GZIP_THRESHOLD
+    assert len(plain_body) > ApiSettings().gzip_threshold
     raw = await world.client.get(ALL, headers={"Accept-Encoding": "gzip, deflate"}, auto_decompress=False)
     assert raw.headers["Content-Encoding"] == "gzip"
     compressed = await raw.read()

@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from mcs_apiserver.api import store as store_module
 from mcs_apiserver.api.store import (
     Event,
     Store,
+    StoreSettings,
     TooLarge,
     TooOld,
     Versioner,
@@ -162,8 +162,8 @@ def test_a_version_whose_state_was_never_kept_has_no_snapshot(store: Store) -> N
     assert store.snapshot(middle) is None
 
 
-def test_only_the_most_recently_used_snapshots_are_kept(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "SNAPSHOTS_KEPT", 2)
+def test_only_the_most_recently_used_snapshots_are_kept(versioner: Versioner) -> None:
+    store = Store("serviceimports", versioner, StoreSettings(snapshots_kept=2))
     store.apply({("shop", "a"): obj("shop", "a")})
     first, _ = store.snapshot()  # type: ignore[misc]
     store.apply({("shop", "b"): obj("shop", "b")})
@@ -211,10 +211,9 @@ def test_a_watch_from_a_version_newer_than_any_handed_out_is_too_large(store: St
 
 
 def test_the_history_is_bounded_and_the_oldest_usable_version_moves_with_it(
-    versioner: Versioner, monkeypatch: pytest.MonkeyPatch
+    versioner: Versioner,
 ) -> None:
-    monkeypatch.setattr(store_module, "HISTORY_EVENTS", 3)
-    store = Store("serviceimports", versioner)
+    store = Store("serviceimports", versioner, StoreSettings(history_events=3))
     for i in range(5):
         store.apply({("shop", f"s{i}"): obj("shop", f"s{i}")})
     # Kept: the events at ORIGIN+3..ORIGIN+5, so a watch can start from ORIGIN+2 but not before.
@@ -288,8 +287,8 @@ def test_the_history_replay_translates_selector_transitions_too(store: Store) ->
     assert [(e.type, e.stored.obj["metadata"]["labels"]) for e in backlog] == [("DELETED", {"tier": "front"})]
 
 
-def test_a_watcher_that_falls_too_far_behind_is_closed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "WATCH_QUEUE_LIMIT", 2)
+def test_a_watcher_that_falls_too_far_behind_is_closed(versioner: Versioner) -> None:
+    store = Store("serviceimports", versioner, StoreSettings(watch_queue_limit=2))
     slow, _ = store.watch(None, everything, since=None)
     store.apply({("shop", f"s{i}"): obj("shop", f"s{i}") for i in range(5)})
     store.apply({("shop", "later"): obj("shop", "later")})

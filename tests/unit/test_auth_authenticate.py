@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from multidict import CIMultiDict
 
 from certs import pki
-from mcs_apiserver.auth import review as review_module
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.authenticate import (
     Authenticator,
     TokenReviewer,
@@ -25,7 +25,7 @@ from mcs_apiserver.auth.authenticate import (
 )
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.review import ReviewError
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 
 @pytest.fixture(scope="module")
@@ -237,14 +237,13 @@ def token_answer(body: dict[str, Any]) -> dict[str, Any]:
         "extra": {"authentication.kubernetes.io/pod-name": ["p"]}}}}
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(review_module, "FIRST_RETRY_DELAY", 0.0)
+#: Retries without waiting.
+FAST = AuthSettings(review_first_retry_delay=0.0, config_first_backoff=0.001)
 
 
 async def test_a_valid_token_is_the_user_kube_apiserver_says_it_is():
     client = ReviewClient(token_answer)
-    user = await TokenReviewer(client).review("good")
+    user = await TokenReviewer(client, settings=FAST).review("good")
     assert user == UserInfo("system:serviceaccount:ns:sa", "u-1",
                             ("system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"),
                             {"authentication.kubernetes.io/pod-name": ("p",)})
@@ -254,7 +253,7 @@ async def test_a_valid_token_is_the_user_kube_apiserver_says_it_is():
 
 async def test_token_answers_good_and_bad_are_cached():
     client = ReviewClient(token_answer)
-    reviewer = TokenReviewer(client)
+    reviewer = TokenReviewer(client, settings=FAST)
     for _ in range(3):
         assert await reviewer.review("good") is not None
         assert await reviewer.review("bad") is None
@@ -263,7 +262,7 @@ async def test_token_answers_good_and_bad_are_cached():
 
 async def test_concurrent_requests_with_one_token_cause_one_review():
     client = ReviewClient(token_answer)
-    reviewer = TokenReviewer(client)
+    reviewer = TokenReviewer(client, settings=FAST)
     users = await asyncio.gather(*(reviewer.review("good") for _ in range(50)))
     assert {u.name for u in users if u} == {"system:serviceaccount:ns:sa"}
     assert len(client.bodies) == 1
@@ -273,7 +272,7 @@ async def test_a_failed_review_is_not_cached_and_transient_errors_are_retried():
     answers: list[Any] = [ApiError(503, None, "unavailable"), ApiError(503, None, "unavailable"),
                           ApiError(503, None, "unavailable")]
     client = ReviewClient(lambda body: answers.pop(0) if answers else token_answer(body))
-    reviewer = TokenReviewer(client)
+    reviewer = TokenReviewer(client, settings=FAST)
     with pytest.raises(ReviewError):
         await reviewer.review("good")
     assert len(client.bodies) == 3
@@ -283,12 +282,12 @@ async def test_a_failed_review_is_not_cached_and_transient_errors_are_retried():
 async def test_a_forbidden_review_says_which_cluster_role_is_missing():
     client = ReviewClient(lambda body: ApiError(403, {"kind": "Status", "message": "tokenreviews is forbidden"}))
     with pytest.raises(ReviewError, match="system:auth-delegator"):
-        await TokenReviewer(client).review("good")
+        await TokenReviewer(client, settings=FAST).review("good")
     assert len(client.bodies) == 1  # a permission error is not worth retrying
 
 
 async def test_the_authenticator_tries_the_token_when_no_certificate_proves_anything(config):
-    authenticator = Authenticator(lambda: config, TokenReviewer(ReviewClient(token_answer)))
+    authenticator = Authenticator(lambda: config, TokenReviewer(ReviewClient(token_answer), settings=FAST))
     user = await authenticator.authenticate(None, headers(("Authorization", "Bearer good")))
     assert user is not None and user.name == "system:serviceaccount:ns:sa"
     assert await authenticator.authenticate(None, headers(("Authorization", "Bearer bad"))) is None
@@ -297,7 +296,7 @@ async def test_the_authenticator_tries_the_token_when_no_certificate_proves_anyt
 
 async def test_a_front_proxy_user_wins_over_a_bearer_token(config, proxy):
     client = ReviewClient(token_answer)
-    authenticator = Authenticator(lambda: config, TokenReviewer(client))
+    authenticator = Authenticator(lambda: config, TokenReviewer(client, settings=FAST))
     user = await authenticator.authenticate(proxy, headers(("X-Remote-User", "bob"), ("Authorization", "Bearer good")))
     assert user is not None and user.name == "bob"
     assert client.bodies == []
@@ -305,7 +304,7 @@ async def test_a_front_proxy_user_wins_over_a_bearer_token(config, proxy):
 
 async def test_an_unreachable_token_review_answers_401_and_is_logged_once(config, caplog):
     client = ReviewClient(lambda body: ApiError(500, None, "etcd is down"))
-    authenticator = Authenticator(lambda: config, TokenReviewer(client))
+    authenticator = Authenticator(lambda: config, TokenReviewer(client, settings=FAST))
     caplog.set_level(logging.WARNING, logger="mcs_apiserver.auth.authenticate")
     for _ in range(3):
         assert await authenticator.authenticate(None, headers(("Authorization", "Bearer good"))) is None

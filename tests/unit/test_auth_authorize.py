@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from multidict import MultiDict
 
-from mcs_apiserver.auth import review as review_module
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.authenticate import UserInfo
 from mcs_apiserver.auth.authorize import (
     Authorizer,
@@ -20,7 +20,7 @@ from mcs_apiserver.auth.authorize import (
     request_attributes,
 )
 from mcs_apiserver.auth.review import ReviewError
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 
 G = "views.multicluster.x-k8s.io"
 V = "v1alpha1"
@@ -186,14 +186,13 @@ ALICE = UserInfo("alice", "uid-1", ("devs", "system:authenticated"),
                  {"authentication.kubernetes.io/credential-id": ("X509SHA256=ab",)})
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(review_module, "FIRST_RETRY_DELAY", 0.0)
+#: Retries without waiting.
+FAST = AuthSettings(review_first_retry_delay=0.0, config_first_backoff=0.001)
 
 
 async def test_a_resource_request_is_reviewed_with_the_user_and_its_attributes():
     client = ReviewClient(rbac)
-    decision = await Authorizer(client).authorize(ALICE, attrs("GET", f"{P}/namespaces/ns/serviceimports/x"))
+    decision = await Authorizer(client, settings=FAST).authorize(ALICE, attrs("GET", f"{P}/namespaces/ns/serviceimports/x"))
     assert decision == Decision(True)
     assert client.specs == [{
         "user": "alice", "uid": "uid-1", "groups": ["devs", "system:authenticated"],
@@ -205,7 +204,7 @@ async def test_a_resource_request_is_reviewed_with_the_user_and_its_attributes()
 
 async def test_a_non_resource_request_is_reviewed_by_path_and_verb():
     client = ReviewClient(rbac)
-    decision = await Authorizer(client).authorize(BOB, attrs("GET", "/metrics"))
+    decision = await Authorizer(client, settings=FAST).authorize(BOB, attrs("GET", "/metrics"))
     assert decision == Decision(False, "no RBAC rule")
     assert client.specs == [{"user": "bob", "groups": ["system:authenticated"],
                              "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}]
@@ -214,7 +213,7 @@ async def test_a_non_resource_request_is_reviewed_by_path_and_verb():
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/readyz/members-synced", "/livez"])
 async def test_health_paths_are_allowed_without_a_review(path):
     client = ReviewClient(rbac)
-    assert (await Authorizer(client).authorize(BOB, attrs("GET", path))).allowed
+    assert (await Authorizer(client, settings=FAST).authorize(BOB, attrs("GET", path))).allowed
     assert client.specs == []
 
 
@@ -222,13 +221,13 @@ async def test_health_paths_are_allowed_without_a_review(path):
 async def test_the_aggregator_fetches_openapi_with_no_groups_without_a_review(path):
     client = ReviewClient(rbac)
     aggregator = UserInfo("system:aggregator")
-    assert (await Authorizer(client).authorize(aggregator, attrs("GET", path))).allowed
+    assert (await Authorizer(client, settings=FAST).authorize(aggregator, attrs("GET", path))).allowed
     assert client.specs == []
 
 
 async def test_a_resource_path_that_looks_like_an_allowed_path_is_still_reviewed():
     client = ReviewClient(rbac)
-    decision = await Authorizer(client).authorize(BOB, attrs("GET", "/api/v1/namespaces/healthz"))
+    decision = await Authorizer(client, settings=FAST).authorize(BOB, attrs("GET", "/api/v1/namespaces/healthz"))
     assert not decision.allowed
     assert len(client.specs) == 1
 
@@ -236,13 +235,13 @@ async def test_a_resource_path_that_looks_like_an_allowed_path_is_still_reviewed
 async def test_system_masters_are_allowed_without_a_review():
     client = ReviewClient(rbac)
     admin = UserInfo("system:kube-aggregator", groups=("system:masters", "system:authenticated"))
-    assert (await Authorizer(client).authorize(admin, attrs("DELETE", f"{P}/clustersets/local"))).allowed
+    assert (await Authorizer(client, settings=FAST).authorize(admin, attrs("DELETE", f"{P}/clustersets/local"))).allowed
     assert client.specs == []
 
 
 async def test_allow_and_deny_decisions_are_cached_per_question():
     client = ReviewClient(rbac)
-    authorizer = Authorizer(client)
+    authorizer = Authorizer(client, settings=FAST)
     for _ in range(3):
         assert (await authorizer.authorize(ALICE, attrs("GET", f"{P}/serviceimports"))).allowed
         assert not (await authorizer.authorize(BOB, attrs("GET", f"{P}/serviceimports"))).allowed
@@ -253,7 +252,7 @@ async def test_allow_and_deny_decisions_are_cached_per_question():
 
 async def test_a_cached_decision_expires_after_its_ttl():
     client = ReviewClient(rbac)
-    authorizer = Authorizer(client, ttl=0.05)
+    authorizer = Authorizer(client, settings=FAST, ttl=0.05)
     await authorizer.authorize(BOB, attrs("GET", "/metrics"))
     await asyncio.sleep(0.08)
     await authorizer.authorize(BOB, attrs("GET", "/metrics"))
@@ -262,7 +261,7 @@ async def test_a_cached_decision_expires_after_its_ttl():
 
 async def test_the_decision_cache_is_bounded_and_drops_the_oldest_first():
     client = ReviewClient(rbac)
-    authorizer = Authorizer(client, max_entries=2)
+    authorizer = Authorizer(client, settings=FAST, max_entries=2)
     for path in ("/a", "/b", "/c"):
         await authorizer.authorize(BOB, attrs("GET", path))
     await authorizer.authorize(BOB, attrs("GET", "/c"))
@@ -273,7 +272,7 @@ async def test_the_decision_cache_is_bounded_and_drops_the_oldest_first():
 
 async def test_concurrent_identical_questions_share_one_review():
     client = ReviewClient(rbac)
-    authorizer = Authorizer(client)
+    authorizer = Authorizer(client, settings=FAST)
     decisions = await asyncio.gather(*(authorizer.authorize(ALICE, attrs("GET", f"{P}/serviceimports"))
                                        for _ in range(100)))
     assert all(d.allowed for d in decisions)
@@ -283,7 +282,7 @@ async def test_concurrent_identical_questions_share_one_review():
 async def test_a_review_that_fails_is_an_error_and_is_not_cached():
     failures = [ApiError(500, None, "down")] * 3
     client = ReviewClient(lambda body: failures.pop() if failures else rbac(body))
-    authorizer = Authorizer(client)
+    authorizer = Authorizer(client, settings=FAST)
     with pytest.raises(ReviewError, match="SubjectAccessReview"):
         await authorizer.authorize(ALICE, attrs("GET", "/metrics"))
     assert (await authorizer.authorize(ALICE, attrs("GET", "/metrics"))).allowed
@@ -292,4 +291,4 @@ async def test_a_review_that_fails_is_an_error_and_is_not_cached():
 async def test_an_answer_that_both_allows_and_denies_is_an_error():
     client = ReviewClient(lambda body: {**body, "status": {"allowed": True, "denied": True}})
     with pytest.raises(ReviewError, match="both allows and denies"):
-        await Authorizer(client).authorize(ALICE, attrs("GET", "/metrics"))
+        await Authorizer(client, settings=FAST).authorize(ALICE, attrs("GET", "/metrics"))

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from certs import pki
-from mcs_apiserver.auth import config as config_module
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.config import (
     AuthenticationConfig,
     AuthenticationConfigWatcher,
     ConfigError,
     parse_configmap,
 )
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 from mcs_apiserver.tls import ServerTLS
 
 
@@ -165,9 +165,8 @@ def tls(tmp_path: Path) -> ServerTLS:
     return ServerTLS(tmp_path / "tls.crt", tmp_path / "tls.key")
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "FIRST_BACKOFF", 0.001)
+#: Retries without waiting.
+FAST = AuthSettings(review_first_retry_delay=0.0, config_first_backoff=0.001)
 
 
 async def run_until(watcher: AuthenticationConfigWatcher, condition, timeout: float = 2.0) -> None:
@@ -184,7 +183,7 @@ async def run_until(watcher: AuthenticationConfigWatcher, condition, timeout: fl
 
 async def test_the_watcher_loads_the_configmap_and_trusts_both_cas_in_tls(client_ca, front_proxy_ca, tls):
     client = ScriptedClient([listing(configmap(kube_apiserver_data(client_ca, front_proxy_ca)))], [])
-    watcher = AuthenticationConfigWatcher(client, tls=tls)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST, tls=tls)
     assert not watcher.loaded
 
     await run_until(watcher, lambda: watcher.loaded)
@@ -198,7 +197,7 @@ async def test_the_watcher_loads_the_configmap_and_trusts_both_cas_in_tls(client
 async def test_the_watch_starts_at_the_list_resource_version_with_the_name_selector(client_ca, front_proxy_ca):
     client = ScriptedClient([listing(configmap(kube_apiserver_data(client_ca, front_proxy_ca)),
                                      resource_version="42")], [])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     await run_until(watcher, lambda: client.watch_params)
     assert client.watch_params[0]["resourceVersion"] == "42"
     assert client.watch_params[0]["fieldSelector"] == "metadata.name=extension-apiserver-authentication"
@@ -212,7 +211,7 @@ async def test_a_modified_configmap_replaces_the_config_and_the_tls_cas(client_c
                             "requestheader-allowed-names": '["front-proxy-client", "aggregator"]'})
     client = ScriptedClient([listing(configmap(data))],
                             [[{"type": "MODIFIED", "object": configmap(rotated, "11")}]])
-    watcher = AuthenticationConfigWatcher(client, tls=tls)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST, tls=tls)
 
     await run_until(watcher, lambda: watcher.config.requestheader_ca == (rotated_front_proxy_ca.cert,))
 
@@ -225,7 +224,7 @@ async def test_a_watch_expired_with_410_relists(client_ca, front_proxy_ca):
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}
     client = ScriptedClient([listing(configmap(data)), listing(configmap(data), resource_version="99")], [[gone]])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     await run_until(watcher, lambda: len(client.watch_params) == 2)
     assert len(client.list_params) == 2
     assert client.watch_params[1]["resourceVersion"] == "99"
@@ -237,7 +236,7 @@ async def test_a_watch_that_ends_is_reopened_from_the_last_resource_version_with
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     bookmark = {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "metadata": {"resourceVersion": "57"}}}
     client = ScriptedClient([listing(configmap(data))], [[bookmark]])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     await run_until(watcher, lambda: len(client.watch_params) == 2)
     assert client.watch_params[1]["resourceVersion"] == "57"
     assert len(client.list_params) == 1
@@ -246,7 +245,7 @@ async def test_a_watch_that_ends_is_reopened_from_the_last_resource_version_with
 async def test_a_deleted_configmap_keeps_the_last_known_config(client_ca, front_proxy_ca, caplog):
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     client = ScriptedClient([listing(configmap(data))], [[{"type": "DELETED", "object": configmap(data, "12")}]])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     caplog.set_level(logging.WARNING, logger="mcs_apiserver.auth.config")
     await run_until(watcher, lambda: "was deleted" in caplog.text)
     assert watcher.loaded
@@ -257,7 +256,7 @@ async def test_an_invalid_configmap_keeps_the_previous_config_and_says_why(clien
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     broken = dict(data, **{"requestheader-username-headers": "X-Remote-User"})
     client = ScriptedClient([listing(configmap(data))], [[{"type": "MODIFIED", "object": configmap(broken, "13")}]])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     caplog.set_level(logging.WARNING, logger="mcs_apiserver.auth.config")
     await run_until(watcher, lambda: "is invalid" in caplog.text)
     assert watcher.config.username_headers == ("X-Remote-User",)
@@ -267,7 +266,7 @@ async def test_an_invalid_configmap_keeps_the_previous_config_and_says_why(clien
 async def test_a_missing_configmap_is_reported_once_and_loaded_when_it_appears(client_ca, front_proxy_ca, caplog):
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     client = ScriptedClient([listing()], [[{"type": "ADDED", "object": configmap(data, "14")}]])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     caplog.set_level(logging.INFO, logger="mcs_apiserver.auth.config")
     await run_until(watcher, lambda: watcher.loaded)
     assert len([r for r in caplog.records if "not found" in r.getMessage()]) == 1
@@ -279,7 +278,7 @@ async def test_permission_denied_is_reported_with_the_role_to_bind_and_retried(c
                             "message": 'configmaps is forbidden: User "mcs" cannot list resource "configmaps"'})
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     client = ScriptedClient([denied, denied, listing(configmap(data))], [])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     caplog.set_level(logging.WARNING, logger="mcs_apiserver.auth.config")
     await run_until(watcher, lambda: watcher.loaded)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -290,14 +289,14 @@ async def test_permission_denied_is_reported_with_the_role_to_bind_and_retried(c
 async def test_a_broken_list_answer_is_retried_not_fatal(client_ca, front_proxy_ca):
     data = kube_apiserver_data(client_ca, front_proxy_ca)
     client = ScriptedClient([json.JSONDecodeError("bad", "x", 0), listing(configmap(data))], [])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     await run_until(watcher, lambda: watcher.loaded)
     assert len(client.list_params) == 2
 
 
 async def test_wait_loaded_returns_once_the_configmap_is_read(client_ca, front_proxy_ca):
     client = ScriptedClient([listing(configmap(kube_apiserver_data(client_ca, front_proxy_ca)))], [])
-    watcher = AuthenticationConfigWatcher(client)
+    watcher = AuthenticationConfigWatcher(client, settings=FAST)
     task = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.wait_loaded(), 2)

@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 
 from certs import pki
-from mcs_apiserver.auth import review as review_module
+from mcs_apiserver.auth.settings import AuthSettings
 from mcs_apiserver.auth.authenticate import Authenticator, TokenReviewer
 from mcs_apiserver.auth.authorize import Authorizer
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.middleware import ATTRIBUTES, USER, auth_middleware
-from mcs_apiserver.members.client import ApiError
+from mcs_apiserver.kube.client import ApiError
 from mcs_apiserver.tls import ServerTLS
 
 G = "views.multicluster.x-k8s.io"
@@ -77,9 +77,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return PKI(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(review_module, "FIRST_RETRY_DELAY", 0.0)
+#: Retries without waiting.
+FAST = AuthSettings(review_first_retry_delay=0.0, config_first_backoff=0.001)
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -118,7 +117,7 @@ async def server(certs: PKI) -> AsyncIterator[Server]:
     )
     tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle())
     cluster = Cluster()
-    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster)), Authorizer(cluster))
+    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)), Authorizer(cluster, settings=FAST))
     app = web.Application(middlewares=[middleware])
     app.router.add_get("/healthz", unauthenticated)
     app.router.add_get("/readyz/{check}", unauthenticated)
@@ -275,7 +274,7 @@ async def guarded(certs: PKI) -> AsyncIterator[tuple[Server, pki.CertKey]]:
     tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle(),
                     extra_client_ca_pem=callers.ca_pem)
     cluster = Cluster()
-    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster)), Authorizer(cluster),
+    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)), Authorizer(cluster, settings=FAST),
                                  webhook_callers=callers)
     app = web.Application(middlewares=[middleware])
     app.router.add_post("/webhooks/validate/serviceexports", unauthenticated)

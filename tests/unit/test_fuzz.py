@@ -29,7 +29,7 @@ from mcs_apiserver.api.resources import PREFIX, Served
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 from mcs_apiserver.views.testing import InMemoryMember, member, port, service
 from webhooks import PATHS, add_routes
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from mcs_apiserver.members.member import (
-    FETCH_CONCURRENCY,
     SERVICE_EXPORTS,
     MemberCache,
     _key,
@@ -17,7 +16,8 @@ from mcs_apiserver.members.member import (
     _Slices,
     trim_service,
 )
-from mcs_apiserver.views.model import Endpoint, ReadyEndpoints, SlicePort
+from mcs_apiserver.contract import Endpoint, ReadyEndpoints, SlicePort
+from mcs_apiserver.members.reflector import MemberSettings
 
 
 class Sink:
@@ -343,13 +343,12 @@ async def test_many_exports_appearing_at_once_fetch_their_slices_a_few_gets_at_a
         cache._exports[("shop", n)] = {"metadata": {"name": n, "namespace": "shop"}}
     cache._slices.exports_changed([("shop", n) for n in names])
     await cache._slices._fetching
-    assert sorted(calls) == sorted(names) and peak == FETCH_CONCURRENCY
+    assert sorted(calls) == sorted(names) and peak == MemberSettings().fetch_concurrency
     assert all(cache.ready_endpoint_slices(("shop", n)) for n in names)
 
 
-async def test_a_failed_fetch_is_retried_while_the_service_is_still_exported(member, monkeypatch) -> None:
-    cache, _ = member
-    monkeypatch.setattr("mcs_apiserver.members.member.FETCH_RETRY", 0.001)
+async def test_a_failed_fetch_is_retried_while_the_service_is_still_exported() -> None:
+    cache = MemberCache("m", None, Sink(), settings=MemberSettings(fetch_retry=0.001))  # type: ignore[arg-type]
     attempts = []
 
     class Client:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from mcs_apiserver.members import reflector as reflector_module
-from mcs_apiserver.members.client import ApiError
-from mcs_apiserver.members.reflector import BACKOFF_MAX, Reflector, Resource
+from mcs_apiserver.kube.client import ApiError
+from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 
 GOOD = {"metadata": {"name": "web", "namespace": "demo", "resourceVersion": "7"}, "spec": {}}
 
@@ -106,5 +105,6 @@ async def test_a_member_that_comes_back_is_retried_within_a_few_seconds(monkeypa
                           on_healthy=lambda: None, on_failure=lambda m, lost: None, sleep=sleep)
     await run_until(reflector, lambda: client.lists == 1)
     assert len(sleeps) == 40
-    assert max(sleeps) <= BACKOFF_MAX * 1.5 <= 3.0  # the longest wait after it is back
-    assert reflector_module.BACKOFF_INITIAL < BACKOFF_MAX
+    settings = MemberSettings()
+    assert max(sleeps) <= settings.backoff_max * 1.5 <= 3.0  # the longest wait after it is back
+    assert settings.backoff_initial < settings.backoff_max

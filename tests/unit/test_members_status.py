@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 import pytest
 
-from mcs_apiserver.members.member import MemberCache, rfc3339
-from mcs_apiserver.views.model import MemberStatus
+from mcs_apiserver.kube.times import format_epoch
+from mcs_apiserver.members.member import MemberCache
+from mcs_apiserver.contract import MemberStatus
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -65,7 +66,7 @@ def test_a_new_cache_is_neither_connected_nor_synced(cache: MemberCache) -> None
 
 def test_once_every_reflector_listed_the_member_is_connected_synced_and_timestamped(cache, sink, clock) -> None:
     synced(cache)
-    assert cache.status == MemberStatus(connected=True, synced=True, last_sync=rfc3339(T0), message="")
+    assert cache.status == MemberStatus(connected=True, synced=True, last_sync=format_epoch(T0), message="")
     assert cache.synced and cache.settled
     assert sink.membership >= 1
 
@@ -77,7 +78,7 @@ def test_a_lost_connection_makes_the_member_disconnected_with_the_message_and_is
     cache._failure("services", "services: Cannot connect to host", True)
     assert not cache.status.connected
     assert cache.status.message == "services: Cannot connect to host"
-    assert cache.status.last_sync == rfc3339(T0)  # the last contact, not the time of the failure
+    assert cache.status.last_sync == format_epoch(T0)  # the last contact, not the time of the failure
     assert cache.status.synced  # the caches still hold the last known state
     assert sink.membership == before + 1
 
@@ -114,7 +115,7 @@ def test_the_member_is_connected_again_only_when_every_failing_resource_recovere
     clock.now = T0 + 60
     reported = sink.membership
     cache._healthy("namespaces")
-    assert cache.status == MemberStatus(connected=True, synced=True, last_sync=rfc3339(T0 + 60), message="")
+    assert cache.status == MemberStatus(connected=True, synced=True, last_sync=format_epoch(T0 + 60), message="")
     assert sink.membership == reported + 1
 
 
@@ -148,7 +149,7 @@ def test_a_fresher_sync_time_alone_is_not_reported(cache, sink, clock) -> None:
     reported = sink.membership
     clock.now = T0 + 10
     cache._healthy("services")
-    assert cache.status.last_sync == rfc3339(T0 + 10)
+    assert cache.status.last_sync == format_epoch(T0 + 10)
     assert sink.membership == reported
 
 

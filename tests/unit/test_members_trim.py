@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.members.member import (
     ready_count,
-    rfc3339,
     trim_export,
     trim_namespace,
     trim_property,
     trim_remote_export,
     trim_service,
 )
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 
 METADATA = {
     "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
@@ -24,14 +24,14 @@ METADATA = {
 }
 
 
-def test_an_export_keeps_identity_versions_spec_status_and_only_the_exported_at_annotation() -> None:
+def test_an_export_keeps_what_is_read_its_version_spec_status_and_only_the_exported_at_annotation() -> None:
     export = {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport", "metadata": METADATA,
               "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_export(export)
     assert trimmed == {
-        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
-                     "creationTimestamp": "2026-01-01T00:00:00Z", "deletionTimestamp": "2026-01-02T00:00:00Z",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "42",
+                     "creationTimestamp": "2026-01-01T00:00:00Z",
                      "annotations": {EXPORTED_AT_ANNOTATION: "2026-01-01T00:00:00.000001Z"}},
         "spec": {"exportedLabels": {"tier": "web"}},
         "status": {"conditions": [{"type": "Valid", "status": "True"}]},
@@ -73,6 +73,25 @@ def test_a_service_keeps_only_the_spec_fields_the_views_read() -> None:
                                if k not in ("selector", "ipFamilyPolicy", "publishNotReadyAddresses")}
 
 
+def test_a_service_and_its_export_share_one_copy_of_their_names_and_of_repeated_values() -> None:
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # a new string object, as each parsed JSON document gives
+
+    def meta() -> dict:
+        return {"name": fresh("web"), "namespace": fresh("shop"), "creationTimestamp": fresh("2026-01-01T00:00:00Z")}
+
+    service = trim_service({"metadata": meta(), "spec": {"type": fresh("ClusterIP"), "ipFamilies": [fresh("IPv4")],
+                                                        "ports": [{"protocol": fresh("TCP"), "port": 80}]}})
+    export = trim_remote_export({"metadata": meta()})
+    for field in ("name", "namespace", "creationTimestamp"):
+        assert service["metadata"][field] is export["metadata"][field]  # type: ignore[literal-required]
+    other = trim_service({"metadata": meta(), "spec": {"type": fresh("ClusterIP"), "ipFamilies": [fresh("IPv4")],
+                                                      "ports": [{"protocol": fresh("TCP"), "port": 80}]}})
+    assert other["spec"]["type"] is service["spec"]["type"]
+    assert other["spec"]["ipFamilies"][0] is service["spec"]["ipFamilies"][0]
+    assert other["spec"]["ports"][0]["protocol"] is service["spec"]["ports"][0]["protocol"]
+
+
 def test_an_external_name_service_keeps_its_type_and_external_name() -> None:
     trimmed = trim_service({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.b"}})
     assert trimmed["spec"] == {"type": "ExternalName", "externalName": "a.b"}
@@ -81,7 +100,7 @@ def test_an_external_name_service_keeps_its_type_and_external_name() -> None:
 def test_a_namespace_keeps_its_status_and_a_property_its_spec() -> None:
     ns = trim_namespace({"metadata": {"name": "shop", "labels": {"a": "b"}, "uid": "n-1"},
                          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}})
-    assert ns == {"metadata": {"name": "shop", "uid": "n-1"}, "status": {"phase": "Terminating"}}
+    assert ns == {"metadata": {"name": "shop", "uid": "n-1"}, "status": {"phase": "Terminating"}}  # uid: kube-system's
     assert trim_namespace({"metadata": {"name": "bare"}}) == {"metadata": {"name": "bare"}, "status": {}}
     prop = trim_property({"metadata": {"name": "cluster.clusterset.k8s.io", "managedFields": []},
                           "spec": {"value": "member-1"}})
@@ -115,5 +134,5 @@ def test_ready_count_counts_every_address_of_an_endpoint_and_nothing_without_end
 
 
 def test_rfc3339_is_second_precision_utc_with_a_z() -> None:
-    assert rfc3339(0) == "1970-01-01T00:00:00Z"
-    assert rfc3339(1767225600.75) == "2026-01-01T00:00:00Z"
+    assert format_epoch(0) == "1970-01-01T00:00:00Z"
+    assert format_epoch(1767225600.75) == "2026-01-01T00:00:00Z"

@@ -11,7 +11,7 @@ import pytest
 from mcs_apiserver.api.store import Store, Versioner
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import CLUSTERSET_PROPERTY
+from mcs_apiserver.contract import CLUSTERSET_PROPERTY
 from mcs_apiserver.views.testing import InMemoryMember, member, port, service
 
 FIXED = datetime(2026, 1, 2, tzinfo=UTC)

@@ -16,7 +16,7 @@ from mcs_apiserver.views.clusterset import (
     derive_membership,
     stable_uid,
 )
-from mcs_apiserver.views.model import (
+from mcs_apiserver.contract import (
     CLUSTER_ID_PROPERTY,
     CLUSTERSET_PROPERTY,
     LEGACY_CLUSTER_ID_PROPERTY,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.conditions import (
     MAX_CONDITION_MESSAGE,
     condition,
-    format_time,
     stamp_transitions,
-    utc_now,
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mcs_apiserver.views import UNCHANGED, ViewDelta, ViewEngine
 from mcs_apiserver.views.imports import export_conflicts, import_uid
-from mcs_apiserver.views.model import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, MemberStatus
+from mcs_apiserver.contract import CLUSTER_ID_PROPERTY, CLUSTERSET_PROPERTY, MemberStatus
 from mcs_apiserver.views.testing import InMemoryMember, member, port, service
 
 WEB = ("shop", "web")

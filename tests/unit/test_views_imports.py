@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mcs_apiserver.kube.times import parse_time
 from mcs_apiserver.views.imports import (
     Contribution,
     build_service_import,
@@ -16,7 +17,6 @@ from mcs_apiserver.views.imports import (
     export_validity,
     import_uid,
     make_contribution,
-    parse_time,
 )
 from mcs_apiserver.views.testing import port, service, service_export
 

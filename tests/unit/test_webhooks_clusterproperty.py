@@ -8,7 +8,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from mcs_apiserver.views.names import is_dns1123_label
+from mcs_apiserver.kube.names import is_dns1123_label
 from webhooks.clusterproperty import cluster_id_problem, mutate_cluster_property, validate_cluster_property
 from webhooks.facts import MemberIdentity
 from webhooks.review import AdmissionRequest, Decision, parse_review, review_response

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from webhooks import PATHS, add_routes, make_handlers
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
 from webhooks.testing import NOT_SYNCED, StaticFacts, admission_review, cluster_property
 
 NOW = datetime(2026, 11, 23, 18, 55, 0, 123456, tzinfo=UTC)

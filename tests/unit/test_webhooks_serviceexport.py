@@ -10,12 +10,11 @@ import jsonpatch
 import orjson
 import pytest
 
-from mcs_apiserver.views.model import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.kube.times import format_micro_time, parse_micro_time
 from webhooks.review import AdmissionRequest, Decision, parse_review, review_response
 from webhooks.serviceexport import (
-    format_exported_at,
     mutate_service_export,
-    parse_exported_at,
     validate_service_export,
 )
 from webhooks.testing import NOT_SYNCED, StaticFacts, admission_review
@@ -72,9 +71,9 @@ def service(type_: str = "ClusterIP", **spec: Any) -> dict:
 
 
 def test_exported_at_is_rfc3339_utc_with_microseconds() -> None:
-    assert format_exported_at(NOW) == STAMP
+    assert format_micro_time(NOW) == STAMP
     tokyo = timezone(timedelta(hours=9))
-    assert format_exported_at(datetime(2026, 1, 1, 9, 0, tzinfo=tokyo)) == "2026-01-01T00:00:00.000000Z"
+    assert format_micro_time(datetime(2026, 1, 1, 9, 0, tzinfo=tokyo)) == "2026-01-01T00:00:00.000000Z"
 
 
 @pytest.mark.parametrize(
@@ -90,7 +89,7 @@ def test_exported_at_is_rfc3339_utc_with_microseconds() -> None:
     ],
 )
 def test_only_our_exact_exported_at_format_is_parsed(value: Any, expected: datetime | None) -> None:
-    assert parse_exported_at(value) == expected
+    assert parse_micro_time(value) == expected
 
 
 # --- mutating: stamp on CREATE ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from mcs_apiserver.members.member import ready_endpoints
-from mcs_apiserver.views.model import Endpoint, ReadyEndpoints, SlicePort
+from mcs_apiserver.contract import Endpoint, ReadyEndpoints, SlicePort
 from mcs_apiserver.writers.publish_imports import MANAGED_BY_LABEL, desired_service_import
 from mcs_apiserver.writers.publish_slices import (
     MAX_ENDPOINTS,

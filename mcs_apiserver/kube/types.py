@@ -581,6 +581,16 @@ class Status(TypedDict, total=False):
     code: int
 
 
+# --- watch events and admission (the verbs of the wire) ----------------------------------------
+
+#: ``metav1.WatchEvent.type``: what a watch stream carries (ERROR with a Status, BOOKMARK with a version).
+WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+#: The watch event types that change an object (the ones a cache applies and a store emits).
+ObjectEventType = Literal["ADDED", "MODIFIED", "DELETED"]
+#: ``admission.k8s.io/v1`` ``AdmissionRequest.operation``.
+AdmissionOperation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
 # --- views.multicluster.x-k8s.io (what this project serves) ------------------------------------
 
 

@@ -1,15 +1,17 @@
-"""metav1.Status errors (mcs_apiserver.api.status)."""
+"""metav1.Status errors (mcs_apiserver.kube.status)."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from mcs_apiserver.api import status as s
+from mcs_apiserver.kube import status as s
+
+GROUP = "views.multicluster.x-k8s.io"
 
 
 def test_forbidden_reads_exactly_like_kube_apiservers_authorization_failure() -> None:
-    st = s.forbidden(user="bob", verb="get", resource="serviceimports", name="x", namespace="ns")
+    st = s.forbidden(user="bob", verb="get", resource="serviceimports", group=GROUP, name="x", namespace="ns")
     assert st["message"] == (
         'serviceimports.views.multicluster.x-k8s.io "x" is forbidden: User "bob" cannot get resource '
         '"serviceimports" in API group "views.multicluster.x-k8s.io" in the namespace "ns"'
@@ -19,7 +21,7 @@ def test_forbidden_reads_exactly_like_kube_apiservers_authorization_failure() ->
 
 
 def test_forbidden_on_a_collection_at_cluster_scope_has_no_name() -> None:
-    st = s.forbidden(user="bob", verb="list", resource="clustersets")
+    st = s.forbidden(user="bob", verb="list", resource="clustersets", group=GROUP)
     assert st["message"] == (
         'clustersets.views.multicluster.x-k8s.io is forbidden: User "bob" cannot list resource '
         '"clustersets" in API group "views.multicluster.x-k8s.io" at the cluster scope'
@@ -36,12 +38,12 @@ def test_forbidden_on_a_path_and_with_an_authorizer_reason() -> None:
 
 
 def test_forbidden_on_a_subresource_names_resource_slash_subresource() -> None:
-    st = s.forbidden(user="u", verb="get", resource="serviceimports", subresource="status", namespace="n")
+    st = s.forbidden(user="u", verb="get", resource="serviceimports", group=GROUP, subresource="status", namespace="n")
     assert 'cannot get resource "serviceimports/status"' in st["message"]
 
 
 def test_not_found_names_the_qualified_resource_and_the_name() -> None:
-    st = s.not_found("serviceimports", "x")
+    st = s.not_found("serviceimports", "x", group=GROUP)
     assert st == {
         "kind": "Status",
         "apiVersion": "v1",
@@ -59,7 +61,7 @@ def test_not_found_without_a_resource_is_the_generic_unknown_path_answer() -> No
 
 
 def test_status_fields_are_serialized_in_kube_apiservers_order() -> None:
-    assert list(s.not_found("serviceimports", "x")) == [
+    assert list(s.not_found("serviceimports", "x", group=GROUP)) == [
         "kind",
         "apiVersion",
         "metadata",
@@ -78,7 +80,7 @@ def test_bad_request_has_no_details_like_errors_new_bad_request() -> None:
 
 
 def test_method_not_allowed_names_the_verb_and_the_qualified_resource() -> None:
-    st = s.method_not_allowed("serviceimports", "create")
+    st = s.method_not_allowed("serviceimports", "create", group=GROUP)
     assert st["code"] == 405 and st["reason"] == "MethodNotAllowed"
     assert (
         st["message"]
@@ -116,7 +118,7 @@ def test_invalid_lists_every_cause_in_the_message_and_in_details() -> None:
         s.field_invalid("spec.type", "Other", "must be ClusterSetIP or Headless"),
         s.field_invalid("sendInitialEvents", True, "not supported"),
     ]
-    st = s.invalid("ServiceImport", "web", causes)
+    st = s.invalid("ServiceImport", "web", causes, group=GROUP)
     assert st["code"] == 422 and st["reason"] == "Invalid"
     assert st["message"] == (
         'ServiceImport.views.multicluster.x-k8s.io "web" is invalid: [spec.type: Invalid value: "Other": '
@@ -136,13 +138,13 @@ def test_invalid_with_one_cause_has_no_brackets() -> None:
 
 
 def test_a_status_error_carries_its_status_and_code() -> None:
-    err = s.StatusError(s.not_found("clustersets", "x"))
+    err = s.StatusError(s.not_found("clustersets", "x", group=GROUP))
     assert err.code == 404 and err.reason == "NotFound"
     assert str(err) == 'clustersets.views.multicluster.x-k8s.io "x" not found'
 
 
 def test_status_response_answers_with_the_status_code_and_json_body() -> None:
-    st = s.forbidden(user="bob", verb="watch", resource="serviceimports", namespace="ns")
+    st = s.forbidden(user="bob", verb="watch", resource="serviceimports", group=GROUP, namespace="ns")
     response = s.status_response(st, headers={"Warning": '299 - "x"'})
     assert response.status == 403
     assert response.content_type == "application/json"

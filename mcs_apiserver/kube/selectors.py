@@ -12,10 +12,10 @@ Field selectors::
 
     f=v  f==v  f!=v     (comma = AND; ``\\``, ``,`` and ``=`` escaped with a backslash in values)
 
-Supported fields per resource: ``metadata.name``, ``metadata.namespace`` (``""`` for cluster-scoped
-objects), and ``spec.type`` for serviceimports; anything else is ``field label not supported: <f>``.
+Supported fields are the caller's table (:data:`COMMON_FIELDS`, ``metadata.name`` and
+``metadata.namespace``, plus its own); anything else is ``field label not supported: <f>``.
 
-Errors raise :class:`SelectorError`, a :class:`~mcs_apiserver.api.status.StatusError` carrying a 400
+Errors raise :class:`SelectorError`, a :class:`~mcs_apiserver.kube.status.StatusError` carrying a 400
 ``BadRequest``. :func:`compile_selectors` returns one predicate over whole objects for the list/watch
 path; parsing happens once per request, matching is a few dict lookups per object.
 """
@@ -27,9 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from mcs_apiserver.api.status import StatusError, bad_request
-from mcs_apiserver.requestinfo import FieldSelectorSyntaxError
-from mcs_apiserver.requestinfo import field_terms as _field_terms
+from mcs_apiserver.kube.names import DNS1123_SUBDOMAIN_FMT, DNS1123_SUBDOMAIN_MAX_LENGTH, DNS1123_SUBDOMAIN_RE
+from mcs_apiserver.kube.status import StatusError, bad_request
+from mcs_apiserver.kube.requestinfo import FieldSelectorSyntaxError
+from mcs_apiserver.kube.requestinfo import field_terms as _field_terms
 
 __all__ = [
     "SelectorError",
@@ -43,7 +44,9 @@ __all__ = [
     "compile_selectors",
     "validate_label_key",
     "validate_label_value",
-    "SUPPORTED_FIELDS",
+    "COMMON_FIELDS",
+    "FieldGetter",
+    "Fields",
 ]
 
 Labels = Mapping[str, str]
@@ -72,9 +75,6 @@ _LABEL_VALUE_ERR: Final = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
     "and must start and end with an alphanumeric character"
 )
-_DNS1123_LABEL_FMT: Final = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT: Final = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN_RE: Final = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}$")
 _DNS1123_SUBDOMAIN_ERR: Final = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
     "and must start and end with an alphanumeric character"
@@ -99,10 +99,10 @@ def _max_len_error(length: int) -> str:
 
 def _is_dns1123_subdomain(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > 253:
-        errs.append(_max_len_error(253))
-    if not _DNS1123_SUBDOMAIN_RE.match(value):
-        errs.append(_regex_error(_DNS1123_SUBDOMAIN_ERR, _DNS1123_SUBDOMAIN_FMT, "example.com"))
+    if len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+        errs.append(_max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
+    if not DNS1123_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(_regex_error(_DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, "example.com"))
     return errs
 
 
@@ -526,20 +526,15 @@ def _get_namespace(obj: Mapping[str, Any]) -> str:
     return namespace
 
 
-def _get_spec_type(obj: Mapping[str, Any]) -> str:
-    type_: str = (obj.get("spec") or {}).get("type", "")
-    return type_
+#: How a field selector label is read from an object.
+FieldGetter = Callable[[Mapping[str, Any]], str]
+#: The labels one resource supports, and how to read each (callers add their own, e.g. ``spec.type``).
+Fields = Mapping[str, FieldGetter]
 
-
-_COMMON_FIELDS: Final[dict[str, Callable[[Mapping[str, Any]], str]]] = {
+#: What every resource supports, as in kube-apiserver (``metadata.namespace`` is "" when cluster-scoped).
+COMMON_FIELDS: Final[dict[str, FieldGetter]] = {
     "metadata.name": _get_name,
     "metadata.namespace": _get_namespace,
-}
-
-#: Field selector labels each resource supports, and how to read them from an object.
-SUPPORTED_FIELDS: Final[dict[str, dict[str, Callable[[Mapping[str, Any]], str]]]] = {
-    "serviceimports": {**_COMMON_FIELDS, "spec.type": _get_spec_type},
-    "clustersets": dict(_COMMON_FIELDS),
 }
 
 
@@ -591,7 +586,7 @@ def _field_predicate(
 
 
 def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
-    """:func:`mcs_apiserver.requestinfo.field_terms` (the one tokenizer of field selectors), with
+    """:func:`mcs_apiserver.kube.requestinfo.field_terms` (the one tokenizer of field selectors), with
     its syntax errors as :class:`SelectorError` (400)."""
     try:
         return _field_terms(selector)
@@ -602,13 +597,12 @@ def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
 FieldTerms = Sequence[tuple[str, str, str]]
 
 
-def parse_field_selector(selector: str | FieldTerms | None, resource: str) -> FieldSelector:
-    """Parse ``fieldSelector`` (or its :func:`field_terms`, already tokenized) for ``resource``
-    (``serviceimports`` or ``clustersets``).
+def parse_field_selector(selector: str | FieldTerms | None, getters: Fields) -> FieldSelector:
+    """Parse ``fieldSelector`` (or its :func:`field_terms`, already tokenized) for a resource whose
+    supported labels are ``getters``.
 
     Raises :class:`SelectorError` on syntax errors and on ``field label not supported: <f>``.
     """
-    getters = SUPPORTED_FIELDS[resource]
     requirements: list[FieldRequirement] = []
     predicates: list[Callable[[Mapping[str, Any]], bool]] = []
     terms = field_terms(selector) if selector is None or isinstance(selector, str) else selector
@@ -624,7 +618,7 @@ def parse_field_selector(selector: str | FieldTerms | None, resource: str) -> Fi
 
 
 def compile_selectors(
-    label_selector: str | None, field_selector: str | FieldTerms | None, resource: str
+    label_selector: str | None, field_selector: str | FieldTerms | None, fields: Fields
 ) -> tuple[ObjectPredicate, LabelSelector, FieldSelector]:
     """Parse both query parameters and return ``(predicate over objects, labels, fields)``.
 
@@ -632,17 +626,17 @@ def compile_selectors(
     parsed selectors are returned for :meth:`FieldSelector.exact` lookups and logging.
     """
     labels = parse_label_selector(label_selector)
-    fields = parse_field_selector(field_selector, resource)
-    if labels.empty and fields.empty:
-        return (lambda _: True), labels, fields
+    parsed = parse_field_selector(field_selector, fields)
+    if labels.empty and parsed.empty:
+        return (lambda _: True), labels, parsed
     if labels.empty:
-        return fields._match, labels, fields
+        return parsed._match, labels, parsed
     label_match = labels._match
-    if fields.empty:
-        return (lambda obj: label_match(obj.get("metadata", {}).get("labels") or {})), labels, fields
-    field_match = fields._match
+    if parsed.empty:
+        return (lambda obj: label_match(obj.get("metadata", {}).get("labels") or {})), labels, parsed
+    field_match = parsed._match
     return (
         (lambda obj: field_match(obj) and label_match(obj.get("metadata", {}).get("labels") or {})),
         labels,
-        fields,
+        parsed,
     )

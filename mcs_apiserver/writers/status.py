@@ -16,23 +16,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.kube_types import Condition
-from mcs_apiserver.members.client import ApiError, KubeClient
+from mcs_apiserver.kube.types import Condition
+from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
-from mcs_apiserver.views.conditions import format_time, utc_now
+from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.views.imports import export_conditions, make_contribution
-from mcs_apiserver.views.model import Key
+from mcs_apiserver.contract import Key
 
 log = logging.getLogger("mcs_apiserver.status")
 
 OUR_CONDITIONS = ("Valid", "Ready", "Conflict")
-CONCURRENT_WRITES = 8
-RETRY_AFTER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    """Tuning of the status writer (``serve`` hands it in)."""
+
+    #: Status PATCHes in flight at once, and the delay before failed ones are tried again.
+    concurrent_writes: int = 8
+    retry_after: float = 2.0
 
 
 def _significant(conditions: Iterable[Condition]) -> dict[str, tuple[Any, ...]]:
@@ -57,8 +65,10 @@ def desired_conditions(engine: ViewEngine, local: MemberCache, key: Key, now: st
 
 
 class StatusWriter:
-    def __init__(self, engine: ViewEngine, local: MemberCache, client: KubeClient) -> None:
+    def __init__(self, engine: ViewEngine, local: MemberCache, client: KubeClient,
+                 settings: WriterSettings = WriterSettings()) -> None:
         self.engine = engine
+        self.settings = settings
         self.local = local
         self.client = client
         self.enabled = False
@@ -88,7 +98,7 @@ class StatusWriter:
     # --- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        semaphore = asyncio.Semaphore(CONCURRENT_WRITES)
+        semaphore = asyncio.Semaphore(self.settings.concurrent_writes)
         in_flight: set[asyncio.Task] = set()
         while True:
             await self._wake.wait()
@@ -128,6 +138,6 @@ class StatusWriter:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             log.warning("cannot write the status of ServiceExport %s/%s: %s", namespace, name, error)
             self._pending.add(key)
-            asyncio.get_running_loop().call_later(RETRY_AFTER, self._wake.set)
+            asyncio.get_running_loop().call_later(self.settings.retry_after, self._wake.set)
         finally:
             semaphore.release()

@@ -21,11 +21,11 @@ from typing import Any
 
 import aiohttp
 
-from mcs_apiserver.members.client import ApiError, KubeClient
-from mcs_apiserver.views.conditions import format_micro_time as micro_time
-from mcs_apiserver.views.imports import parse_time
+from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.times import format_micro_time
+from mcs_apiserver.kube.times import parse_time
 
-log = logging.getLogger("mcs_apiserver.leader")
+log = logging.getLogger("mcs_apiserver.writers.lease")  # the name in the logs, unchanged by the move
 
 
 def default_identity() -> str:
@@ -121,7 +121,7 @@ class LeaseElector:
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         lease["spec"] = {**spec, **self._spec(now, acquire=holder != self.identity, transitions=transitions)}
         if holder == self.identity:
-            lease["spec"]["acquireTime"] = spec.get("acquireTime") or micro_time(now)
+            lease["spec"]["acquireTime"] = spec.get("acquireTime") or format_micro_time(now)
         try:
             await self.client.json("PUT", self.path, body=lease)
         except ApiError as error:
@@ -134,9 +134,9 @@ class LeaseElector:
     def _spec(self, now: datetime, *, acquire: bool, transitions: int) -> dict[str, Any]:
         spec: dict[str, Any] = {"holderIdentity": self.identity,
                                 "leaseDurationSeconds": int(self.lease_duration),
-                                "renewTime": micro_time(now), "leaseTransitions": transitions}
+                                "renewTime": format_micro_time(now), "leaseTransitions": transitions}
         if acquire:
-            spec["acquireTime"] = micro_time(now)
+            spec["acquireTime"] = format_micro_time(now)
         return spec
 
     async def _release(self) -> None:
@@ -148,7 +148,7 @@ class LeaseElector:
                 return
             spec["holderIdentity"] = None
             spec["leaseDurationSeconds"] = 1
-            spec["renewTime"] = micro_time(self.clock())
+            spec["renewTime"] = format_micro_time(self.clock())
             await self.client.json("PUT", self.path, body=lease, timeout=3)
         except (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
             pass

@@ -54,7 +54,7 @@ class RequestInfoError(ValueError):
 
 
 class FieldSelectorSyntaxError(ValueError):
-    """A field selector that does not parse (``api.selectors`` answers it with 400)."""
+    """A field selector that does not parse (``kube.selectors`` answers it with 400)."""
 
 
 # --- field selectors (k8s.io/apimachinery/pkg/fields/selector.go) ---------------------------------
@@ -65,7 +65,7 @@ def field_terms(selector: str | None) -> list[tuple[str, str, str]]:
     ``(field, operator, value)`` with the value unescaped and ``==`` normalised to ``=``.
 
     The one tokenizer of field selectors: the request info (which name a list pins, for
-    authorization) and ``api.selectors`` (which fields a resource supports) both use it. A term with
+    authorization) and ``kube.selectors`` (which fields a resource supports) both use it. A term with
     neither field nor value (``fieldSelector==``) selects everything, as in kube-apiserver. Raises
     :class:`FieldSelectorSyntaxError`.
     """

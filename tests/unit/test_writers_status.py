@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mcs_apiserver.status_writer import StatusWriter, desired_conditions
+from mcs_apiserver.writers.status import StatusWriter, desired_conditions
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.views.model import CLUSTERSET_PROPERTY
+from mcs_apiserver.contract import CLUSTERSET_PROPERTY
 from mcs_apiserver.views.testing import InMemoryMember, member, port, service
 
 WEB = ("shop", "web")

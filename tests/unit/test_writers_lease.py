@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mcs_apiserver.leader import LeaseElector, default_identity
-from mcs_apiserver.views.conditions import format_micro_time as micro_time
-from mcs_apiserver.views.imports import parse_time as parse_micro_time
+from mcs_apiserver.writers.lease import LeaseElector, default_identity
+from mcs_apiserver.kube.times import format_micro_time as micro_time
+from mcs_apiserver.kube.times import parse_time as parse_micro_time
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 

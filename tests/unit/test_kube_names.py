@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcs_apiserver.views.names import (
+from mcs_apiserver.kube.names import (
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,

@@ -1,6 +1,6 @@
 """``metav1.Status`` errors, built the way kube-apiserver builds them (``k8s.io/apimachinery/pkg/api/errors``).
 
-Every builder returns a plain :class:`~mcs_apiserver.kube_types.Status` dict whose ``code`` is also the
+Every builder returns a plain :class:`~mcs_apiserver.kube.types.Status` dict whose ``code`` is also the
 HTTP status to answer with. Field order and omitted-when-empty fields follow Go's JSON encoding of
 ``metav1.Status`` (``kind, apiVersion, metadata, status, message, reason, details, code``), so that our
 errors are byte-for-byte what clients are used to.
@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mcs_apiserver.kube_types import Status, StatusCause, StatusDetails
-from mcs_apiserver.views.model import GROUP
+from mcs_apiserver.kube.types import Status, StatusCause, StatusDetails
 
 __all__ = [
     "StatusError",
+    "failure",
     "bad_request",
     "request_timeout",
     "retry_after_headers",
@@ -79,7 +79,8 @@ def _details(
     return details
 
 
-def _status(code: int, reason: str, message: str, details: StatusDetails | None = None) -> Status:
+def failure(code: int, reason: str, message: str, details: StatusDetails | None = None) -> Status:
+    """A ``Failure`` Status with HTTP ``code``, for the errors the builders below do not name."""
     status: Status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
     if message:
         status["message"] = message
@@ -101,12 +102,12 @@ def _quote(value: str) -> str:
 
 def bad_request(message: str) -> Status:
     """400 ``BadRequest`` (``errors.NewBadRequest``): malformed parameters, selectors, tokens."""
-    return _status(400, "BadRequest", message)
+    return failure(400, "BadRequest", message)
 
 
 def unauthorized(message: str = "Unauthorized") -> Status:
     """401 ``Unauthorized``, as the authentication filter answers it."""
-    return _status(401, "Unauthorized", message)
+    return failure(401, "Unauthorized", message)
 
 
 def forbidden(
@@ -114,7 +115,7 @@ def forbidden(
     user: str,
     verb: str,
     resource: str = "",
-    group: str = GROUP,
+    group: str = "",
     name: str = "",
     namespace: str = "",
     subresource: str = "",
@@ -146,16 +147,16 @@ def forbidden(
     if reason:
         why = f"{why}: {reason}"
     if not resource:
-        return _status(403, "Forbidden", f"forbidden: {why}", _details())
+        return failure(403, "Forbidden", f"forbidden: {why}", _details())
     qualified = _qualified(resource, group)
     if name:
         message = f"{qualified} {_quote(name)} is forbidden: {why}"
     else:
         message = f"{qualified} is forbidden: {why}"
-    return _status(403, "Forbidden", message, _details(name=name, group=group, kind=resource))
+    return failure(403, "Forbidden", message, _details(name=name, group=group, kind=resource))
 
 
-def not_found(resource: str = "", name: str = "", *, group: str = GROUP) -> Status:
+def not_found(resource: str = "", name: str = "", *, group: str = "") -> Status:
     """404 ``NotFound``.
 
     With a resource: ``serviceimports.views.multicluster.x-k8s.io "x" not found`` (``errors.NewNotFound``;
@@ -163,29 +164,29 @@ def not_found(resource: str = "", name: str = "", *, group: str = GROUP) -> Stat
     unknown path, ``the server could not find the requested resource``.
     """
     if not resource:
-        return _status(404, "NotFound", "the server could not find the requested resource", _details())
+        return failure(404, "NotFound", "the server could not find the requested resource", _details())
     message = f"{_qualified(resource, group)} {_quote(name)} not found"
-    return _status(404, "NotFound", message, _details(name=name, group=group, kind=resource))
+    return failure(404, "NotFound", message, _details(name=name, group=group, kind=resource))
 
 
-def method_not_allowed(resource: str, verb: str, *, group: str = GROUP) -> Status:
+def method_not_allowed(resource: str, verb: str, *, group: str = "") -> Status:
     """405 ``MethodNotAllowed`` (``errors.NewMethodNotSupported``), e.g. for ``create``/``delete``::
 
     create is not supported on resources of kind "serviceimports.views.multicluster.x-k8s.io"
     """
     message = f"{verb} is not supported on resources of kind {_quote(_qualified(resource, group))}"
-    return _status(405, "MethodNotAllowed", message, _details(group=group, kind=resource))
+    return failure(405, "MethodNotAllowed", message, _details(group=group, kind=resource))
 
 
 def not_acceptable(accepted: Iterable[str] = ("application/json",)) -> Status:
     """406 ``NotAcceptable``: no clause of ``Accept`` names something this endpoint can produce."""
     message = "only the following media types are accepted: " + ", ".join(accepted)
-    return _status(406, "NotAcceptable", message)
+    return failure(406, "NotAcceptable", message)
 
 
 def expired(message: str) -> Status:
     """410 with reason ``Expired`` (``errors.NewResourceExpired``): what reflectors relist on."""
-    return _status(410, "Expired", message)
+    return failure(410, "Expired", message)
 
 
 def too_old_resource_version(requested: str | int, oldest: str | int) -> Status:
@@ -227,7 +228,7 @@ def field_invalid(field: str, value: Any, detail: str) -> StatusCause:
     return {"reason": "FieldValueInvalid", "message": message, "field": field}
 
 
-def invalid(kind: str, name: str, causes: Sequence[StatusCause], *, group: str = GROUP) -> Status:
+def invalid(kind: str, name: str, causes: Sequence[StatusCause], *, group: str = "") -> Status:
     """422 ``Invalid`` (``errors.NewInvalid``) with one cause per field error.
 
     Message: ``ServiceImport.views.multicluster.x-k8s.io "x" is invalid: spec.type: Invalid value: ...``;
@@ -247,7 +248,7 @@ def invalid(kind: str, name: str, causes: Sequence[StatusCause], *, group: str =
         message = f"{qualified} {_quote(name)} is invalid: {messages[0]}"
     else:
         message = f"{qualified} {_quote(name)} is invalid: [{', '.join(messages)}]"
-    return _status(422, "Invalid", message, _details(name=name, group=group, kind=kind, causes=causes))
+    return failure(422, "Invalid", message, _details(name=name, group=group, kind=kind, causes=causes))
 
 
 def invalid_params(field: str, value: Any, detail: str) -> Status:
@@ -262,24 +263,24 @@ def too_large_resource_version(requested: int, current: int) -> Status:
     message = f"Too large resource version: {requested}, current: {current}"
     details = _details(causes=[{"reason": "ResourceVersionTooLarge", "message": message}])
     details["retryAfterSeconds"] = 1
-    return _status(504, "Timeout", message, details)
+    return failure(504, "Timeout", message, details)
 
 
 def too_large(message: str) -> Status:
     """413 ``RequestEntityTooLarge`` (``errors.NewRequestEntityTooLargeError``)."""
-    return _status(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
+    return failure(413, "RequestEntityTooLarge", f"Request entity too large: {message}")
 
 
 def too_many_requests(message: str = "Too many requests, please try again later.", retry_after: int = 1) -> Status:
     """429 ``TooManyRequests`` with ``retryAfterSeconds``, as kube-apiserver's max-in-flight filter
     answers (with a ``Retry-After`` header: see :func:`retry_after_headers`)."""
     details: StatusDetails = {"retryAfterSeconds": retry_after}
-    return _status(429, "TooManyRequests", message, details)
+    return failure(429, "TooManyRequests", message, details)
 
 
 def request_timeout(message: str) -> Status:
     """408 ``Timeout``: the client did not send its request (body) in time."""
-    return _status(408, "Timeout", message)
+    return failure(408, "Timeout", message)
 
 
 def retry_after_headers(status: Status) -> dict[str, str]:
@@ -294,7 +295,7 @@ def retry_after_headers(status: Status) -> dict[str, str]:
 def internal_error(error: BaseException | str) -> Status:
     """500 ``InternalError`` (``errors.NewInternalError``): ``Internal error occurred: <err>``."""
     text = str(error)
-    return _status(
+    return failure(
         500,
         "InternalError",
         f"Internal error occurred: {text}",

@@ -1,8 +1,7 @@
 """Name checks: RFC 1123 DNS labels and subdomains, RFC 1035 labels (Service names).
 
-They live here, not in the webhooks, because the view engine and the admission webhooks must agree
-on what a valid cluster ID or Service name is: a name the webhook admits must be one the views can
-serve, and vice versa. The rules follow Kubernetes' ``k8s.io/apimachinery/pkg/util/validation``.
+One copy for the view engine, the admission webhooks and the label-selector parser: a name the
+webhook admits must be one the views can serve, and a label key prefix must be checked the same way. The rules follow Kubernetes' ``k8s.io/apimachinery/pkg/util/validation``.
 """
 
 from __future__ import annotations
@@ -13,12 +12,13 @@ DNS1123_LABEL_MAX_LENGTH = 63
 DNS1123_SUBDOMAIN_MAX_LENGTH = 253
 DNS1035_LABEL_MAX_LENGTH = 63
 
-_DNS1123_LABEL_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT = rf"{_DNS1123_LABEL_FMT}(\.{_DNS1123_LABEL_FMT})*"
+#: The regular expressions of apimachinery, quoted as they are in its error messages.
+DNS1123_LABEL_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN_FMT = rf"{DNS1123_LABEL_FMT}(\.{DNS1123_LABEL_FMT})*"
 _DNS1035_LABEL_FMT = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 
-_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
-_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1123_LABEL_RE = re.compile(DNS1123_LABEL_FMT)
+DNS1123_SUBDOMAIN_RE = re.compile(DNS1123_SUBDOMAIN_FMT)
 _DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
 
 
@@ -34,7 +34,7 @@ def is_dns1123_subdomain(value: str) -> bool:
     """True if ``value`` is an RFC 1123 DNS subdomain (<= 253 characters, lower case)."""
     return (
         len(value) <= DNS1123_SUBDOMAIN_MAX_LENGTH
-        and _DNS1123_SUBDOMAIN_RE.fullmatch(value) is not None
+        and DNS1123_SUBDOMAIN_RE.fullmatch(value) is not None
     )
 
 

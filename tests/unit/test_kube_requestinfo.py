@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multidict import MultiDict
 
-from mcs_apiserver.requestinfo import ListOptions, RequestInfo, parse_bool, request_info
+from mcs_apiserver.kube.requestinfo import ListOptions, RequestInfo, parse_bool, request_info
 
 G = "views.multicluster.x-k8s.io"
 P = f"/apis/{G}/v1alpha1"

@@ -2,7 +2,8 @@
 
 Data flows one way: members -> snapshots -> pure views -> HTTP. The member layer owns the caches and
 the I/O; the view engine only ever reads them through the read-only ``MemberView`` protocol below,
-so every function in ``mcs_apiserver.views`` can be unit tested with plain data.
+so every function in ``mcs_apiserver.views`` can be unit tested with plain data. It sits below both
+(and below the API, DNS and webhooks, which share its well-known names), so neither imports the other.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping, NamedTuple, Protocol, Sequence
 
-from mcs_apiserver.kube_types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
 
 #: (namespace, name) of a ServiceExport / Service / ServiceImport.
 Key = tuple[str, str]

@@ -1,10 +1,11 @@
-"""Label and field selectors (mcs_apiserver.api.selectors); cases from apimachinery's own tests."""
+"""Label and field selectors (mcs_apiserver.kube.selectors); cases from apimachinery's own tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from mcs_apiserver.api.selectors import (
+from mcs_apiserver.api.resources import SUPPORTED_FIELDS
+from mcs_apiserver.kube.selectors import (
     LabelSelector,
     SelectorError,
     compile_selectors,
@@ -228,7 +229,7 @@ def service_import(name: str, namespace: str = "ns", type_: str = "ClusterSetIP"
     ],
 )
 def test_valid_field_selectors_parse(text: str) -> None:
-    parse_field_selector(text, "serviceimports")
+    parse_field_selector(text, SUPPORTED_FIELDS["serviceimports"])
 
 
 @pytest.mark.parametrize(
@@ -245,54 +246,54 @@ def test_valid_field_selectors_parse(text: str) -> None:
 )
 def test_malformed_field_selectors_are_rejected_as_bad_request(text: str) -> None:
     with pytest.raises(SelectorError) as caught:
-        parse_field_selector(text, "serviceimports")
+        parse_field_selector(text, SUPPORTED_FIELDS["serviceimports"])
     assert caught.value.code == 400
 
 
 def test_a_term_without_operator_gets_kube_apiservers_message() -> None:
     with pytest.raises(SelectorError) as caught:
-        parse_field_selector("metadata.name=a,b", "serviceimports")
+        parse_field_selector("metadata.name=a,b", SUPPORTED_FIELDS["serviceimports"])
     assert caught.value.message == "invalid selector: 'metadata.name=a,b'; can't understand 'b'"
 
 
 def test_an_unsupported_field_is_field_label_not_supported() -> None:
     with pytest.raises(SelectorError) as caught:
-        parse_field_selector("spec.ports=80", "serviceimports")
+        parse_field_selector("spec.ports=80", SUPPORTED_FIELDS["serviceimports"])
     assert caught.value.message == "field label not supported: spec.ports"
 
 
 def test_spec_type_is_a_field_of_serviceimports_only() -> None:
-    parse_field_selector("spec.type=Headless", "serviceimports")
+    parse_field_selector("spec.type=Headless", SUPPORTED_FIELDS["serviceimports"])
     with pytest.raises(SelectorError, match="field label not supported: spec.type"):
-        parse_field_selector("spec.type=Headless", "clustersets")
+        parse_field_selector("spec.type=Headless", SUPPORTED_FIELDS["clustersets"])
 
 
 def test_field_selectors_match_name_namespace_and_type() -> None:
-    selector = parse_field_selector("metadata.namespace=ns,spec.type!=Headless", "serviceimports")
+    selector = parse_field_selector("metadata.namespace=ns,spec.type!=Headless", SUPPORTED_FIELDS["serviceimports"])
     assert selector.matches(service_import("a"))
     assert not selector.matches(service_import("a", namespace="other"))
     assert not selector.matches(service_import("a", type_="Headless"))
 
 
 def test_escaped_characters_in_field_values_are_matched_literally() -> None:
-    selector = parse_field_selector(r"metadata.name=a\,b\=c", "serviceimports")
+    selector = parse_field_selector(r"metadata.name=a\,b\=c", SUPPORTED_FIELDS["serviceimports"])
     assert selector.matches(service_import("a,b=c"))
 
 
 def test_a_cluster_scoped_object_has_an_empty_namespace_field() -> None:
     cluster_set = {"metadata": {"name": "set"}}
-    assert parse_field_selector("metadata.namespace=", "clustersets").matches(cluster_set)
-    assert not parse_field_selector("metadata.namespace=x", "clustersets").matches(cluster_set)
+    assert parse_field_selector("metadata.namespace=", SUPPORTED_FIELDS["clustersets"]).matches(cluster_set)
+    assert not parse_field_selector("metadata.namespace=x", SUPPORTED_FIELDS["clustersets"]).matches(cluster_set)
 
 
 def test_an_exact_name_can_be_read_back_for_single_key_lookups() -> None:
-    selector = parse_field_selector("metadata.name==web,metadata.namespace!=x", "serviceimports")
+    selector = parse_field_selector("metadata.name==web,metadata.namespace!=x", SUPPORTED_FIELDS["serviceimports"])
     assert selector.exact("metadata.name") == "web"
     assert selector.exact("metadata.namespace") is None
 
 
 def test_compiled_selectors_require_both_label_and_field_matches() -> None:
-    match, _, _ = compile_selectors("app=web", "metadata.name=a", "serviceimports")
+    match, _, _ = compile_selectors("app=web", "metadata.name=a", SUPPORTED_FIELDS["serviceimports"])
     obj = service_import("a")
     assert not match(obj)
     obj["metadata"]["labels"] = {"app": "web"}
@@ -301,7 +302,7 @@ def test_compiled_selectors_require_both_label_and_field_matches() -> None:
 
 
 def test_empty_selectors_compile_to_a_predicate_that_takes_everything() -> None:
-    match, labels, fields = compile_selectors(None, "", "clustersets")
+    match, labels, fields = compile_selectors(None, "", SUPPORTED_FIELDS["clustersets"])
     assert labels.empty and fields.empty
     assert match({})
 
@@ -318,6 +319,6 @@ def test_a_compiled_selector_picks_exactly_the_matching_objects_of_ten_thousand(
         }
         for i in range(10_000)
     ]
-    match, _, _ = compile_selectors("app in (a1,a2),tier,!canary", "metadata.namespace!=ns-3", "serviceimports")
+    match, _, _ = compile_selectors("app in (a1,a2),tier,!canary", "metadata.namespace!=ns-3", SUPPORTED_FIELDS["serviceimports"])
     selected = [o["metadata"]["name"] for o in objects if match(o)]
     assert selected == [f"svc-{i}" for i in range(10_000) if i % 7 in (1, 2) and i % 10 != 3]
