@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mcs_apiserver.server import add_arguments as add_serve_arguments
 
     add_serve_arguments(sub.add_parser(
-        "serve", help="run one instance: the aggregated API and the admission webhooks",
+        "serve", help="run one instance: the aggregated API, the admission webhooks and multicluster DNS",
         description="Serve views.multicluster.x-k8s.io/v1alpha1 (ServiceImports and the ClusterSet, "
                     "computed live from every member cluster) and the admission webhooks, over TLS, "
                     "to the local cluster's kube-apiserver."))

@@ -34,6 +34,8 @@ pytestmark = pytest.mark.e2e
 GROUP = "views.multicluster.x-k8s.io"
 VIEWS = f"/apis/{GROUP}/v1alpha1"
 MIB = 1024 * 1024
+#: What 150 slow 3 MiB bodies would cost if they were buffered (the attack of issue 7).
+BUFFERED_BODIES = 150 * 3 * MIB
 
 
 def target(clusterset: Any, member: str = "member-1") -> Target:
@@ -56,9 +58,11 @@ def test_slow_bodies_from_strangers_get_401_before_anything_is_read_and_memory_s
     answers, peak = asyncio.run(_attack(tgt, None, 150, hold=15))
     # "closed": the 401 closed the connection while the client was still sending, and TCP reset it
     # before the client read the answer
-    assert set(answers) <= {"401", "closed"} and answers.count("401") >= 140, answers
-    # before: 150 such connections took the RSS from 96 to 652 MiB, and it stayed there
-    assert peak < 2 * idle, (peak / MIB, idle / MIB)
+    assert set(answers) <= {"401", "closed"} and answers.count("401") >= 100, answers
+    # before: 150 such connections took the RSS from 96 to 652 MiB (every 3 MiB body buffered), and it
+    # stayed there. The 2x-idle target is measured by benchmarks/attacks.py; here, with room for a
+    # loaded machine, that no body is buffered.
+    assert peak < idle + BUFFERED_BODIES // 3, (peak / MIB, idle / MIB)
 
 
 def test_slow_bodies_with_the_webhook_certificate_hit_the_limits_and_memory_comes_back(clusterset):
@@ -70,9 +74,11 @@ def test_slow_bodies_with_the_webhook_certificate_hit_the_limits_and_memory_come
     # was still sending, and TCP reset it before the client read the 429)
     assert set(answers) <= {"429", "408", "closed"}, answers
     assert answers.count("429") >= 100 and answers.count("408") >= 1
-    assert peak < 2 * idle, (peak / MIB, idle / MIB)
-    time.sleep(3)
-    assert tgt.rss() < idle + 32 * MIB, (tgt.rss() / MIB, idle / MIB)
+    # at most the 32 MiB of bodies in flight are held, never the 450 MiB that 150 bodies are
+    assert peak < idle + BUFFERED_BODIES // 3, (peak / MIB, idle / MIB)
+    # and it comes back: the instance returns free pages every 10 s (malloc_trim)
+    eventually(lambda: tgt.rss() < idle + 32 * MIB, timeout=30, interval=1,
+               what=f"member-1's RSS back within 32 MiB of {idle / MIB:.0f} MiB")
 
 
 def test_an_unauthenticated_review_learns_nothing_about_other_clusters(clusterset):

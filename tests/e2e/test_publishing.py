@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import subprocess
 
@@ -38,6 +39,9 @@ def publishing(clusterset):
         # the CRD goes first: an instance that does not publish beside it would report the clash
         kubectl.run("delete", "-f", str(CRD), "--timeout=60s", context="member-1", check=False)
         asyncio.run(cluster.restart_instance(clusterset.state_dir, "member-1"))
+        # While the upstream CRD existed, `kubectl get serviceimports` resolved to it, and kubectl's
+        # discovery cache (shared by the session's tests) would keep that mapping for hours.
+        shutil.rmtree(kubectl.cache_dir, ignore_errors=True)
 
 
 def upstream(kubectl, ns: str, name: str):
