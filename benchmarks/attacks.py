@@ -36,7 +36,8 @@ from benchmarks.stats import Summary, mib, ms
 from mcs_apiserver.api.limits import TRIM_INTERVAL
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local import state as statefile
-from mcs_apiserver.local.cluster import Progress, UpOptions
+from mcs_apiserver.local.cluster import UpOptions
+from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.pki import LocalPKI
 
 MEMBER = "member-1"

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from mcs_apiserver.local import state as statefile
-from mcs_apiserver.local.cluster import Progress
+from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.pki import LocalPKI
 
 #: Who does what: member-1 reads the views, member-2 exports, member-3 runs without webhooks.

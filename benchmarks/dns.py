@@ -56,7 +56,8 @@ from benchmarks.report import Section
 from benchmarks.stats import Summary, fmt_ratio, kib, ms, ratio
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.binaries import ensure_binaries
-from mcs_apiserver.local.cluster import Progress, UpOptions, free_dns_ports
+from mcs_apiserver.local.cluster import UpOptions, free_dns_ports
+from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.state import load as load_state
 
 NAMESPACE = "dns-bench"

@@ -34,7 +34,8 @@ from benchmarks.context import EXPORTER, READER, Bench, BenchError
 from benchmarks.report import MARKER
 from benchmarks.stats import Summary, ms
 from mcs_apiserver.local import cluster
-from mcs_apiserver.local.cluster import Progress, UpOptions
+from mcs_apiserver.local.cluster import UpOptions
+from mcs_apiserver.logs import Progress
 
 BEGIN, END = "<!-- publishing:begin -->", "<!-- publishing:end -->"
 OUTPUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"

@@ -29,7 +29,8 @@ from benchmarks import (
 from benchmarks.context import EXPORTER, READER, Bench
 from benchmarks.options import Options
 from mcs_apiserver.local import cluster
-from mcs_apiserver.local.cluster import Progress, UpOptions
+from mcs_apiserver.local.cluster import UpOptions
+from mcs_apiserver.logs import Progress
 
 MEMBERS = 3
 NODES = 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 import orjson
 
@@ -46,3 +47,15 @@ def configure(level: str = "warning", fmt: str = "text") -> None:
     root.setLevel(logging.WARNING)
     logging.getLogger("mcs_apiserver").setLevel(level.upper())
     logging.getLogger("webhooks").setLevel(level.upper())
+
+
+class Progress:
+    """Timestamped progress lines (on stderr, as a rule) for long operations: bringing up a local
+    ClusterSet, installing, benchmarks; a slow step shows where the time goes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)

@@ -20,6 +20,7 @@ import yaml
 from cryptography import x509
 
 from certs import pki
+from mcs_apiserver.logs import Progress
 from mcs_apiserver.install import plan
 from mcs_apiserver.install.plan import Member, Object, ServingCert
 from mcs_apiserver.kube.client import ApiError, KubeClient, connection_from_kubeconfig
@@ -55,15 +56,6 @@ class LocalRuntime(Protocol):
         ...
 
     async def start(self, installed: list[Installed]) -> None: ...
-
-
-class Progress:
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.started = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)
 
 
 def object_path(obj: Object) -> str:

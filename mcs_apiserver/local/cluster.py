@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import aiohttp
 import yaml
 
+from mcs_apiserver.logs import Progress
 from mcs_apiserver.local import apply as applier
 from mcs_apiserver.local import controlplane, kubeconfig, network, nodes, processes
 from mcs_apiserver.local import state as statefile
@@ -61,17 +62,6 @@ class UpOptions:
     #: Install the upstream ServiceImport CRD and the publisher RBAC, and run every instance with
     #: --publish-serviceimports and --publish-endpointslices.
     publish: bool = False
-
-
-class Progress:
-    """Timestamped progress lines on stderr, so a slow step shows where the time goes."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.started = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.out, flush=True)
 
 
 def member_name(index: int) -> str:
