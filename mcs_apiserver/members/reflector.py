@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,9 @@ class MemberSettings:
     #: No byte for this long on a watch (kube-apiserver sends a bookmark about every minute) means the
     #: connection is dead even if TCP has not noticed, e.g. behind a silent network partition.
     watch_idle_timeout: float = 150.0
+    #: A watch stream cut after serving this long is an ordinary end (watch again at once); cut sooner,
+    #: it is a failure that backs off.
+    watch_cut_grace: float = 1.0
     backoff_initial: float = 0.2
     #: A member that comes back must rejoin within a few seconds: with jitter (x0.5-1.5) a retry comes at
     #: most 3 s after it is up again, at the cost of one failed connection attempt every ~2 s per watched
@@ -161,6 +164,20 @@ class Reflector:
         }
         stream = self.client.watch(self.resource.path, params, timeout=timeout + 30,
                                    idle_timeout=self.settings.watch_idle_timeout)
+        opened = time.monotonic()
+        try:
+            await self._consume(stream)
+        except aiohttp.ClientPayloadError as error:
+            # A stream cut mid-chunk (a proxy or the server closing a long watch, a restart) after
+            # it served for a while is an ordinary end of a watch, as client-go treats an unexpected
+            # EOF: watch again from the last resourceVersion, nothing is lost. One cut at once is a
+            # failure, so a server that always breaks its streams still backs off and is reported.
+            if time.monotonic() - opened < self.settings.watch_cut_grace:
+                raise
+            log.debug("watch stream cut, watching again",
+                      extra={"resource": str(self.resource), "reason": _describe(error)})
+
+    async def _consume(self, stream: AsyncIterator[Any]) -> None:
         async for event in stream:
             if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
                 raise ValueError(f"a watch event of {self.resource} is not an object with an object")

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from mcs_apiserver.kube.client import ApiError
@@ -108,3 +109,44 @@ async def test_a_member_that_comes_back_is_retried_within_a_few_seconds(monkeypa
     settings = MemberSettings()
     assert max(sleeps) <= settings.backoff_max * 1.5 <= 3.0  # the longest wait after it is back
     assert settings.backoff_initial < settings.backoff_max
+
+
+class CutClient(Client):
+    """Streams ``events``, then cuts the stream mid-chunk, as a closed connection does."""
+
+    def __init__(self, items: list[Any], events: list[Any], *, serve_for: float) -> None:
+        super().__init__(items, events)
+        self.serve_for = serve_for
+        self.watches = 0
+
+    def watch(self, path: str, params: dict[str, str], *, timeout: float, idle_timeout: float) -> AsyncIterator[Any]:
+        self.watches += 1
+        events, serve_for = self.events, self.serve_for
+
+        async def stream() -> AsyncIterator[Any]:
+            for event in events:
+                yield event
+            await asyncio.sleep(serve_for)
+            raise aiohttp.ClientPayloadError("Response payload is not completed: TransferEncodingError")
+
+        return stream()
+
+
+async def test_a_watch_cut_after_serving_a_while_is_watched_again_without_a_failure_or_a_relist() -> None:
+    sink, failures = Sink(), []
+    client = CutClient([GOOD], [{"type": "MODIFIED", "object": GOOD}], serve_for=0.05)
+    reflector = Reflector(client, Resource("/apis/x/v1", "things"), sink,  # type: ignore[arg-type]
+                          settings=MemberSettings(watch_cut_grace=0.01),
+                          on_healthy=lambda: None, on_failure=lambda m, lost: failures.append(m))
+    await run_until(reflector, lambda: client.watches >= 3)
+    assert failures == [] and client.lists == 1
+
+
+async def test_a_watch_cut_at_once_is_a_failure_that_backs_off_and_relists() -> None:
+    sink, failures = Sink(), []
+    client = CutClient([GOOD], [], serve_for=0)
+    reflector = Reflector(client, Resource("/apis/x/v1", "things"), sink,  # type: ignore[arg-type]
+                          settings=MemberSettings(watch_cut_grace=5, backoff_initial=0.001, backoff_max=0.001),
+                          on_healthy=lambda: None, on_failure=lambda m, lost: failures.append(m))
+    await run_until(reflector, lambda: client.lists >= 2)
+    assert failures and "TransferEncodingError" in failures[0]
