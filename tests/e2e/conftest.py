@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mcs_apiserver.local import cluster
+from mcs_apiserver.local import state as local_state
 from mcs_apiserver.local.binaries import Binaries, ensure_binaries
 from mcs_apiserver.local.state import LocalState
 
@@ -53,9 +54,15 @@ class Kubectl:
 @dataclass
 class ClusterSetHandle:
     state_dir: Path
-    state: LocalState
+    started: LocalState
     binaries: Binaries
     kubectl: Kubectl
+
+    @property
+    def state(self) -> LocalState:
+        """The state as it is now: a test that restarts a component (``local stop/start``) changes
+        its process record, which a copy taken at session start would still show."""
+        return local_state.load(self.state_dir) or self.started
 
     @property
     def kubeconfig(self) -> Path:
