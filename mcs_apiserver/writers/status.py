@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.engine import ViewEngine
-from mcs_apiserver.writers.events import EventRecorder, ObjectRef, condition_events
+from mcs_apiserver.writers.events import EventRecorder, EventType, ObjectRef, condition_events
 from mcs_apiserver.views.imports import export_conditions, make_contribution
 from mcs_apiserver.contract import Key
 
@@ -125,18 +125,13 @@ class StatusWriter:
                 changes = condition_events((export.get("status") or {}).get("conditions") or (), conditions)
                 ref = ObjectRef(key[0], key[1], metadata.get("uid", ""))
                 await semaphore.acquire()
-                task = asyncio.create_task(self._write(key, conditions, version, semaphore,
-                                                       lambda: self._record(ref, changes)))
+                task = asyncio.create_task(self._write(key, conditions, version, semaphore, ref, changes))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
 
-    def _record(self, ref: ObjectRef, changes: list) -> None:
-        if self.events is not None:
-            for type_, reason, message in changes:
-                self.events.record(ref, type_, reason, message)
-
     async def _write(self, key: Key, conditions: list[Condition], version: str | None,
-                     semaphore: asyncio.Semaphore, written: Callable[[], None]) -> None:
+                     semaphore: asyncio.Semaphore, ref: ObjectRef, changes: list[tuple[EventType, str, str]]) -> None:
+        """PATCH the conditions; once written, record the Events of ``changes`` on ``ref``."""
         namespace, name = key
         patch = {"metadata": {"resourceVersion": version}, "status": {"conditions": conditions}}
         path = f"/apis/multicluster.x-k8s.io/v1beta1/namespaces/{namespace}/serviceexports/{name}/status"
@@ -144,7 +139,9 @@ class StatusWriter:
             await self.client.json("PATCH", path, body=patch, content_type="application/merge-patch+json",
                                    params={"fieldManager": "mcs-apiserver"})
             self.writes += 1
-            written()
+            if self.events is not None:
+                for type_, reason, message in changes:
+                    self.events.record(ref, type_, reason, message)
         except ApiError as error:
             if error.code == 409:
                 pass  # changed meanwhile: the watch event re-marks the key with the new state

@@ -79,8 +79,13 @@ def test_a_conflict_is_one_warning_event_while_it_lasts_and_a_normal_event_when_
     assert len(warnings) == 1
 
 
-def test_an_export_without_its_service_is_a_valid_false_warning(kubectl, ns):
-    kubectl.apply(service_export("lonely", ns), "member-2")
-    (event,) = eventually(lambda: export_events(kubectl, ns, "lonely", "member-2"), what="the Warning Event")
-    assert (event["type"], event["reason"]) == ("Warning", "NoService")
-    assert event["message"] == f"Service {ns}/lonely does not exist in cluster member-2"
+def test_exports_written_together_each_get_their_own_event(kubectl, ns):
+    names = [f"lonely-{i}" for i in range(4)]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List",
+                              "items": [json.loads(service_export(n, ns)) for n in names]}), "member-2")
+    for name in names:
+        (event,) = eventually(lambda: export_events(kubectl, ns, name, "member-2"), what=f"the Warning on {name}")
+        export = kubectl.json("get", "serviceexport", name, "-n", ns, context="member-2")
+        assert (event["type"], event["reason"]) == ("Warning", "NoService")
+        assert event["message"] == f"Service {ns}/{name} does not exist in cluster member-2"
+        assert event["involvedObject"]["uid"] == export["metadata"]["uid"]
