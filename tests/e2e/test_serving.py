@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -106,3 +108,7 @@ def test_metrics_parse_and_count_kubectl_get_serviceimports_with_kube_apiservers
     assert durations and all(set(s.labels) == KUBE_LABELS - {"code"} for s in durations)
     build = families["mcs_apiserver_build_info"].samples[0]
     assert build.value == 1 and set(build.labels) == {"version", "git_commit", "python_version"}
+    # the instances run from this checkout: the commit is its HEAD
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent).stdout.strip()
+    assert build.labels["git_commit"] == head
