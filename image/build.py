@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,11 +174,12 @@ def context_entries(ignorefile: str) -> list[str]:
     return [line[1:].strip() for line in ignorefile.splitlines() if line.startswith("!")]
 
 
-def context_digest(base: str, root: Path = ROOT) -> str:
-    """What the image is made from: the base, the Containerfile, the ignore file and the context files
-    (bytecode left out, as .containerignore leaves it out)."""
+def context_digest(base: str, root: Path = ROOT, args: Mapping[str, str] | None = None) -> str:
+    """What the image is made from: the base, the build arguments, the Containerfile, the ignore file
+    and the context files (bytecode left out, as .containerignore leaves it out)."""
     containerfile, ignorefile = root / CONTAINERFILE.name, root / IGNOREFILE.name
-    parts = [base.encode(), containerfile.read_bytes(), ignorefile.read_bytes()]
+    parts = [base.encode(), json.dumps(dict(sorted((args or {}).items()))).encode(), containerfile.read_bytes(),
+             ignorefile.read_bytes()]
     for entry in context_entries(ignorefile.read_text()):
         path = root / entry
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -186,6 +188,35 @@ def context_digest(base: str, root: Path = ROOT) -> str:
                 continue
             parts += [str(file.relative_to(root)).encode(), file.read_bytes()]
     return _digest(*parts)
+
+
+def git_revision(root: Path = ROOT) -> dict[str, str]:
+    """The build arguments that tell the image its source: ``GIT_COMMIT`` (``git rev-parse HEAD``) and
+    ``GIT_TREE_STATE`` ("dirty" when tracked files differ from it), both empty outside a git checkout.
+    The Containerfile turns them into the environment ``mcs_apiserver.version`` reads (``/version``,
+    ``--version``, ``mcs_apiserver_build_info``)."""
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+        except OSError:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"GIT_COMMIT": "", "GIT_TREE_STATE": ""}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"GIT_COMMIT": commit, "GIT_TREE_STATE": "dirty" if dirty else "clean"}
+
+
+def build_argv(base: str, base_name: str, name: str, args: Mapping[str, str]) -> list[str]:
+    """``buildah build`` of the Containerfile from ``base_name`` into ``name``, with ``args``."""
+    argv = buildah_argv("build", "--isolation", "chroot", "--network", "host", "--layers=false", "--force-rm",
+                        "--pull-never" if base == "debian" else "--pull", "--quiet",
+                        "--build-arg", f"BASE={base_name}", "--file", str(CONTAINERFILE), "--tag", name)
+    for key, value in sorted(args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    return argv
 
 
 def _ca_bundle() -> Path | None:
@@ -202,14 +233,14 @@ def build(base: str = "debian") -> Built:
     """The image for ``base`` ("debian" or an image name), built unless the same sources are cached."""
     ensure_tools("buildah")
     base_name = debian_base().name if base == "debian" else base
-    name = f"{IMAGE_REPOSITORY}:{context_digest(base_name)}"
+    # The commit is part of what the image is: another commit is another image, even of the same files.
+    args = git_revision()
+    name = f"{IMAGE_REPOSITORY}:{context_digest(base_name, args=args)}"
     if _exists(name):
         return Built(name, image_size(name), built=False)
     started = time.monotonic()
-    _progress(f"building {name} from {base_name}")
-    argv = buildah_argv("build", "--isolation", "chroot", "--network", "host", "--layers=false", "--force-rm",
-                        "--pull-never" if base == "debian" else "--pull", "--quiet",
-                        "--build-arg", f"BASE={base_name}", "--file", str(CONTAINERFILE), "--tag", name)
+    _progress(f"building {name} from {base_name} at commit {args['GIT_COMMIT'][:12] or '(unknown)'}")
+    argv = build_argv(base, base_name, name, args)
     bundle = _ca_bundle()
     if bundle:
         argv += ["--secret", f"id=ca-bundle,src={bundle}"]

@@ -20,6 +20,11 @@ from mcs_apiserver.version import version_info
 from mcs_apiserver.contract import MemberView
 
 
+#: The labels of kube-apiserver's ``apiserver_request_total`` (with ``code``) and
+#: ``apiserver_request_duration_seconds``.
+REQUEST_LABELS = ["verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component"]
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -30,12 +35,13 @@ class Metrics:
         Gauge("mcs_apiserver_build_info", "1, labelled with the build (as kubernetes_build_info).",
               ["version", "git_commit", "python_version"], registry=self.registry).labels(
             build["gitVersion"], build["gitCommit"], build["pythonVersion"]).set(1)
+        # kube-apiserver's labels, in its order (api.app.request_labels fills them).
         self.requests = Counter(
-            "apiserver_request_total", "Requests served, by verb, resource and HTTP code.",
-            ["verb", "resource", "code"], registry=self.registry)
+            "apiserver_request_total", "Requests served, by verb, dry run, group, version, resource, "
+            "subresource, scope, component and HTTP code.", [*REQUEST_LABELS, "code"], registry=self.registry)
         self.request_duration = Histogram(
-            "apiserver_request_duration_seconds", "Request latency by verb and resource (watches excluded).",
-            ["verb", "resource"], registry=self.registry,
+            "apiserver_request_duration_seconds", "Request latency by verb, dry run, group, version, resource, "
+            "subresource, scope and component (watches excluded).", REQUEST_LABELS, registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.watchers = Gauge("apiserver_registered_watchers", "Open watches, by resource.",
                               ["resource"], registry=self.registry)

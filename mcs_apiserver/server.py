@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import signal
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.members.reflector import MemberSettings
 from mcs_apiserver.writers.lease import LeaseElector
 from mcs_apiserver.metrics import Metrics
+from mcs_apiserver.writers.events import EventRecorder, EventSettings
 from mcs_apiserver.writers.status import StatusWriter, WriterSettings
 from mcs_apiserver.tls import TLS_VERSIONS, TLSOptions, parse_cipher_suites
 from mcs_apiserver.updater import ViewUpdater
@@ -90,6 +92,7 @@ class Settings:
     auth: AuthSettings | None = None
     members: MemberSettings = MemberSettings()
     writer: WriterSettings = WriterSettings()
+    events: EventSettings = EventSettings()
 
 
 @dataclass
@@ -366,7 +369,9 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
                 webhook_callers=_webhook_callers(options), tls_options=options.tls,
                 settings=settings.auth or AuthSettings())
-    writer = StatusWriter(engine, members[local_name], local_client, settings.writer)
+    # reportingInstance: the host name, which is the Pod's name in a Deployment.
+    events = EventRecorder(local_client, socket.gethostname(), settings.events)
+    writer = StatusWriter(engine, members[local_name], local_client, settings.writer, events)
     updater.listeners.append(
         lambda keys, membership: writer.mark(members[local_name].exports.keys() if membership else keys))
     zone = Zone(options.dns_zone, options.dns_ttl)
@@ -415,6 +420,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     for member in members.values():
         member.start()
     background = [asyncio.create_task(writer.run(), name="status-writer"),
+                  asyncio.create_task(events.run(), name="event-recorder"),
                   asyncio.create_task(elector.run(), name="leader-election"),
                   asyncio.create_task(metrics.measure_loop_lag(), name="loop-lag"),
                   asyncio.create_task(return_free_memory(), name="return-free-memory")]

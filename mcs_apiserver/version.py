@@ -1,8 +1,9 @@
 """What build this is: ``mcs-apiserver --version``, ``GET /version`` (shaped like kube-apiserver's,
 with ``pythonVersion`` where kube has ``goVersion``) and the ``mcs_apiserver_build_info`` metric.
 
-The git commit comes from ``MCS_APISERVER_GIT_COMMIT`` (set when an image is built) or, when running
-from a git checkout, from ``git rev-parse``; it is empty when neither is known.
+The git commit comes from ``MCS_APISERVER_GIT_COMMIT`` (set when an image is built, with
+``MCS_APISERVER_GIT_TREE_STATE``) or, when running from a git checkout, from ``git rev-parse``; it is
+empty when neither is known.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from mcs_apiserver.kube.types import VersionInfo
 
 COMMIT_ENV = "MCS_APISERVER_GIT_COMMIT"
+TREE_STATE_ENV = "MCS_APISERVER_GIT_TREE_STATE"
 
 
 def _package_version() -> str:
@@ -49,7 +51,7 @@ def version_info() -> VersionInfo:
     major, _, rest = version.partition(".")
     commit = os.environ.get(COMMIT_ENV, "") or _git("rev-parse", "HEAD")
     if os.environ.get(COMMIT_ENV):
-        tree = "clean"
+        tree = os.environ.get(TREE_STATE_ENV) or "clean"
     elif commit:
         tree = "dirty" if _git("status", "--porcelain", "--untracked-files=no") else "clean"
     else:

@@ -33,7 +33,7 @@ from mcs_apiserver.kube.status import StatusError, status_response
 from mcs_apiserver.metrics import Metrics
 from mcs_apiserver.kube.requestinfo import RequestInfoError, info_of
 from mcs_apiserver.version import version_info
-from mcs_apiserver.contract import GROUP
+from mcs_apiserver.contract import GROUP, VERSION
 
 log = logging.getLogger("mcs_apiserver.api")
 
@@ -86,19 +86,46 @@ WEBHOOK_PREFIX = "/webhooks/"
 _RESOURCES = frozenset(r.name for r in RESOURCES)
 
 
-def _verb_and_resource(request: web.Request) -> tuple[str, str]:
-    """kube-apiserver's metric labels: LIST/WATCH/GET for reads of a resource, the method otherwise;
-    the resource for our resources only (an unknown path must not create a label value)."""
+#: kube-apiserver's metric verbs (``endpoints/metrics.CleanVerb``) by request info verb; any other
+#: method of a non-resource request is "other", as kube's, so a made-up method is no new label value.
+_METRIC_VERBS = {"get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
+                 "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT"})
+APPLY_PATCH = "application/apply-patch+yaml"
+#: Non-resource paths kube-apiserver labels by path (in ``subresource``, as its health handlers do).
+_LABELLED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/readyz/{check}"})
+
+
+def request_labels(request: web.Request) -> tuple[str, str, str, str, str, str, str, str]:
+    """kube-apiserver's labels of ``apiserver_request_*``: (verb, dry_run, group, version, resource,
+    subresource, scope, component), read from the request info.
+
+    Cardinality stays bounded: group, version, resource and scope are set for the resources we serve
+    only, a non-resource path only for the health endpoints (the route, not the raw path), and any
+    other request gets empty labels, never its path.
+    """
     info = info_of(request)
-    if not info.resource_request or info.api_group != GROUP or info.resource not in _RESOURCES:
-        return request.method, ""
-    if info.verb in ("get", "list", "watch"):
-        return info.verb.upper(), info.resource
-    return request.method, info.resource
+    query = request.query.getall("dryRun", [])
+    dry_run = "" if not query else "All" if set(query) == {"All"} else "invalid"
+    if not info.resource_request:
+        verb = request.method if request.method in _METHODS else "other"
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None and route.canonical in _LABELLED_PATHS else ""
+        return verb, dry_run, "", "", "", path, "", ""
+    verb = _METRIC_VERBS.get(info.verb, "other")
+    if verb == "PATCH" and request.content_type == APPLY_PATCH:
+        verb = "APPLY"
+    if info.api_group != GROUP or info.api_version != VERSION or info.resource not in _RESOURCES \
+            or info.subresource:
+        return verb, dry_run, "", "", "", "", "", ""
+    # kube's CleanScope: one object (or a create), one namespace, or the whole cluster.
+    scope = "resource" if info.name or info.verb == "create" else "namespace" if info.namespace else "cluster"
+    return verb, dry_run, GROUP, VERSION, info.resource, "", scope, "apiserver"
 
 
 def metrics_middleware(metrics: Metrics, webhook_paths: frozenset[str]):
-    """Count every request by verb, resource and code, time the non-watch ones, gauge open watches.
+    """Count every request by kube-apiserver's labels and code (:func:`request_labels`), time the
+    non-watch ones, gauge open watches.
 
     ``webhook_paths`` are the admission paths served beside the API (handed in by the server, so that
     this layer does not import the webhooks); any other path under ``/webhooks/`` is labelled "other".
@@ -113,8 +140,8 @@ def metrics_middleware(metrics: Metrics, webhook_paths: frozenset[str]):
             def done(code: int, seconds: float) -> None:
                 metrics.admission.labels(path, str(code)).observe(seconds)
         else:
-            verb, resource = _verb_and_resource(request)
-            watching = metrics.watchers.labels(resource) if verb == "WATCH" else None
+            labels = request_labels(request)
+            watching = metrics.watchers.labels(labels[4]) if labels[0] == "WATCH" else None
             if watching is not None:
                 watching.inc()
 
@@ -122,8 +149,8 @@ def metrics_middleware(metrics: Metrics, webhook_paths: frozenset[str]):
                 if watching is not None:
                     watching.dec()
                 else:
-                    metrics.request_duration.labels(verb, resource).observe(seconds)
-                metrics.requests.labels(verb, resource, str(code)).inc()
+                    metrics.request_duration.labels(*labels).observe(seconds)
+                metrics.requests.labels(*labels, str(code)).inc()
 
         code = 500
         started = time.perf_counter()

@@ -17,13 +17,14 @@ path: a path that merely starts like a webhook path can never reach another hand
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from mcs_apiserver.kube.requestinfo import REQUEST_INFO, RequestInfoError, info_of
-from mcs_apiserver.kube.status import internal_error, status_response, unauthorized
+from mcs_apiserver.kube.status import (internal_error, retry_after_headers, service_unavailable, status_response,
+                                       unauthorized)
 from mcs_apiserver.auth.authenticate import Authenticator, UserInfo
 from mcs_apiserver.auth.authorize import Authorizer, forbidden_status
 from mcs_apiserver.auth.review import ReviewError
@@ -38,6 +39,8 @@ HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
 WEBHOOK_PREFIX = "/webhooks/"
 #: Says what is missing, and nothing about what the webhook would have answered.
 WEBHOOK_UNAUTHORIZED = "Unauthorized: webhook calls must present a client certificate this server trusts"
+#: The 503 before the authentication config is loaded.
+STARTING = "the server is starting: authentication is not configured yet, please try again"
 #: Where the middleware leaves who is asking and what for, for the handlers.
 USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
 #: The request info (``api.requestinfo``), under the name the handlers have always used.
@@ -50,12 +53,18 @@ def auth_middleware(
     *,
     exempt_prefixes: Iterable[str] = ("/webhooks/",),
     webhook_callers: WebhookCallers | None = None,
+    loaded: Callable[[], bool] = lambda: True,
 ) -> Middleware:
     """A middleware that answers 401/403 (``Status`` JSON) or calls the handler with
     ``request[USER]`` (:class:`~mcs_apiserver.auth.authenticate.UserInfo`) and
     ``request[ATTRIBUTES]`` (:class:`~mcs_apiserver.kube.requestinfo.RequestInfo`) set.
 
     Exempt routes get neither. An authorizer that cannot decide gives 500 (see :class:`Authorizer`).
+    Until ``loaded()`` (the ConfigMap with the client and front-proxy CAs is read at start-up), a
+    request that needs authentication gets 503 ``ServiceUnavailable`` with ``Retry-After: 1``, as
+    kube-apiserver answers what it cannot serve *yet*: a 401 would be a wrong answer, and clients
+    retry a 503. (A front-proxy certificate cannot even complete the TLS handshake before its CA is
+    known; the aggregator answers that with 503 itself.) Health routes never wait.
     """
     health = frozenset(HEALTH_PATHS)
     unchecked_prefixes = (*exempt_prefixes, *(path + "/" for path in HEALTH_PATHS))
@@ -73,6 +82,9 @@ def auth_middleware(
                 return status_response(unauthorized(WEBHOOK_UNAUTHORIZED))
             return await handler(request)
 
+        if not loaded():
+            refusal = service_unavailable(STARTING)
+            return status_response(refusal, headers=retry_after_headers(refusal))
         user = await authenticator.authenticate(peer_certificate_der(request), request.headers)
         if user is None:
             return status_response(unauthorized())

@@ -45,7 +45,8 @@ class Auth:
         self.watcher = AuthenticationConfigWatcher(client, tls=self.tls, settings=settings)
         self.authenticator = Authenticator(lambda: self.watcher.config, TokenReviewer(client, settings=settings))
         self.authorizer = Authorizer(client, settings=settings)
-        self.middleware = auth_middleware(self.authenticator, self.authorizer, webhook_callers=webhook_callers)
+        self.middleware = auth_middleware(self.authenticator, self.authorizer, webhook_callers=webhook_callers,
+                                          loaded=lambda: self.watcher.loaded)
         self._tasks: list[asyncio.Task[None]] = []
 
     def loaded(self) -> tuple[bool, str]:

@@ -4,7 +4,9 @@ Identities, least privilege first: in every member, one ServiceAccount per *read
 (``mcs-apiserver-reader-<reader's cluster ID>``), bound only to ``mcs-apiserver:member-reader``; its
 token Secret is what that reader's members kubeconfig holds for this member. The instance's own
 identity in its own cluster is the ``mcs-apiserver`` ServiceAccount of ``manifests/rbac.yaml``
-(in-cluster with the ``deployment`` runtime, a token Secret with the ``local`` one).
+(in-cluster with the ``deployment`` runtime, a token Secret with the ``local`` one): member-reader,
+status-writer (ServiceExport conditions and their Events, the upstream CRD), the review delegations
+and the Lease; tests/e2e/test_install.py checks that it is granted that and nothing more.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ __all__ = [
     "request_timeout",
     "retry_after_headers",
     "too_many_requests",
+    "service_unavailable",
     "unauthorized",
     "forbidden",
     "not_found",
@@ -301,6 +302,13 @@ def internal_error(error: BaseException | str) -> Status:
         f"Internal error occurred: {text}",
         _details(causes=[{"message": text}]),
     )
+
+
+def service_unavailable(message: str, retry_after: int = 1) -> Status:
+    """503 ``ServiceUnavailable`` (``errors.NewServiceUnavailable``) with ``retryAfterSeconds``: not
+    able to answer *yet* (send it with :func:`retry_after_headers`)."""
+    details: StatusDetails = {"retryAfterSeconds": retry_after}
+    return failure(503, "ServiceUnavailable", message, details)
 
 
 # --- HTTP --------------------------------------------------------------------------------------

@@ -89,9 +89,9 @@ def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExpo
     """What the views read of a ServiceExport. The status (conditions) matters only to the status
     writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
     not even a change here."""
-    # Its resourceVersion only for the status writer: kept for remote exports, every status write
-    # would still look like a change.
-    metadata = _meta(obj, extra=("resourceVersion",) if keep_status else (), annotations=(EXPORTED_AT_ANNOTATION,))
+    # Its resourceVersion and uid only for the status writer (the uid names the export in its
+    # Events): kept for remote exports, every status write would still look like a change.
+    metadata = _meta(obj, extra=("resourceVersion", "uid") if keep_status else (), annotations=(EXPORTED_AT_ANNOTATION,))
     trimmed: dict[str, Any] = {"metadata": metadata}
     if spec := obj.get("spec"):
         trimmed["spec"] = spec

@@ -8,7 +8,10 @@ the ServiceImport's); this module only decides *when* to write and does the I/O:
 * only when a condition's type, status, reason or message differs from what the export carries;
 * the write is a merge patch of the status subresource carrying the export's resourceVersion, so a
   concurrent change is never overwritten (409: the watch brings the new state, we retry then);
-* conditions of other types (another controller's) are kept.
+* conditions of other types (another controller's) are kept;
+* after a write that succeeded, Events for what changed (``writers.events``: a Warning when the
+  export turns ``Conflict=True`` or ``Valid=False``, a Normal one when that clears). Only then: a
+  write refused with 409 was computed from a stale export, and records nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mcs_apiserver.kube.client import ApiError, KubeClient
 from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.kube.times import format_time, utc_now
 from mcs_apiserver.views.engine import ViewEngine
+from mcs_apiserver.writers.events import EventRecorder, EventType, ObjectRef, condition_events
 from mcs_apiserver.views.imports import export_conditions, make_contribution
 from mcs_apiserver.contract import Key
 
@@ -66,8 +70,9 @@ def desired_conditions(engine: ViewEngine, local: MemberCache, key: Key, now: st
 
 class StatusWriter:
     def __init__(self, engine: ViewEngine, local: MemberCache, client: KubeClient,
-                 settings: WriterSettings = WriterSettings()) -> None:
+                 settings: WriterSettings = WriterSettings(), events: EventRecorder | None = None) -> None:
         self.engine = engine
+        self.events = events
         self.settings = settings
         self.local = local
         self.client = client
@@ -115,14 +120,18 @@ class StatusWriter:
                 # The version the conditions were computed from, not the one cached at write time:
                 # anything that changed in between (e.g. another controller's condition) must make
                 # the write fail with 409 rather than be overwritten.
-                version = (export.get("metadata") or {}).get("resourceVersion")
+                metadata = export.get("metadata") or {}
+                version = metadata.get("resourceVersion")
+                changes = condition_events((export.get("status") or {}).get("conditions") or (), conditions)
+                ref = ObjectRef(key[0], key[1], metadata.get("uid", ""))
                 await semaphore.acquire()
-                task = asyncio.create_task(self._write(key, conditions, version, semaphore))
+                task = asyncio.create_task(self._write(key, conditions, version, semaphore, ref, changes))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
 
     async def _write(self, key: Key, conditions: list[Condition], version: str | None,
-                     semaphore: asyncio.Semaphore) -> None:
+                     semaphore: asyncio.Semaphore, ref: ObjectRef, changes: list[tuple[EventType, str, str]]) -> None:
+        """PATCH the conditions; once written, record the Events of ``changes`` on ``ref``."""
         namespace, name = key
         patch = {"metadata": {"resourceVersion": version}, "status": {"conditions": conditions}}
         path = f"/apis/multicluster.x-k8s.io/v1beta1/namespaces/{namespace}/serviceexports/{name}/status"
@@ -130,6 +139,9 @@ class StatusWriter:
             await self.client.json("PATCH", path, body=patch, content_type="application/merge-patch+json",
                                    params={"fieldManager": "mcs-apiserver"})
             self.writes += 1
+            if self.events is not None:
+                for type_, reason, message in changes:
+                    self.events.record(ref, type_, reason, message)
         except ApiError as error:
             if error.code == 409:
                 pass  # changed meanwhile: the watch event re-marks the key with the new state

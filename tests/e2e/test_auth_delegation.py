@@ -182,3 +182,59 @@ async def test_the_real_front_proxy_certificate_and_headers_pass_the_whole_chain
     finally:
         await auth.stop()
         await runner.cleanup()
+
+
+async def test_until_the_authentication_config_is_loaded_requests_get_503_with_retry_after_and_health_works(
+        clusterset, client):
+    certs = pki_dir(clusterset)
+    auth = Auth(client, certs / "mcs-apiserver-serving.crt", certs / "mcs-apiserver-serving.key")
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response({"user": request[USER].name})
+
+    async def alive(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[auth.middleware])
+    app.router.add_get("/healthz", alive)
+    app.router.add_get("/metrics", whoami)
+    app.router.add_get(f"/apis/{G}/v1alpha1/{{tail:.+}}", whoami)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=auth.tls.context)
+    await site.start()  # serving, and the ConfigMap not read yet: what the first moments of serve are
+    port = runner.addresses[0][1]
+    no_cert = ssl.create_default_context(cafile=certs / "mcs-apiserver-ca.crt")
+    front_proxy = ssl.create_default_context(cafile=certs / "mcs-apiserver-ca.crt")
+    front_proxy.load_cert_chain(certs / "front-proxy-client.crt", certs / "front-proxy-client.key")
+    admin = [("X-Remote-User", "kubernetes-admin"), ("X-Remote-Group", "system:masters")]
+    base = f"https://127.0.0.1:{port}"
+    imports = f"{base}/apis/{G}/v1alpha1/namespaces/default/serviceimports"
+    try:
+        assert auth.loaded()[0] is False
+        async with aiohttp.ClientSession() as session:
+            for url in (imports, f"{base}/metrics"):
+                async with session.get(url, ssl=no_cert, headers=admin) as response:
+                    assert response.status == 503, url  # not the 401 it gets once the config is loaded
+                    assert response.headers["Retry-After"] == "1"
+                    body = await response.json()
+                    assert (body["kind"], body["reason"], body["code"]) == ("Status", "ServiceUnavailable", 503)
+                    assert body["details"]["retryAfterSeconds"] == 1
+            async with session.get(base + "/healthz", ssl=no_cert) as response:
+                assert (response.status, await response.text()) == (200, "ok")
+            # The front-proxy certificate cannot be verified before its CA is known (Python's TLS
+            # cannot take a certificate unverified): the handshake fails, which the aggregator
+            # answers 503 itself. Never a 500.
+            with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
+                async with session.get(imports, ssl=front_proxy, headers=admin):
+                    pass
+
+            await auth.start()
+            await asyncio.wait_for(auth.watcher.wait_loaded(), 30)
+            async with session.get(imports, ssl=front_proxy, headers=admin) as response:
+                assert (response.status, await response.json()) == (200, {"user": "kubernetes-admin"})
+            async with session.get(imports, ssl=no_cert, headers=admin) as response:
+                assert response.status == 401
+    finally:
+        await auth.stop()
+        await runner.cleanup()

@@ -90,6 +90,20 @@ def test_the_image_runs_serve_as_a_non_root_user_and_holds_no_compiler_and_no_pi
     assert not list((rootfs.path / "opt/mcs-apiserver/lib").glob("python3*/site-packages/pip"))
 
 
+def test_the_image_tells_the_commit_it_was_built_from(rootfs: Rootfs, tmp_path: Path) -> None:
+    head = subprocess.run(["git", "-C", str(build.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    env = dict(entry.split("=", 1) for entry in rootfs.config["Env"])
+    assert env["MCS_APISERVER_GIT_COMMIT"] == head
+    assert rootfs.config["Labels"]["org.opencontainers.image.revision"] == head
+    (tmp_path / "serving").mkdir()
+    (tmp_path / "members").mkdir()
+    proc = subprocess.run(sandbox_argv(rootfs, tmp_path / "serving", tmp_path / "members", [
+        "mcs-apiserver", "--version"]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f", commit {head[:12]} " in proc.stdout  # what /version and mcs_apiserver_build_info show too
+
+
 def deployment_args() -> list[str]:
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     return deployment["spec"]["template"]["spec"]["containers"][0]["args"]

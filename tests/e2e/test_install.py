@@ -259,6 +259,85 @@ def test_install_time_of_two_members_is_reported(installed: Installed, record_pr
     assert installed.install_seconds > 0
 
 
+WRITER_ROLE = "mcs-apiserver:status-writer"
+INSTANCE = f"system:serviceaccount:{NAMESPACE}:mcs-apiserver"
+
+
+def test_the_instance_is_granted_its_roles_and_nothing_more(installed: Installed):
+    """The instance's own identity in its cluster: member-reader (the views), status-writer
+    (conditions, Events, the upstream CRD) and auth-delegator (reviews), cluster-wide."""
+    kubectl = installed.kubectl
+    kubectl.run("create", "serviceaccount", "nobody", "-n", NAMESPACE, context="member-1")
+    try:
+        baseline = can_i(kubectl, f"system:serviceaccount:{NAMESPACE}:nobody")
+        granted = can_i(kubectl, INSTANCE)
+    finally:
+        kubectl.run("delete", "serviceaccount", "nobody", "-n", NAMESPACE, context="member-1")
+    reader = {"serviceexports.multicluster.x-k8s.io [] [] [get list watch]", "services [] [] [get list watch]",
+              "namespaces [] [] [get list watch]", "endpointslices.discovery.k8s.io [] [] [get list watch]",
+              "clusterproperties.about.k8s.io [] [] [get list watch]"}
+    writer = {"serviceexports.multicluster.x-k8s.io/status [] [] [get update patch]",
+              "events [] [] [create patch]",
+              "customresourcedefinitions.apiextensions.k8s.io [] [serviceimports.multicluster.x-k8s.io] [get]"}
+    delegator = {"tokenreviews.authentication.k8s.io [] [] [create]",
+                 "subjectaccessreviews.authorization.k8s.io [] [] [create]"}
+    assert granted - baseline == reader | writer | delegator
+
+
+def export_events(kubectl: Kubectl, ns: str, name: str) -> list[dict]:
+    selector = f"involvedObject.kind=ServiceExport,involvedObject.name={name}"
+    return kubectl.json("get", "events", "-n", ns, "--field-selector", selector, context="member-1")["items"]
+
+
+def conflict_status(kubectl: Kubectl, ns: str, name: str) -> str:
+    export = kubectl.json("get", "serviceexport", name, "-n", ns, context="member-1")
+    return next((c["status"] for c in (export.get("status") or {}).get("conditions") or []
+                 if c["type"] == "Conflict"), "")
+
+
+def test_the_events_rule_of_the_status_writer_is_needed_by_events_and_conditions_do_without_it(installed: Installed):
+    """Named feature: Events. Without create/patch on events the instance keeps writing conditions,
+    records no Event and says so once in its log; given the rule back, Events are recorded again."""
+    kubectl = installed.kubectl
+    role = kubectl.json("get", "clusterrole", WRITER_ROLE, context="member-1")
+    events_rule = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    assert events_rule in role["rules"]
+    original = json.dumps({"apiVersion": role["apiVersion"], "kind": role["kind"], "metadata": {"name": WRITER_ROLE},
+                           "rules": role["rules"]})
+    kubectl.run("replace", "-f", "-", context="member-1", input=json.dumps(
+        {**json.loads(original), "rules": [r for r in role["rules"] if r != events_rule]}))
+    ns = "events-forbidden"
+    record = cluster.statefile.load(installed.state_dir).process("member-1/mcs-apiserver")
+    assert record is not None
+    log = Path(record.log)
+    log_start = log.stat().st_size
+    for member in MEMBERS:
+        kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), member)
+    try:
+        kubectl.apply(service("api", ns, ports=[{"name": "http", "port": 80, "protocol": "TCP"}]), "member-2")
+        kubectl.apply(service_export("api", ns), "member-2")
+        kubectl.apply(service("api", ns, ports=[{"name": "http", "port": 8080, "protocol": "TCP"}]), "member-1")
+        kubectl.apply(service_export("api", ns), "member-1")
+        kubectl.apply(service_export("lonely", ns), "member-1")  # Valid=False: a second refused Event
+        eventually(lambda: conflict_status(kubectl, ns, "api") == "True", timeout=60,
+                   what="Conflict=True written by east's instance without the events rule")
+        refusals = eventually(lambda: log.read_text()[log_start:].count("cannot record Events"), timeout=30,
+                              what="the refusal in east's log")
+        time.sleep(3)  # both Events were refused by now; the log says so once
+        assert log.read_text()[log_start:].count("cannot record Events") == refusals == 1
+        assert export_events(kubectl, ns, "api") == [] and export_events(kubectl, ns, "lonely") == []
+
+        kubectl.run("replace", "-f", "-", context="member-1", input=original)
+        kubectl.apply(service("api", ns, ports=[{"name": "http", "port": 80, "protocol": "TCP"}]), "member-1")
+        normal = eventually(lambda: export_events(kubectl, ns, "api"), timeout=60,
+                            what="the Normal Event once the rule is back and the conflict clears")
+        assert [(e["type"], e["reason"]) for e in normal] == [("Normal", "NoConflicts")]
+    finally:
+        kubectl.run("replace", "-f", "-", context="member-1", input=original)
+        for member in MEMBERS:
+            kubectl.run("delete", "namespace", ns, "--wait=false", context=member, check=False)
+
+
 def test_uninstall_removes_the_webhooks_first_and_leaves_nothing_behind(installed: Installed):
     kubectl = installed.kubectl
     proc = mcs(installed.state_dir, "uninstall", "--remove-cluster-properties")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from certs import pki
 from mcs_apiserver.local import processes
@@ -59,17 +62,56 @@ def test_health_endpoints_answer_without_credentials(clusterset):
     assert "[+]members-synced ok" in text and "readyz check passed" in text
 
 
-def test_metrics_are_served_in_the_prometheus_format_to_an_authorized_caller(clusterset):
+def scrape(clusterset, member: str = "member-1") -> tuple[str, str]:
+    """/metrics of ``member``'s instance as an authorized caller: (Content-Type, text)."""
     root = clusterset.state_dir / "pki"
-    port = clusterset.state.member("member-1").mcs_port
+    port = clusterset.state.member(member).mcs_port
     context = ssl.create_default_context(cafile=str(root / "mcs-apiserver-ca.crt"))
     context.load_cert_chain(root / "front-proxy-client.crt", root / "front-proxy-client.key")
     request = urllib.request.Request(f"https://localhost:{port}/metrics",
                                      headers={"X-Remote-User": "admin", "X-Remote-Group": "system:masters"})
     with urllib.request.urlopen(request, context=context, timeout=5) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def test_metrics_are_served_in_the_prometheus_format_to_an_authorized_caller(clusterset):
+    content_type, text = scrape(clusterset)
+    assert content_type.startswith("text/plain")
     for member in ("member-1", "member-2", "member-3"):
         assert f'mcs_member_up{{member="{member}"}} 1.0' in text
     assert "# TYPE apiserver_request_total counter" in text
     assert "mcs_view_engine_run_seconds_count" in text
+
+
+#: kube-apiserver's labels of apiserver_request_total (apiserver_request_duration_seconds: all but code).
+KUBE_LABELS = {"verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component", "code"}
+
+
+def test_metrics_parse_and_count_kubectl_get_serviceimports_with_kube_apiservers_labels(clusterset, kubectl):
+    def listed_cluster_wide() -> float:
+        families = {f.name: f for f in text_string_to_metric_families(scrape(clusterset, "member-3")[1])}
+        return sum(s.value for s in families["apiserver_request"].samples
+                   if s.name == "apiserver_request_total" and s.labels["verb"] == "LIST"
+                   and s.labels["resource"] == "serviceimports" and s.labels["scope"] == "cluster"
+                   and s.labels["code"] == "200")
+
+    before = listed_cluster_wide()
+    kubectl.run("get", "serviceimports", "-A", context="member-3")
+    eventually(lambda: listed_cluster_wide() == before + 1, what="kubectl's LIST counted")
+    families = {f.name: f for f in text_string_to_metric_families(scrape(clusterset, "member-3")[1])}
+    totals = [s for s in families["apiserver_request"].samples if s.name == "apiserver_request_total"]
+    assert totals and all(set(s.labels) == KUBE_LABELS for s in totals)
+    listed = next(s for s in totals if s.labels["verb"] == "LIST" and s.labels["scope"] == "cluster"
+                  and s.labels["code"] == "200")
+    assert listed.labels == {"verb": "LIST", "dry_run": "", "group": "views.multicluster.x-k8s.io",
+                             "version": "v1alpha1", "resource": "serviceimports", "subresource": "",
+                             "scope": "cluster", "component": "apiserver", "code": "200"}
+    durations = [s for s in families["apiserver_request_duration_seconds"].samples
+                 if s.name == "apiserver_request_duration_seconds_count"]
+    assert durations and all(set(s.labels) == KUBE_LABELS - {"code"} for s in durations)
+    build = families["mcs_apiserver_build_info"].samples[0]
+    assert build.value == 1 and set(build.labels) == {"version", "git_commit", "python_version"}
+    # the instances run from this checkout: the commit is its HEAD
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent).stdout.strip()
+    assert build.labels["git_commit"] == head

@@ -231,23 +231,49 @@ async def test_a_check_that_raises_is_a_500_internal_error_status(
 # --- metrics ------------------------------------------------------------------------------------
 
 
-async def test_metrics_count_requests_by_verb_resource_and_code(client: Any) -> None:
+def labels(verb: str, resource: str = "", scope: str = "", subresource: str = "", **extra: str) -> dict[str, str]:
+    """The kube-apiserver label set of one of our resources (or of no resource, when empty)."""
+    ours = bool(resource)
+    return {"verb": verb, "dry_run": "", "group": GROUP if ours else "", "version": "v1alpha1" if ours else "",
+            "resource": resource, "subresource": subresource, "scope": scope,
+            "component": "apiserver" if ours else "", **extra}
+
+
+async def test_metrics_count_requests_with_kube_apiservers_labels_and_code(client: Any, metrics: Metrics) -> None:
     assert (await client.get(f"{PREFIX}/serviceimports")).status == 200
+    assert (await client.get(f"{PREFIX}/namespaces/shop/serviceimports")).status == 200
     assert (await client.get(f"{PREFIX}/namespaces/shop/serviceimports/web")).status == 200
     assert (await client.get(f"{PREFIX}/namespaces/shop/serviceimports/nope")).status == 404
     assert (await client.post(f"{PREFIX}/namespaces/shop/serviceimports")).status == 405
+    assert (await client.patch(f"{PREFIX}/namespaces/shop/serviceimports/web", data=b"{}",
+                               headers={"Content-Type": "application/apply-patch+yaml"})).status == 405
     assert (await client.get(f"{PREFIX}/flunders")).status == 404
+    assert (await client.get("/apis/views.multicluster.x-k8s.io/v9/serviceimports")).status == 404
+    assert (await client.get("/readyz/views")).status == 200
+    assert (await client.get("/some/probe/path")).status == 404
+    assert (await client.request("TRACE", "/some/trace/path")).status == 404
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     text = await response.text()
-    assert 'apiserver_request_total{code="200",resource="serviceimports",verb="LIST"} 1.0' in text
-    assert 'apiserver_request_total{code="200",resource="serviceimports",verb="GET"} 1.0' in text
-    assert 'apiserver_request_total{code="404",resource="serviceimports",verb="GET"} 1.0' in text
-    assert 'apiserver_request_total{code="405",resource="serviceimports",verb="POST"} 1.0' in text
-    assert 'apiserver_request_total{code="404",resource="",verb="GET"} 1.0' in text
-    assert 'apiserver_request_duration_seconds_count{resource="serviceimports",verb="LIST"} 1.0' in text
-    assert "flunders" not in text
+
+    def count(**wanted: str) -> float | None:
+        return metrics.registry.get_sample_value("apiserver_request_total", wanted)
+
+    assert count(**labels("LIST", "serviceimports", "cluster"), code="200") == 1
+    assert count(**labels("LIST", "serviceimports", "namespace"), code="200") == 1
+    assert count(**labels("GET", "serviceimports", "resource"), code="200") == 1
+    assert count(**labels("GET", "serviceimports", "resource"), code="404") == 1
+    assert count(**labels("POST", "serviceimports", "resource"), code="405") == 1
+    assert count(**labels("APPLY", "serviceimports", "resource"), code="405") == 1
+    assert count(**labels("LIST"), code="404") == 2  # an unknown resource, an unknown version
+    assert count(**labels("GET"), code="404") == 1  # an unknown path
+    assert count(**labels("GET", subresource="/readyz/{check}"), code="200") == 1  # the route, not the check
+    assert count(**labels("other"), code="404") == 1
+    assert metrics.registry.get_sample_value("apiserver_request_duration_seconds_count",
+                                             labels("LIST", "serviceimports", "cluster")) == 1
+    for unbounded in ("flunders", "v9", "/some/", "TRACE"):
+        assert unbounded not in text
 
 
 async def test_metrics_gauge_open_watches_and_leave_them_out_of_latency(
@@ -264,9 +290,9 @@ async def test_metrics_gauge_open_watches_and_leave_them_out_of_latency(
         await asyncio.sleep(0.01)
     assert metrics.registry.get_sample_value("apiserver_registered_watchers", {"resource": "serviceimports"}) == 0
     assert metrics.registry.get_sample_value(
-        "apiserver_request_total", {"verb": "WATCH", "resource": "serviceimports", "code": "200"}) == 1
+        "apiserver_request_total", {**labels("WATCH", "serviceimports", "cluster"), "code": "200"}) == 1
     assert metrics.registry.get_sample_value(
-        "apiserver_request_duration_seconds_count", {"verb": "WATCH", "resource": "serviceimports"}) is None
+        "apiserver_request_duration_seconds_count", labels("WATCH", "serviceimports", "cluster")) is None
 
 
 async def test_the_metrics_endpoint_exposes_engine_runs(client: Any, metrics: Metrics) -> None:

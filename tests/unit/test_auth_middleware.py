@@ -316,3 +316,45 @@ async def test_with_required_webhook_authentication_anyone_else_gets_401_and_lea
 async def test_with_required_webhook_authentication_health_probes_still_need_nothing(guarded, certs):
     server, _ = guarded
     assert await server.request(certs.client(), "/healthz") == (200, {"user": None})
+
+
+@pytest.fixture
+async def starting(certs: PKI) -> AsyncIterator[tuple[Server, list[bool]]]:
+    """A server whose authentication config is not loaded until the test flips ``loaded[0]``."""
+    loaded = [False]
+    tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key")
+    cluster = Cluster()
+    config = AuthenticationConfig(client_ca=(certs.client_ca.cert,))
+    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)),
+                                 Authorizer(cluster, settings=FAST), loaded=lambda: loaded[0])
+    app = web.Application(middlewares=[middleware])
+    app.router.add_get("/healthz", unauthenticated)
+    app.router.add_get("/readyz/{check}", unauthenticated)
+    app.router.add_post("/webhooks/validate/serviceexports", unauthenticated)
+    app.router.add_route("*", P + "/{tail:.+}", whoami)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
+    await site.start()
+    try:
+        yield Server(runner.addresses[0][1], cluster), loaded
+    finally:
+        await runner.cleanup()
+
+
+async def test_before_the_authentication_config_is_loaded_a_request_gets_503_and_retry_after_never_500(
+        starting, certs):
+    server, loaded = starting
+    url = f"https://127.0.0.1:{server.port}{P}/serviceimports"
+    async with aiohttp.ClientSession() as session, session.get(
+            url, ssl=certs.client(), headers={"Authorization": "Bearer good"}) as response:
+        assert (response.status, response.headers["Retry-After"]) == (503, "1")
+        body = await response.json()
+    assert (body["reason"], body["code"], body["details"]) == ("ServiceUnavailable", 503, {"retryAfterSeconds": 1})
+    assert server.cluster.reviews == []  # nothing asked of the cluster before
+    assert (await server.request(certs.client(), "/healthz"))[0] == 200
+    assert (await server.request(certs.client(), "/readyz/views"))[0] == 200
+    assert (await server.request(certs.client(), "/webhooks/validate/serviceexports", method="POST"))[0] == 200
+    loaded[0] = True
+    status, body = await server.request(certs.client(), f"{P}/serviceimports", headers={"Authorization": "Bearer good"})
+    assert (status, body["user"]) == (200, "system:serviceaccount:ns:sa")

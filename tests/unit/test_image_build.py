@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from image import build
+from mcs_apiserver import version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +58,30 @@ def test_the_image_key_changes_with_every_context_file_and_the_base_but_not_with
         path.write_text(before)
     (tmp_path / "pkg" / "new.py").write_text("")
     assert build.context_digest("base:1", tmp_path) != key
+
+
+def test_the_image_is_told_the_commit_it_is_built_from_and_its_version_reads_it() -> None:
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    args = build.git_revision()
+    assert args["GIT_COMMIT"] == head and args["GIT_TREE_STATE"] in ("clean", "dirty")
+    argv = build.build_argv("debian", "localhost/base:x", "localhost/mcs-apiserver:y", args)
+    assert argv[argv.index(f"GIT_COMMIT={head}") - 1] == "--build-arg"
+    # the final stage (after the last FROM) turns the arguments into the environment version.py reads
+    final = (ROOT / "Containerfile").read_text().rsplit("\nFROM ", 1)[1]
+    assert re.search(r"^ARG GIT_COMMIT=", final, re.MULTILINE) and re.search(r"^ARG GIT_TREE_STATE=", final, re.MULTILINE)
+    env = re.search(r"^ENV (.*)$", final.split("ARG GIT_TREE_STATE", 1)[1], re.MULTILINE)
+    assert env is not None
+    assert f"{version.COMMIT_ENV}=${{GIT_COMMIT}}" in env.group(1).split()
+    assert f"{version.TREE_STATE_ENV}=${{GIT_TREE_STATE}}" in env.group(1).split()
+
+
+def test_another_commit_is_another_image_even_of_the_same_files(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    one = build.context_digest("base:1", tmp_path, {"GIT_COMMIT": "a" * 40, "GIT_TREE_STATE": "clean"})
+    assert build.context_digest("base:1", tmp_path, {"GIT_COMMIT": "b" * 40, "GIT_TREE_STATE": "clean"}) != one
+    assert build.context_digest("base:1", tmp_path, {"GIT_COMMIT": "a" * 40, "GIT_TREE_STATE": "dirty"}) != one
+
+
+def test_outside_a_git_checkout_the_commit_is_empty(tmp_path: Path) -> None:
+    assert build.git_revision(tmp_path) == {"GIT_COMMIT": "", "GIT_TREE_STATE": ""}

@@ -24,13 +24,13 @@ METADATA = {
 }
 
 
-def test_an_export_keeps_what_is_read_its_version_spec_status_and_only_the_exported_at_annotation() -> None:
+def test_an_export_keeps_what_is_read_its_version_uid_spec_status_and_only_the_exported_at_annotation() -> None:
     export = {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceExport", "metadata": METADATA,
               "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_export(export)
     assert trimmed == {
-        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "42",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "42", "uid": "u-1",
                      "creationTimestamp": "2026-01-01T00:00:00Z",
                      "annotations": {EXPORTED_AT_ANNOTATION: "2026-01-01T00:00:00.000001Z"}},
         "spec": {"exportedLabels": {"tier": "web"}},
@@ -43,13 +43,14 @@ def test_an_export_without_the_stamp_spec_or_status_carries_none_of_them() -> No
     assert trim_export(export) == {"metadata": {"name": "web", "namespace": "shop"}}
 
 
-def test_an_export_of_another_member_is_kept_without_its_status_or_resource_version() -> None:
+def test_an_export_of_another_member_is_kept_without_its_status_resource_version_or_uid() -> None:
     export = {"metadata": METADATA, "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_remote_export(export)
     assert "status" not in trimmed and "resourceVersion" not in trimmed["metadata"]
+    assert "uid" not in trimmed["metadata"]
     local = trim_export(export)
-    local_meta = {k: v for k, v in local["metadata"].items() if k != "resourceVersion"}
+    local_meta = {k: v for k, v in local["metadata"].items() if k not in ("resourceVersion", "uid")}
     assert trimmed == {"metadata": local_meta, "spec": local["spec"]}
 
 

@@ -29,6 +29,17 @@ def test_version_info_is_shaped_like_kubes_with_the_python_version(monkeypatch):
     assert info["platform"].startswith(sys.platform + "/")
 
 
+def test_an_image_built_from_a_dirty_tree_says_so(monkeypatch):
+    version.version_info.cache_clear()
+    monkeypatch.setenv(version.COMMIT_ENV, "0123456789abcdef")
+    monkeypatch.setenv(version.TREE_STATE_ENV, "dirty")
+    try:
+        info = version.version_info()
+    finally:
+        version.version_info.cache_clear()
+    assert (info["gitCommit"], info["gitTreeState"]) == ("0123456789abcdef", "dirty")
+
+
 def test_the_version_flag_prints_the_version_and_exits_0():
     proc = subprocess.run([sys.executable, "-m", "mcs_apiserver", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0
