@@ -266,7 +266,7 @@ _VerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 
 
 @_VerifyCallback
-def _accept_any_chain(preverify_ok: int, store_context: int | None) -> int:
+def _accept_any_chain(_preverify_ok: int, _store_context: int | None) -> int:
     """OpenSSL's verify callback: every certificate of the chain is accepted, whatever OpenSSL
     found; the authenticator judges the certificate. (Kept referenced here: OpenSSL holds a raw
     pointer to it.)"""
