@@ -236,6 +236,11 @@ class ServerTLS:
         if tls12:
             context.set_ciphers(":".join(tls12))
         context.load_cert_chain(self.cert_file, self.key_file)
+        # No TLS 1.3 session tickets: kube-apiserver's clients never resume (Go's http.Transport has
+        # no ClientSessionCache unless told), and with OpenSSL 3.0 issuing them is a third of a
+        # handshake's CPU, more than half with a client certificate (the session, certificate
+        # included, is encoded and decoded for each ticket): measured in BENCHMARKS.md, "Hostile clients".
+        context.num_tickets = 0
         context.verify_mode = ssl.CERT_OPTIONAL
         for pem in (client_ca_pem, self._extra_client_ca_pem):
             if pem:
