@@ -395,7 +395,9 @@ def _check_ca_pem(pem: bytes) -> None:
 
 
 def peer_certificate_der(request: web.BaseRequest) -> bytes | None:
-    """The DER of the client certificate the TLS handshake verified, or None (no TLS, no cert)."""
+    """The DER of the client certificate of the connection, or None (no TLS, no certificate). The
+    handshake proved that the client holds its key, not that anyone trusts it: that is the
+    authenticator's question (see the module docstring)."""
     transport = request.transport
     if transport is None:
         return None
