@@ -63,9 +63,10 @@ its own in Python and encrypts up to 450 MiB, runs on the same 2 CPUs as the ins
 probes, and so do the other clusters and whatever else runs on the machine. The figures vary a lot
 from run to run with the machine's load. A holder of the certificate gets 10
 bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body timeout) and 429 for
-the rest; the peak is above 2x idle on this machine, main's code measured the same way peaks as high
-(2.8x): what the other 140 connections send between their headers and their 429 (aiohttp's and
-uvloop's read buffers, up to a few hundred KiB each) is held until their connections close. It all
+the rest. What those 140 keep sending until their connections close is read through uvloop's and
+OpenSSL's buffers; with the kernel's default receive buffer that made up to 512 KiB resident per
+connection, and the peak 2.7-2.8x idle (main's code too, measured the same way). A 64 KiB receive
+buffer per TLS connection (`RECEIVE_BUFFER`) brought it to 1.5-1.7x in the same A/B runs. It all
 comes back (RSS after within 2% of idle)."""
 NOTES_WATCHES = """
 Over TLS, most of a watch's cost is its connection, and it is OpenSSL's and uvloop's: the server's
