@@ -66,7 +66,7 @@ bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body tim
 the rest. What those 140 keep sending until their connections close is read through uvloop's and
 OpenSSL's buffers; with the kernel's default receive buffer that made up to 512 KiB resident per
 connection, and the peak 2.7-2.8x idle (main's code too, measured the same way). A 64 KiB receive
-buffer per TLS connection (`RECEIVE_BUFFER`) brought it to 1.5-1.7x in the same A/B runs. It all
+buffer per TLS connection (`RECEIVE_BUFFER`) brought it to 1.5-1.9x (A/B runs, and this one). It all
 comes back (RSS after within 2% of idle)."""
 NOTES_WATCHES = """
 Over TLS, most of a watch's cost is its connection, and it is OpenSSL's and uvloop's: the server's
