@@ -9,7 +9,8 @@ of BENCHMARKS.md (between its own markers, above the figures ``python3 -m benchm
   (no client certificate: what anybody who can reach the port can do) and once with kube-apiserver's
   webhook client certificate (what only a holder of that certificate can do: it exercises the limits
   themselves). RSS of the instance is sampled every 100 ms; a normal GET (through the front-proxy
-  identity, straight to the instance) is timed all along and compared with the same GET idle.
+  identity, straight to the instance) is timed all along, from a process of its own, on new
+  connections and on a kept-alive one, and compared with the same GETs idle.
 * **Watches**: ``--watches`` watches opened straight to the instance, each on its own TLS connection
   as the aggregator opens them; RSS growth per watch; then every client goes at once: the time until
   ``apiserver_registered_watchers`` is back, and the RSS after.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import re
 import ssl
 import sys
@@ -29,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.machine import describe, load_average
 from benchmarks.memory import rss
@@ -49,21 +52,31 @@ FRONT_PROXY = "X-Remote-User: admin\r\nX-Remote-Group: system:masters\r\n"
 #: What the figures of the last run on this machine mean (kept with the code that measures them).
 NOTES_SLOW_BODIES = """
 Strangers get 401 as soon as their headers are in (`local up` requires kube-apiserver's webhook client
-certificate), so their bodies are never buffered: the RSS barely moves. What they still cost is CPU:
-150 TLS handshakes at once, plus decrypting what they keep sending until their connection is closed,
-on a loop shared with the GETs; on this 2-CPU machine (the attacking client runs on it too) that burst
-makes GETs 15-30x slower for about a second (the handshakes are already ECDSA; the client encrypting
-450 MiB on the same CPUs is part of it). That target is not met for this case; a limit on new
-connections per second would be the next step. A holder of the
-certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body
-timeout) and 429 for the rest: memory peaks at 1.5x idle and comes back, GETs are unaffected."""
+certificate), so their bodies are never buffered. What they cost is CPU: 150 TLS handshakes at once
+(ECDSA P-256 serving keys; no TLS 1.3 session tickets, which were 40% of a server handshake's CPU
+with OpenSSL 3.0), plus decrypting what they send until their connection is closed. The instance
+accepts 4 connections per turn of its loop, so that a burst never holds the loop for long (300
+handshakes from 3 processes: the longest turn 92-104 ms of CPU unpaced, 18 ms paced); profiled
+during this attack, its loop was never busy for more than about 20 ms at a stretch. The GETs are
+still slowed, and the GET target is not met: the attacking client, which makes 150 handshakes of
+its own in Python and encrypts up to 450 MiB, runs on the same 2 CPUs as the instance and the
+probes, and so do the other clusters and whatever else runs on the machine. The figures vary a lot
+from run to run with the machine's load. A holder of the certificate gets 10
+bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body timeout) and 429 for
+the rest. What those 140 keep sending until their connections close is read through uvloop's and
+OpenSSL's buffers; with the kernel's default receive buffer that made up to 512 KiB resident per
+connection, and the peak 2.7-2.8x idle (main's code too, measured the same way). A 64 KiB receive
+buffer per TLS connection (`RECEIVE_BUFFER`) brought it to 1.5-1.9x (A/B runs, and this one). It all
+comes back (RSS after within 2% of idle)."""
 NOTES_WATCHES = """
-Per watch, most of the cost is its TLS connection (OpenSSL's record buffers and asyncio's read
-buffer, reduced from 256 to 16 KiB) rather than the watch: the same watches over plain HTTP cost
-about 19 KiB of Python objects each (tracemalloc). The 20 KB target is not met while every watch has
-a connection of its own: serving HTTP/2, so that the aggregator multiplexes every watch over one
-connection, would. After the drop the instance gives free pages back every 10 s (`malloc_trim`);
-what stays is reused by the next watches (a second round of 1,000 adds nothing)."""
+Over TLS, most of a watch's cost is its connection, and it is OpenSSL's and uvloop's: the server's
+SSL object with its session and the client's certificate (about 22 KiB of heap with OpenSSL 3.0,
+measured with memory BIOs; OpenSSL releases its record buffers when idle, as CPython asks), and
+uvloop's 256 KiB read buffer per TLS connection, of which only the pages touched are resident. Ours
+(the watch, its queue and task, aiohttp's request and protocol) is the plain-TCP figure, within the
+20 KB target. The whole is not, while every watch has a connection of its own: serving HTTP/2, so
+that the aggregator multiplexes every watch over one connection, would. After the drop the instance
+gives free pages back every 10 s (`malloc_trim`); what stays is reused by the next watches."""
 BEGIN = "<!-- benchmarks.attacks: begin -->"
 END = "<!-- benchmarks.attacks: end -->"
 
@@ -163,6 +176,51 @@ async def latencies(target: Target, until: asyncio.Event | None, count: int) -> 
     return samples
 
 
+async def kept_alive_latencies(target: Target, until: asyncio.Event | None, count: int) -> list[float]:
+    """The same GET on one kept-alive connection, as the aggregator's connection pool sends them."""
+    reader, writer = await _connect(target, target.context("front-proxy-client"))
+    samples: list[float] = []
+    try:
+        while len(samples) < count and not (until is not None and until.is_set()):
+            started = time.perf_counter()
+            writer.write(f"GET {VIEWS}/clustersets HTTP/1.1\r\nHost: mcs\r\n{FRONT_PROXY}\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if length is None:
+                raise RuntimeError(f"no Content-Length: {head[:200]!r}")
+            await reader.readexactly(int(length.group(1)))
+            if head.startswith(b"HTTP/1.1 200"):
+                samples.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+    finally:
+        writer.close()
+    return samples
+
+
+def _probe(state_dir: Path, member: str, idle_count: int, ready: Any, stop: Any, out: Any) -> None:
+    """In a process of its own (so that the attacking client's busy loop does not delay it): GETs on
+    new connections and on a kept-alive one, ``idle_count`` each before ``ready``, then until ``stop``."""
+    async def main() -> tuple[list[float], ...]:
+        target = Target.of(state_dir, member)
+        idle = await latencies(target, None, idle_count)
+        idle_kept = await kept_alive_latencies(target, None, idle_count)
+        ready.set()
+        until = asyncio.Event()
+
+        async def watch_stop() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+            until.set()
+
+        waiter = asyncio.create_task(watch_stop())
+        during, during_kept = await asyncio.gather(latencies(target, until, 10_000),
+                                                   kept_alive_latencies(target, until, 10_000))
+        await waiter
+        return idle, during, idle_kept, during_kept
+
+    out.put(asyncio.run(main()))
+
+
 async def open_watch(target: Target, context: ssl.SSLContext) -> asyncio.StreamWriter:
     reader, writer = await _connect(target, context)
     writer.write(f"GET {VIEWS}/serviceimports?watch=1&timeoutSeconds=900 HTTP/1.1\r\nHost: mcs\r\n"
@@ -241,6 +299,8 @@ class AttackResult:
     answers: Counter[str]
     idle: Summary
     during: Summary
+    idle_kept: Summary
+    during_kept: Summary
 
 
 @dataclass
@@ -256,27 +316,36 @@ class WatchResult:
 class Results:
     attacks: list[AttackResult] = field(default_factory=list)
     watches: WatchResult | None = None
+    watch_parts: dict[str, float] = field(default_factory=dict)
 
 
 async def settle(seconds: float = 3.0) -> None:
     await asyncio.sleep(seconds)
 
 
-async def measure_attack(target: Target, who: str, identity: str | None, connections: int,
+async def measure_attack(target: Target, state_dir: Path, who: str, identity: str | None, connections: int,
                          hold: float) -> AttackResult:
     await settle()
     idle_rss = target.rss()
-    idle = await latencies(target, None, 100)
-    stop = asyncio.Event()
-    with RSSSampler(target) as sampler:
-        during_task = asyncio.create_task(latencies(target, stop, 10_000))
-        context = target.context(identity)
-        answers = Counter(await asyncio.gather(*(slow_body(target, context, hold) for _ in range(connections))))
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
+    probe = spawn.Process(target=_probe, args=(state_dir, MEMBER, 100, ready, stop, out))
+    probe.start()
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(None, ready.wait)
+        with RSSSampler(target) as sampler:
+            context = target.context(identity)
+            answers = Counter(await asyncio.gather(*(slow_body(target, context, hold) for _ in range(connections))))
+            stop.set()
+            idle, during, idle_kept, during_kept = await loop.run_in_executor(None, out.get)
+    finally:
         stop.set()
-        during = await during_task
+        await loop.run_in_executor(None, probe.join)
     await settle(TRIM_INTERVAL + 2)
     return AttackResult(who, connections, idle_rss, sampler.peak, target.rss(), answers,
-                        Summary.of(idle), Summary.of(during or [float("nan")]))
+                        Summary.of(idle), Summary.of(during or [float("nan")]),
+                        Summary.of(idle_kept), Summary.of(during_kept or [float("nan")]))
 
 
 async def measure_watches(target: Target, count: int) -> WatchResult:
@@ -299,20 +368,122 @@ async def measure_watches(target: Target, count: int) -> WatchResult:
     return WatchResult(count, before, opened, target.rss(), gone)
 
 
+# --- per watch, by part: a test server of the same app, over plain TCP and over TLS ---------------------
+
+
+def _watch_server(pki: LocalPKI, use_tls: bool, port_out: Any, commands: Any, answers: Any) -> None:
+    """The views app alone (no members, no authentication) on a GuardedSite under uvloop, as serve
+    runs it, over TLS with the instance's certificate or plain: what one watch costs split from
+    what its connection's TLS costs. Answers its RSS after a collection and a malloc_trim."""
+    import ctypes  # noqa: PLC0415
+    import gc  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    import uvloop  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415
+
+    from mcs_apiserver.api.app import build_app  # noqa: PLC0415
+    from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options, tune_process  # noqa: PLC0415
+    from mcs_apiserver.api.resources import Served  # noqa: PLC0415
+    from mcs_apiserver.api.store import Store, Versioner  # noqa: PLC0415
+    from mcs_apiserver.metrics import Metrics  # noqa: PLC0415
+    from mcs_apiserver.tls import ServerTLS  # noqa: PLC0415
+
+    tune_process()
+    libc = ctypes.CDLL("libc.so.6")
+
+    async def main() -> None:
+        versioner = Versioner(1)
+        served = Served({"serviceimports": Store("serviceimports", versioner),
+                         "clustersets": Store("clustersets", versioner)})
+        guard = ConnectionGuard(Limits().request_header_timeout)
+        app = build_app(served, checks=[], metrics=Metrics(), limiter=Limiter(Limits()), guard=guard)
+        runner = web.AppRunner(app, access_log=None, **runner_options())
+        await runner.setup()
+        context = ServerTLS(pki.cert("mcs-apiserver-serving"), pki.key("mcs-apiserver-serving"),
+                            client_ca_pem=pki.front_proxy_ca_cert.read_bytes()).context if use_tls else None
+        site = GuardedSite(runner, "127.0.0.1", 0, guard=guard, ssl_context=context, backlog=1024)
+        await site.start()
+        port_out.put(site.port)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, commands.get) == "rss":
+            gc.collect()
+            libc.malloc_trim(0)
+            answers.put(rss(os.getpid()))
+        await runner.cleanup()
+
+    uvloop.run(main())
+
+
+async def measure_watch_parts(pki: LocalPKI, count: int) -> dict[str, float]:
+    """Bytes of RSS per idle watch on the test server, over plain TCP and over TLS (the front-proxy
+    client certificate presented, as the aggregator does), after a first round that warms the
+    allocator up."""
+    spawn = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    figures: dict[str, float] = {}
+    for use_tls in (False, True):
+        port_out, commands, answers = spawn.Queue(), spawn.Queue(), spawn.Queue()
+        server = spawn.Process(target=_watch_server, args=(pki, use_tls, port_out, commands, answers))
+        server.start()
+        try:
+            port = await loop.run_in_executor(None, port_out.get)
+            context = None
+            if use_tls:
+                context = ssl.create_default_context(cafile=str(pki.mcs_ca_cert))
+                context.check_hostname = False
+                context.load_cert_chain(str(pki.cert("front-proxy-client")), str(pki.key("front-proxy-client")))
+
+            async def watches() -> list[asyncio.StreamWriter]:
+                async def one() -> asyncio.StreamWriter:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+                    writer.write(f"GET {VIEWS}/serviceimports?watch=1 HTTP/1.1\r\nHost: mcs\r\n\r\n".encode())
+                    if not (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200"):
+                        raise RuntimeError("watch refused")
+                    return writer
+                writers: list[asyncio.StreamWriter] = []
+                for start in range(0, count, 50):
+                    writers += await asyncio.gather(*(one() for _ in range(min(50, count - start))))
+                await settle(1)
+                return writers
+
+            async def server_rss() -> int:
+                commands.put("rss")
+                return int(await loop.run_in_executor(None, answers.get))
+
+            for writer in await watches():  # the warm-up round
+                writer.transport.abort()
+            await settle(1)
+            before = await server_rss()
+            writers = await watches()
+            figures["TLS" if use_tls else "TCP"] = (await server_rss() - before) / count
+            for writer in writers:
+                writer.transport.abort()
+        finally:
+            commands.put("stop")
+            await loop.run_in_executor(None, server.join)
+    return figures
+
+
 def render(results: Results, command: str) -> str:
     lines = [BEGIN, "## Hostile clients (issue 7)", "",
              *describe(), f"- Command: `{command}`; load average {load_average()} at the end", "",
              "### Slow bodies", "",
              "Each connection POSTs a 3 MiB AdmissionReview but its last byte, and holds. Targets: RSS peak <= 2x "
-             "idle, back within 10% after; GET p99 during the attack <= 3x idle.", "",
-             "| attacker | connections | RSS idle | RSS peak | RSS after | answers | GET p50/p99 idle | GET p50/p99 during |",
-             "|---|---|---|---|---|---|---|---|"]
+             "idle, back within 10% after; GET p99 during the attack <= 3x idle. The GETs come from a process of "
+             "their own, each on a new connection (a TLS handshake each) and on one kept-alive connection (as the "
+             "aggregator's connection pool sends them).", "",
+             "| attacker | connections | RSS idle | RSS peak | RSS after | answers | GET p50/p99 idle | GET p50/p99 during "
+             "| kept-alive GET p50/p99 idle | kept-alive GET p50/p99 during |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results.attacks:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(r.answers.items()))
         lines.append(f"| {r.who} | {r.connections} | {mib(r.idle_rss)} | {mib(r.peak_rss)} "
                      f"({r.peak_rss / r.idle_rss:.2f}x) | {mib(r.after_rss)} ({(r.after_rss / r.idle_rss - 1) * 100:+.0f}%) "
                      f"| {answers} | {ms(r.idle.p50)} / {ms(r.idle.p99)} | {ms(r.during.p50)} / {ms(r.during.p99)} "
-                     f"({r.during.p99 / r.idle.p99:.1f}x) |")
+                     f"({r.during.p99 / r.idle.p99:.1f}x, {r.during.count} GETs) "
+                     f"| {ms(r.idle_kept.p50)} / {ms(r.idle_kept.p99)} | {ms(r.during_kept.p50)} / {ms(r.during_kept.p99)} "
+                     f"({r.during_kept.p99 / r.idle_kept.p99:.1f}x, {r.during_kept.count} GETs) |")
     lines += [NOTES_SLOW_BODIES]
     if results.watches is not None:
         w = results.watches
@@ -323,7 +494,15 @@ def render(results: Results, command: str) -> str:
                   "| watches | RSS before | RSS open | per watch | gauge back after the drop | RSS after the drop |",
                   "|---|---|---|---|---|---|",
                   f"| {w.watches} | {mib(w.before_rss)} | {mib(w.open_rss)} | {per / 1024:.1f} KiB | "
-                  f"{w.gone_seconds * 1000:.0f} ms | {mib(w.after_rss)} |", NOTES_WATCHES]
+                  f"{w.gone_seconds * 1000:.0f} ms | {mib(w.after_rss)} |"]
+        if results.watch_parts:
+            tcp, tls = results.watch_parts["TCP"], results.watch_parts["TLS"]
+            lines += ["", f"By part, on a test server of the same app (views, limits, metrics; no members, no "
+                          f"authentication) under uvloop, {w.watches} idle watches: **{tcp / 1024:.1f} KiB per watch "
+                          f"over plain TCP** (the watch: its queue, handler task, aiohttp's request and protocol), "
+                          f"**{tls / 1024:.1f} KiB over TLS** with the front-proxy client certificate, so "
+                          f"{(tls - tcp) / 1024:.1f} KiB for the TLS connection."]
+        lines += [NOTES_WATCHES]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -351,9 +530,11 @@ async def run(state_dir: Path, connections: int, watches: int, hold: float) -> R
                           ("holder of the webhook client certificate", "webhook-client"),
                           ("holder of the webhook client certificate, again", "webhook-client")):
         progress(f"slow bodies: {connections} connections as {who}")
-        results.attacks.append(await measure_attack(target, who, identity, connections, hold))
+        results.attacks.append(await measure_attack(target, state_dir, who, identity, connections, hold))
     progress(f"watches: {watches}")
     results.watches = await measure_watches(target, watches)
+    progress(f"watches by part: {watches} on a test server, over TCP then TLS")
+    results.watch_parts = await measure_watch_parts(target.pki, watches)
     return results
 
 

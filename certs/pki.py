@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -43,7 +42,6 @@ __all__ = [
     "ca_bundle",
     "issue_client_cert",
     "issue_serving_cert",
-    "issued_by",
     "load_cert_key",
     "load_certificate",
     "new_ca",
@@ -244,20 +242,6 @@ def ca_bundle(*certs: x509.Certificate) -> str:
         raise ValueError("a caBundle needs at least one certificate")
     pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
     return base64.b64encode(pem).decode("ascii")
-
-
-def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    """Whether ``ca_cert`` issued ``cert``: the issuer name matches and the signature verifies.
-
-    Used to tell which CA (the client CA or the front-proxy CA) issued a TLS peer certificate,
-    since only a front-proxy certificate may assert the ``X-Remote-*`` identity headers. Works for
-    RSA and ECDSA CAs; a CA key type that cannot be checked counts as "not issued by".
-    """
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def write_cert_key(

@@ -23,3 +23,5 @@ _.connection_made
 _.data_received
 _.pause_writing
 _.resume_writing
+# OpenSSL reads the number of TLS 1.3 session tickets to send from the SSLContext (mcs_apiserver/tls.py).
+_.num_tickets

@@ -11,19 +11,34 @@ start of every handshake and may hand the connection another context. So the lis
 carries a callback that gives every new connection the newest good context; connections already
 open keep theirs. A certificate that fails to load (half-written file, key of another
 certificate) is logged and the previous context stays in use.
+
+A client certificate is *requested* but not judged in the handshake, as Go's ``tls.RequestClientCert``
+does for kube-apiserver: the authenticator verifies it (``auth.authenticate.verify_chain``), so a
+certificate from another CA gets a 401 Status rather than a closed connection. Python's ``ssl`` has
+no verify callback, so :func:`_defer_client_verification` sets OpenSSL's through ``ctypes``; a
+self-check at start-up (a real handshake) proves it works, or the handshake keeps verifying, as
+OpenSSL does by default, with one warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import datetime
+import functools
 import logging
 import os
 import ssl
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 __all__ = ["ServerTLS", "TLSConfigError", "TLSOptions", "peer_certificate_der", "parse_cipher_suites",
            "TLS_VERSIONS", "CIPHER_SUITES"]
@@ -120,7 +135,11 @@ class ServerTLS:
         extra_client_ca_pem: bytes = b"",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         options: TLSOptions = TLSOptions(),
+        defer_client_verification: bool = True,
     ) -> None:
+        """``defer_client_verification``: accept any client certificate in the handshake, for the
+        authenticator to judge (when this Python allows it, see :func:`_deferral_works`); False
+        verifies them in the handshake against the client CAs, as OpenSSL does by default."""
         if options.min_version not in TLS_VERSIONS:
             raise TLSConfigError(f"--tls-min-version {options.min_version!r}: expected one of {', '.join(TLS_VERSIONS)}")
         tls12 = [CIPHER_SUITES[n] for n in options.cipher_suites if CIPHER_SUITES.get(n)]
@@ -128,6 +147,7 @@ class ServerTLS:
             raise TLSConfigError("--tls-cipher-suites names only TLS 1.3 suites, which are not configurable: "
                                  "add TLS 1.2 suites, or set --tls-min-version=VersionTLS13")
         self._options = options
+        self._defer = defer_client_verification
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.poll_interval = poll_interval
@@ -216,10 +236,17 @@ class ServerTLS:
         if tls12:
             context.set_ciphers(":".join(tls12))
         context.load_cert_chain(self.cert_file, self.key_file)
+        # No TLS 1.3 session tickets: kube-apiserver's clients never resume (Go's http.Transport has
+        # no ClientSessionCache unless told), and with OpenSSL 3.0 issuing them is a third of a
+        # handshake's CPU, more than half with a client certificate (the session, certificate
+        # included, is encoded and decoded for each ticket): measured in BENCHMARKS.md, "Hostile clients".
+        context.num_tickets = 0
         context.verify_mode = ssl.CERT_OPTIONAL
         for pem in (client_ca_pem, self._extra_client_ca_pem):
             if pem:
                 context.load_verify_locations(cadata=pem.decode("ascii"))
+        if self._defer and _deferral_works():
+            _defer_client_verification(context)
         return context
 
     def _warn(self, message: str, error: Exception) -> None:
@@ -237,13 +264,140 @@ class ServerTLS:
         return fields
 
 
+# --- a client certificate requested, verified later -----------------------------------------------
+
+_SSL_VERIFY_PEER = 1
+_VerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+
+
+@_VerifyCallback
+def _accept_any_chain(_preverify_ok: int, _store_context: int | None) -> int:
+    """OpenSSL's verify callback: every certificate of the chain is accepted, whatever OpenSSL
+    found; the authenticator judges the certificate. (Kept referenced here: OpenSSL holds a raw
+    pointer to it.)"""
+    return 1
+
+
+@functools.cache
+def _libssl() -> ctypes.CDLL:
+    """The libssl that ``_ssl`` is linked against (dlsym searches a library's dependencies):
+    the same SSL_CTX functions the ``ssl`` module calls. AttributeError when _ssl does not export
+    them (OpenSSL linked statically)."""
+    import _ssl  # noqa: PLC0415
+
+    lib = ctypes.CDLL(_ssl.__file__)
+    lib.SSL_CTX_get_options.restype = ctypes.c_uint64
+    lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+    lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+    lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+    lib.SSL_CTX_set_verify.restype = None
+    lib.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, _VerifyCallback]
+    return lib
+
+
+def _ssl_ctx_pointer(context: ssl.SSLContext) -> int:
+    """The ``SSL_CTX *`` of a context: CPython's ``PySSLContext`` is ``{PyObject_HEAD; SSL_CTX *ctx;
+    ...}`` (unchanged since Python 2.7). ValueError unless OpenSSL, asked through that pointer,
+    reports the options and verify mode the Python object reports."""
+    if sys.implementation.name != "cpython":
+        raise ValueError(f"the layout of SSLContext is CPython's, not {sys.implementation.name}'s")
+    pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    lib = _libssl()
+    if not pointer or lib.SSL_CTX_get_options(pointer) != int(context.options):
+        raise ValueError("SSLContext's SSL_CTX pointer is not where CPython keeps it")
+    if lib.SSL_CTX_get_verify_mode(pointer) != _SSL_VERIFY_PEER:
+        raise ValueError("SSL_CTX_get_verify_mode does not report CERT_OPTIONAL as SSL_VERIFY_PEER")
+    return pointer
+
+
+def _defer_client_verification(context: ssl.SSLContext) -> None:
+    """Keep requesting client certificates (``context`` must be ``CERT_OPTIONAL``) but accept any
+    chain in the handshake. The handshake still proves that the client holds the certificate's key
+    (CertificateVerify is checked whatever the callback says); the ``ssl`` module's own setters keep
+    the callback (``verify_mode`` passes the current one on)."""
+    _libssl().SSL_CTX_set_verify(_ssl_ctx_pointer(context), _SSL_VERIFY_PEER, _accept_any_chain)
+
+
+@functools.cache
+def _deferral_works() -> bool:
+    """Whether :func:`_defer_client_verification` works here, proven once by a handshake in memory:
+    a server context with the callback gets the certificate of a client whose CA it does not trust.
+    Otherwise one warning, and the handshake verifies client certificates as before (a certificate
+    from another CA gets a closed connection instead of a 401)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="mcs-apiserver-tls-check-") as tmp:
+            server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server.load_cert_chain(*_self_signed(Path(tmp), "server"))
+            server.verify_mode = ssl.CERT_OPTIONAL
+            server.load_verify_locations(cadata=_self_signed_pem("a CA the client's certificate is not from"))
+            _defer_client_verification(server)
+            client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            client.check_hostname = False
+            client.verify_mode = ssl.CERT_NONE
+            cert_file, key_file = _self_signed(Path(tmp), "client")
+            client.load_cert_chain(cert_file, key_file)
+            expected = x509.load_pem_x509_certificate(cert_file.read_bytes()).public_bytes(serialization.Encoding.DER)
+            if _handshake(server, client) != expected:
+                raise ValueError("the server did not get the client certificate")
+    except (OSError, AttributeError, ValueError, ssl.SSLError) as error:
+        log.warning("client certificates are verified in the TLS handshake: one from an unknown CA gets a "
+                    "closed connection rather than a 401 Status", extra={"reason": str(error) or type(error).__name__})
+        return False
+    return True
+
+
+def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> bytes | None:
+    """Run a handshake between two contexts in memory; the client certificate the server got."""
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_side = server.wrap_bio(to_server, to_client, server_side=True)
+    client_side = client.wrap_bio(to_client, to_server, server_side=False)
+    done = {"server": False, "client": False}
+    for _ in range(10):
+        for name, side in (("client", client_side), ("server", server_side)):
+            if not done[name]:
+                try:
+                    side.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        if all(done.values()):
+            return server_side.getpeercert(binary_form=True)
+    raise ValueError("the handshake in memory did not complete")
+
+
+def _self_signed_pem(name: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _certificate(name, key).public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_file.write_bytes(_certificate(name, key).public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def _certificate(name: str, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
 def _check_ca_pem(pem: bytes) -> None:
     if pem:
         x509.load_pem_x509_certificates(pem)  # ValueError on garbage, before OpenSSL sees it
 
 
 def peer_certificate_der(request: web.BaseRequest) -> bytes | None:
-    """The DER of the client certificate the TLS handshake verified, or None (no TLS, no cert)."""
+    """The DER of the client certificate of the connection, or None (no TLS, no certificate). The
+    handshake proved that the client holds its key, not that anyone trusts it: that is the
+    authenticator's question (see the module docstring)."""
     transport = request.transport
     if transport is None:
         return None

@@ -13,9 +13,17 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   ``--max-request-body-bytes-inflight``: memory stays bounded however many clients trickle bytes.
 * ``--request-body-timeout``: a request with a body must have been received and answered within it,
   or it gets 408 and its connection is closed.
-* ``--request-header-timeout``: a connection must complete its TLS handshake and each request's
-  headers within it (counted from the connection or from the request's first byte), or it is
-  closed. aiohttp has no such timeout, so :class:`GuardedSite` wraps each connection's protocol.
+* ``--request-header-timeout``: a connection must complete its TLS handshake within it (counted
+  from the connection), then each request's headers (counted from the handshake or from the
+  request's first byte), or it is closed. aiohttp has no such timeout, so :class:`GuardedSite`
+  wraps each connection's protocol.
+* TLS handshakes are paced: at most :data:`HANDSHAKES_PER_TURN` connections are accepted per turn of
+  the event loop, the others wait in the kernel's accept queue. A handshake costs about half a
+  millisecond of CPU; a burst of a few hundred new connections (anyone who can reach the port can
+  send one) would otherwise be accepted and handshaken in one turn, and every request on an open
+  connection would wait for all of them. Pacing accepts, rather than capping handshakes in flight,
+  means that a client that stalls its handshake holds no slot. Each TLS connection's kernel receive
+  buffer is :data:`RECEIVE_BUFFER`, which bounds what a client that keeps sending costs us.
 
 Health probes are never limited (kubelet must always get through), and idle keep-alive connections
 are closed after :data:`IDLE_CONNECTION_TIMEOUT`, longer than Go clients' 90 s idle timeout so that
@@ -26,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +56,8 @@ __all__ = [
     "WEBHOOK_BODY_LIMIT",
     "ConnectionGuard",
     "GuardedSite",
+    "HANDSHAKES_PER_TURN",
+    "RECEIVE_BUFFER",
     "Limiter",
     "Limits",
     "return_free_memory",
@@ -67,6 +79,17 @@ HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
 IDLE_CONNECTION_TIMEOUT = 120.0
 SSL_SHUTDOWN_TIMEOUT = 2.0
 TRIM_INTERVAL = 10.0
+#: How many TLS connections are accepted, so how many handshakes start, per turn of the event loop
+#: (see the module docstring).
+HANDSHAKES_PER_TURN = 4
+#: The kernel's receive buffer of each TLS connection (``SO_RCVBUF``; Linux doubles it). uvloop
+#: reads as much as the kernel holds, up to 256 KiB, into a buffer of its own per connection, and
+#: copies it into OpenSSL's: a client that sends faster than it is read (a body we refuse and stop
+#: reading) would make both resident, 150 such clients about 75 MiB. The window this allows is
+#: ample inside a cluster (a 3 MiB AdmissionReview in about 25 round trips).
+RECEIVE_BUFFER = 64 * 1024
+#: After an error accepting connections (no file descriptor left), as asyncio's own servers wait.
+ACCEPT_RETRY_DELAY = 1.0
 #: asyncio gives every TLS connection a 256 KiB read buffer (``SSLProtocol.max_size``), allocated
 #: and zeroed when the connection opens: 256 KiB of RSS per open watch. A TLS record carries at most
 #: 16 KiB, so a buffer of a few records reads as well (a 3 MiB body takes a few more loop turns).
@@ -246,8 +269,9 @@ class Limiter:
 class _Guarded(asyncio.Protocol):
     """One connection's protocol (aiohttp's), with a deadline for the request headers.
 
-    The deadline runs from the connection's start, and again from the first byte after each
-    response, until a request reaches the handlers (:meth:`ConnectionGuard.middleware` says so).
+    The deadline runs from the connection's start (the end of its TLS handshake, which has its own),
+    and again from the first byte after each response, until a request reaches the handlers
+    (:meth:`ConnectionGuard.middleware` says so).
     Idle keep-alive connections (no byte at all) are aiohttp's ``keepalive_timeout``'s business.
     """
 
@@ -326,14 +350,64 @@ class ConnectionGuard:
             guarded.busy = False
 
 
+class _PacedListener:
+    """A TLS listening socket that accepts at most :data:`HANDSHAKES_PER_TURN` connections per turn
+    of the event loop; the rest wait in the kernel's accept queue (``backlog``). Each accepted
+    connection does its handshake as a TLS server's would (``loop.connect_accepted_socket``)."""
+
+    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol], context: Any,
+                 handshake_timeout: float) -> None:
+        self.sock = sock
+        self._factory = factory
+        self._context = context
+        self._handshake_timeout = handshake_timeout
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock, self._accept_some)
+
+    def _accept_some(self) -> None:
+        for _ in range(HANDSHAKES_PER_TURN):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # none left (or the client gave up while queued)
+            except OSError as error:  # out of file descriptors, ...: try again in a second
+                log.warning("cannot accept connections; retrying in 1 s", extra={"reason": str(error)})
+                self._loop.remove_reader(self.sock)
+                self._loop.call_later(ACCEPT_RETRY_DELAY, self._loop.add_reader, self.sock, self._accept_some)
+                return
+            conn.setblocking(False)
+            task = self._loop.create_task(self._handshake(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handshake(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(
+                self._factory, conn, ssl=self._context, ssl_handshake_timeout=self._handshake_timeout,
+                # A connection we close (a 401, 408 or 413 with its body unread) waits this long for
+                # the client's close_notify, decrypting and discarding whatever it still sends.
+                ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT)
+        except (OSError, ssl.SSLError) as error:  # the handshake failed or timed out; the socket is closed
+            log.debug("TLS handshake failed", extra={"reason": str(error) or type(error).__name__})
+
+    async def close(self) -> None:
+        self._loop.remove_reader(self.sock)
+        self.sock.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class GuardedSite(web.BaseSite):
     """A TCP (TLS) site like ``web.TCPSite`` whose connections get :class:`ConnectionGuard`
-    deadlines, the TLS handshake included."""
+    deadlines, the TLS handshake included, and whose TLS handshakes are paced (:class:`_PacedListener`)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, guard: ConnectionGuard,
                  ssl_context: Any = None, backlog: int = 128, reuse_address: bool | None = None) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._guard, self._reuse_address = host, port, guard, reuse_address
+        self._listener: _PacedListener | None = None
 
     @property
     def name(self) -> str:
@@ -341,6 +415,8 @@ class GuardedSite(web.BaseSite):
 
     @property
     def port(self) -> int:
+        if self._listener is not None:
+            return int(self._listener.sock.getsockname()[1])
         server = self._server
         if server is not None and server.sockets:
             return int(server.sockets[0].getsockname()[1])
@@ -351,11 +427,28 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._guard.wrap(server), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address,
-            ssl_handshake_timeout=self._guard.timeout if self._ssl_context else None,
-            # A connection we close (a 401, 408 or 413 with its body unread) waits this long for the
-            # client's close_notify, decrypting and discarding whatever it still sends (default 30 s).
-            ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT if self._ssl_context else None,
-        )
+        factory = self._guard.wrap(server)
+        if not self._ssl_context:
+            self._server = await loop.create_server(factory, self._host, self._port, backlog=self._backlog,
+                                                    reuse_address=self._reuse_address)
+            return
+        family, kind, proto, _, address = (await loop.getaddrinfo(
+            self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE))[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            if self._reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # connections inherit it
+            sock.bind(address)
+            sock.listen(self._backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._listener = _PacedListener(sock, factory, self._ssl_context, self._guard.timeout)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await super().stop()

@@ -14,19 +14,20 @@ the hot path needs: certificate checks done once per certificate, and cached Tok
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from multidict import MultiMapping
 
-from certs.pki import issued_by
 from mcs_apiserver.auth.cache import ExpiringCache
 from mcs_apiserver.auth.config import AuthenticationConfig
 from mcs_apiserver.auth.review import ReviewError, create_review
@@ -41,6 +42,7 @@ __all__ = [
     "authenticate",
     "bearer_token",
     "front_proxy_user",
+    "verify_chain",
     "verify_peer",
 ]
 
@@ -83,14 +85,16 @@ def authenticated_user(
 class VerifiedPeer:
     """What a TLS client certificate proves under one :class:`AuthenticationConfig`.
 
-    The TLS handshake already checked the chain against the union of both CA bundles; this says
-    *which* bundle issued it, which is worth computing once per certificate, not per request.
+    The TLS handshake accepts any client certificate (``mcs_apiserver.tls``), as Go's
+    ``tls.RequestClientCert`` does, so this is the only check: worth computing once per
+    certificate, not per request.
     """
 
     #: Issued by a requestheader CA, usable for client auth, CN allowed: its headers are believed.
     front_proxy: bool
     #: The CN/O user when issued by a client CA (and usable for client auth).
     client_user: UserInfo | None
+    #: When the chain (leaf and issuing CA) that proved it is valid.
     not_before: float
     not_after: float
 
@@ -102,36 +106,80 @@ class VerifiedPeer:
 def verify_peer(der: bytes, config: AuthenticationConfig) -> VerifiedPeer | None:
     """Classify a peer certificate; None when it proves nothing under ``config``.
 
-    Only direct issuance by a configured CA counts (Python gives us the leaf alone, not the chain
-    the client sent): kube-apiserver's front-proxy and client certificates are issued directly.
-    The extended key usage must allow client authentication when the certificate has one, as Go's
-    verifier requires (a certificate without the extension is valid for any usage).
+    The TLS handshake verified nothing (see :class:`VerifiedPeer`): :func:`verify_chain` does all of
+    it, once against the requestheader CAs and once against the client CAs. The extended key usage
+    must allow client authentication when the certificate has one, as Go's verifier requires (a
+    certificate without the extension is valid for any usage).
     """
     try:
         cert = x509.load_der_x509_certificate(der)
         if not allows_client_auth(cert):
             return None
         name = common_name(cert)
-        front_proxy = any(issued_by(cert, ca) for ca in config.requestheader_ca) and (
-            not config.allowed_names or name in config.allowed_names
-        )
+        windows = []
+        front_proxy = False
+        if not config.allowed_names or name in config.allowed_names:
+            window = verify_chain(cert, config.requestheader_ca)
+            if window is not None:
+                front_proxy = True
+                windows.append(window)
         client_user = None
-        if name and any(issued_by(cert, ca) for ca in config.client_ca):
+        window = verify_chain(cert, config.client_ca) if name else None
+        if window is not None:
+            windows.append(window)
             organizations = tuple(
                 str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
             )
             credential = "X509SHA256=" + hashlib.sha256(der).hexdigest()
             client_user = authenticated_user(name, "", organizations, {CREDENTIAL_ID: (credential,)})
-        if not front_proxy and client_user is None:
+        if not windows:
             return None
         return VerifiedPeer(
             front_proxy=front_proxy,
             client_user=client_user,
-            not_before=cert.not_valid_before_utc.timestamp(),
-            not_after=cert.not_valid_after_utc.timestamp(),
+            not_before=max(w[0] for w in windows),
+            not_after=min(w[1] for w in windows),
         )
     except ValueError:  # a malformed certificate or extension
         return None
+
+
+#: What a CA must have, beyond a valid signature and validity period: basic constraints (the one
+#: requirement ``cryptography`` insists on). Go, and so kube-apiserver, asks no more of a trust
+#: anchor: no key usage (an ``openssl req -x509`` CA has none), nor critical basic constraints.
+_CA_POLICY = verification.ExtensionPolicy.permit_all().require_present(
+    x509.BasicConstraints, verification.Criticality.AGNOSTIC, None)
+
+
+def verify_chain(cert: x509.Certificate, cas: Sequence[x509.Certificate]) -> tuple[float, float] | None:
+    """When ``cert`` and the CA of ``cas`` that issued it are both valid (POSIX seconds, from and
+    until), or None: not issued by one of them (a self-signed certificate, another CA, an
+    intermediate we were not given), no moment when both are valid, or a critical extension nobody
+    understands.
+
+    Only direct issuance by a configured CA counts (Python gives us the leaf alone, not the chain
+    the client sent): kube-apiserver's front-proxy and client certificates are issued directly.
+    ``cryptography``'s RFC 5280 path validation checks signature, validity and the CA's
+    constraints; the leaf's extensions are Go's business, not the Web PKI's (no SAN needed), so any
+    are allowed there but unknown critical ones, and :func:`allows_client_auth` checks the usage.
+    The path is validated at the moment nearest to now when the leaf is valid, so the answer can be
+    cached per certificate; the caller compares the window it returns with the time of each request.
+    """
+    if not cas:
+        return None
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    at = min(max(datetime.datetime.now(datetime.timezone.utc), not_before), not_after)
+    verifier = (verification.PolicyBuilder()
+                .store(verification.Store(list(cas)))
+                .time(at)
+                .extension_policies(ca_policy=_CA_POLICY, ee_policy=verification.ExtensionPolicy.permit_all())
+                .build_client_verifier())
+    try:
+        chain = verifier.verify(cert, []).chain
+    except verification.VerificationError:
+        return None
+    return (max(c.not_valid_before_utc for c in chain).timestamp(),
+            min(c.not_valid_after_utc for c in chain).timestamp())
 
 
 def allows_client_auth(cert: x509.Certificate) -> bool:

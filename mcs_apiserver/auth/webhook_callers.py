@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from certs.pki import issued_by
-from mcs_apiserver.auth.authenticate import allows_client_auth, common_name
+from mcs_apiserver.auth.authenticate import allows_client_auth, common_name, verify_chain
 
 __all__ = ["WebhookCallers"]
 
@@ -34,7 +33,8 @@ class _Verdict:
 
 class WebhookCallers:
     """Checks the TLS client certificate of a webhook call: issued directly by one of ``ca_pem``'s
-    certificates, usable for client authentication, currently valid, and with a common name in
+    certificates (:func:`~mcs_apiserver.auth.authenticate.verify_chain`: the TLS handshake accepts
+    any certificate), usable for client authentication, currently valid, and with a common name in
     ``allowed_names`` (any name when empty). Verdicts are cached per certificate."""
 
     def __init__(self, ca_pem: bytes, allowed_names: Iterable[str] = (), *,
@@ -61,8 +61,9 @@ class WebhookCallers:
     def _verify(self, der: bytes) -> _Verdict:
         try:
             cert = x509.load_der_x509_certificate(der)
-            allowed = (allows_client_auth(cert) and any(issued_by(cert, ca) for ca in self.cas)
-                       and (not self.allowed_names or common_name(cert) in self.allowed_names))
-            return _Verdict(allowed, cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
+            if not allows_client_auth(cert) or (self.allowed_names and common_name(cert) not in self.allowed_names):
+                return _Verdict(False)
+            window = verify_chain(cert, self.cas)
         except ValueError:
             return _Verdict(False)
+        return _Verdict(False) if window is None else _Verdict(True, *window)

@@ -103,29 +103,67 @@ def test_an_unauthenticated_review_learns_nothing_about_other_clusters(clusterse
     assert status == 200 and body["response"]["uid"] == "u1"
 
 
-def test_a_client_certificate_from_a_wrong_ca_is_refused_in_the_tls_handshake(clusterset, tmp_path):
-    """Not a 401 Status as kube-apiserver answers: Python's ssl module has no verify callback, and with
-    CERT_OPTIONAL OpenSSL fails the handshake on a certificate it cannot verify (CERT_NONE would not
-    ask for certificates at all). The client still gets a clear TLS alert, not a hang."""
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda pki, local: pki.issue_client_cert(pki.new_ca("somebody-else"), common_name="admin",
+                                                           organizations=["system:masters"]), id="from a wrong CA"),
+    pytest.param(lambda pki, local: _expired(pki, local), id="expired, from the member's CA"),
+])
+def test_a_client_certificate_that_proves_nothing_gets_the_401_status_kube_apiserver_gives(clusterset, tmp_path, make):
+    """The handshake accepts any client certificate and the authenticator judges it, as kube-apiserver
+    does (Go's tls.RequestClientCert): the client gets the same 401 Status from both, even with
+    front-proxy headers, and the connection stays usable (a health probe on it is answered)."""
     from certs import pki
 
-    stranger_ca = pki.new_ca("somebody-else")
-    pki.write_cert_key(pki.issue_client_cert(stranger_ca, common_name="admin"), tmp_path / "c.crt", tmp_path / "c.key")
+    local = LocalPKI(clusterset.state_dir / "pki")
+    member_ca = pki.CertKey(pki.load_certificate(local.ca_cert), _load_key(local.path("ca.key")))
+    pki.write_cert_key(make(pki, member_ca), tmp_path / "c.crt", tmp_path / "c.key")
     tgt = target(clusterset)
-    context = tgt.context(None)
-    context.load_cert_chain(tmp_path / "c.crt", tmp_path / "c.key")
+    mcs = tgt.context(None)
+    mcs.load_cert_chain(tmp_path / "c.crt", tmp_path / "c.key")
+    kube = ssl.create_default_context(cafile=str(local.ca_cert))
+    kube.load_cert_chain(tmp_path / "c.crt", tmp_path / "c.key")
+    kube_port = clusterset.state.member("member-1").apiserver_port
 
-    async def get() -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", tgt.port, ssl=context)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        return await reader.read()
+    async def get(port: int, context: ssl.SSLContext) -> tuple[int, dict[str, Any], int]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=1)) as session:
+            async with session.get(f"https://127.0.0.1:{port}{VIEWS}/serviceimports",
+                                   headers={"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters"}
+                                   ) as response:
+                answer = response.status, await response.json()
+            async with session.get(f"https://127.0.0.1:{port}/healthz") as health:  # the same connection
+                return (*answer, health.status)
 
-    # With TLS 1.3 the client learns it only when it reads: an alert (SSLError) or the connection's end.
-    try:
-        answer = asyncio.run(get())
-    except (ssl.SSLError, ConnectionResetError):
-        answer = b""
-    assert answer == b""
+    mcs_status, mcs_body, mcs_health = asyncio.run(get(tgt.port, mcs))
+    kube_status, kube_body, _ = asyncio.run(get(kube_port, kube))
+    assert (mcs_status, kube_status) == (401, 401)
+    assert mcs_body == kube_body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                     "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    assert mcs_health == 200
+
+
+def _expired(pki: Any, ca: Any) -> Any:
+    """An admin certificate of the member's CA that expired an hour ago."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = pki.new_private_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                                     x509.NameAttribute(NameOID.COMMON_NAME, "admin")]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=2)).not_valid_after(now - datetime.timedelta(hours=1))
+            .sign(ca.key, hashes.SHA256()))
+    return pki.CertKey(cert, key)
+
+
+def _load_key(path: Any) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(path.read_bytes(), None)
 
 
 # --- 2. dropped watches --------------------------------------------------------------------------------

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
+import uvloop
 from aiohttp import ClientSession, web
 
 from mcs_apiserver.api.app import build_app
-from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
+from mcs_apiserver.api.limits import RECEIVE_BUFFER, ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
 from mcs_apiserver.api.app import request_info_middleware
 from mcs_apiserver.api.resources import PREFIX, Served
 from mcs_apiserver.api.store import Store, Versioner
@@ -299,3 +302,88 @@ def test_a_limit_flag_that_makes_no_sense_is_refused_with_a_clear_message(flag: 
 
     with pytest.raises(ConfigError, match=message):
         options_from_args(_serve_args(flag))
+
+
+# --- TLS handshakes: paced, with a deadline -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context (certificate of a fresh CA) and a client context trusting that CA."""
+    from certs import pki
+
+    tmp = tmp_path_factory.mktemp("tls")
+    ca = pki.new_ca("limits-test-ca")
+    pki.write_cert_key(pki.issue_serving_cert(ca, common_name="localhost", dns_names=["localhost"], ip_addresses=[]),
+                       tmp / "tls.crt", tmp / "tls.key")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp / "tls.crt", tmp / "tls.key")
+    client = ssl.create_default_context(cadata=ca.cert_pem().decode())
+    client.check_hostname = False
+    return server, client
+
+
+async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[int]:
+    async def hello(request: web.Request) -> web.Response:
+        sock = request.transport.get_extra_info("socket")
+        return web.json_response({"tls": request.transport.get_extra_info("ssl_object") is not None,
+                                  "receive_buffer": sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)})
+
+    guard = ConnectionGuard(timeout)
+    app = web.Application(middlewares=[guard.middleware])
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, **runner_options())
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, guard=guard, ssl_context=context)
+    await site.start()
+    try:
+        yield site.port
+    finally:
+        await runner.cleanup()
+
+
+async def _burst_is_served(server: ssl.SSLContext, client: ssl.SSLContext) -> list[Any]:
+    async for port in serve_tls(server, GUARD):
+        async with ClientSession() as session:
+            async def get() -> Any:
+                async with session.get(f"https://127.0.0.1:{port}/", ssl=client) as response:
+                    return response.status, await response.json()
+
+            return await asyncio.gather(*(get() for _ in range(60)))
+    raise AssertionError("not served")
+
+
+def test_a_burst_of_tls_connections_is_served_in_full_under_uvloop(tls_contexts) -> None:
+    """More connections at once than handshakes start per turn: the rest wait their turn, none is lost."""
+    server, client = tls_contexts
+    # Linux doubles SO_RCVBUF (bookkeeping overhead)
+    assert uvloop.run(_burst_is_served(server, client)) == [(200, {"tls": True, "receive_buffer": 2 * RECEIVE_BUFFER})] * 60
+
+
+async def test_a_burst_of_tls_connections_is_served_in_full_under_asyncio(tls_contexts) -> None:
+    server, client = tls_contexts
+    assert await _burst_is_served(server, client) == [(200, {"tls": True, "receive_buffer": 2 * RECEIVE_BUFFER})] * 60
+
+
+async def test_a_connection_that_never_starts_its_handshake_is_closed_and_holds_up_no_one(tls_contexts) -> None:
+    server, client = tls_contexts
+    async for port in serve_tls(server, 0.5):
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]
+        async with ClientSession() as session, session.get(f"https://127.0.0.1:{port}/", ssl=client) as response:
+            assert response.status == 200  # while ten connections sit on their handshake
+        async with asyncio.timeout(GUARD):
+            assert [await reader.read() for reader, _ in silent] == [b""] * 10  # closed at the deadline
+        for _, writer in silent:
+            writer.close()
+
+
+async def test_a_failed_handshake_closes_its_connection_and_the_site_serves_on(tls_contexts) -> None:
+    server, client = tls_contexts
+    async for port in serve_tls(server, GUARD):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to a TLS port
+        async with asyncio.timeout(GUARD):
+            await reader.read()  # the server closes it (perhaps after a TLS alert)
+        writer.close()
+        async with ClientSession() as session, session.get(f"https://127.0.0.1:{port}/", ssl=client) as response:
+            assert response.status == 200

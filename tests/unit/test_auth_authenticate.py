@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import logging
 import time
@@ -11,7 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from multidict import CIMultiDict
 
 from certs import pki
@@ -188,6 +192,90 @@ def test_an_expired_certificate_authenticates_no_one(config, alice, proxy):
     next_year = time.time() + 400 * 86400
     assert authenticate(alice, headers(), config, now=next_year) is None
     assert authenticate(proxy, headers(("X-Remote-User", "bob")), config, now=next_year) is None
+
+
+# The TLS handshake accepts any client certificate (mcs_apiserver.tls), as kube-apiserver's does: these
+# are the certificates a hostile client can present, each proving nothing, as the handshake would judge.
+
+
+HOUR = datetime.timedelta(hours=1)
+CLIENT_AUTH = (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+
+
+def _certificate(issuer: pki.CertKey | None, *, name: str = "front-proxy-client", issuer_name: str | None = None,
+                 extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+                 valid: tuple[datetime.timedelta, datetime.timedelta] = (-HOUR, HOUR)) -> bytes:
+    """A client certificate signed by ``issuer`` (its own key when None: self-signed)."""
+    key = pki.new_private_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+               .issuer_name(issuer.cert.subject if issuer is not None and issuer_name is None
+                            else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name or name)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now + valid[0]).not_valid_after(now + valid[1]))
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer.key if issuer is not None else key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda ca: _certificate(None, extensions=(CLIENT_AUTH,)), id="self-signed"),
+    pytest.param(lambda ca: _certificate(None, issuer_name="front-proxy-ca", extensions=(CLIENT_AUTH,)),
+                 id="self-signed in the name of the CA"),
+    pytest.param(lambda ca: _certificate(pki.new_ca("front-proxy-ca"), extensions=(CLIENT_AUTH,)),
+                 id="another CA of the same name"),
+    pytest.param(lambda ca: _certificate(_intermediate(ca), extensions=(CLIENT_AUTH,)),
+                 id="issued by an intermediate of the CA, which the server does not trust"),
+    pytest.param(lambda ca: _certificate(ca, extensions=(CLIENT_AUTH,), valid=(-48 * HOUR, -HOUR)), id="expired"),
+    pytest.param(lambda ca: _certificate(ca, extensions=(CLIENT_AUTH,), valid=(HOUR, 48 * HOUR)), id="not yet valid"),
+    pytest.param(lambda ca: _certificate(ca, extensions=((x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                                          False),)), id="serverAuth only"),
+    pytest.param(lambda ca: _certificate(ca, extensions=(CLIENT_AUTH, (x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"), True))), id="an unknown critical extension"),
+])
+def test_a_hostile_front_proxy_certificate_authenticates_no_one(config, front_proxy_ca, make):
+    assert authenticate(make(front_proxy_ca), headers(*FORGED), config) is None
+
+
+def _intermediate(ca: pki.CertKey) -> pki.CertKey:
+    """A CA issued by ``ca``: the server trusts ``ca`` alone, so what it issues proves nothing."""
+    key = pki.new_private_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intermediate")]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - HOUR).not_valid_after(now + HOUR)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+    return pki.CertKey(cert, key)
+
+
+def test_a_certificate_is_no_better_than_its_ca_and_an_expired_ca_proves_nothing(front_proxy_ca):
+    key = pki.new_private_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expired = pki.CertKey((x509.CertificateBuilder().subject_name(front_proxy_ca.cert.subject)
+                           .issuer_name(front_proxy_ca.cert.subject).public_key(key.public_key())
+                           .serial_number(x509.random_serial_number())
+                           .not_valid_before(now - 48 * HOUR).not_valid_after(now - HOUR)
+                           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                           .sign(key, hashes.SHA256())), key)
+    config = AuthenticationConfig(requestheader_ca=(expired.cert,), username_headers=("X-Remote-User",))
+    proxy = _certificate(expired, extensions=(CLIENT_AUTH,), valid=(-48 * HOUR, HOUR))
+    assert authenticate(proxy, headers(*FORGED), config) is None
+
+
+def test_a_ca_without_key_usage_as_openssl_makes_them_is_trusted_as_go_trusts_it():
+    key = pki.new_private_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openssl-ca")])
+    ca = pki.CertKey((x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                      .serial_number(x509.random_serial_number())
+                      .not_valid_before(now - HOUR).not_valid_after(now + 48 * HOUR)
+                      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
+                      .sign(key, hashes.SHA256())), key)
+    config = AuthenticationConfig(client_ca=(ca.cert,))
+    user = authenticate(_certificate(ca, name="carol"), headers(), config)
+    assert user is not None and user.name == "carol"
 
 
 def test_bytes_that_are_not_a_certificate_authenticate_no_one(config):

@@ -40,6 +40,16 @@ SERVICE_DNS_NAMES = [
 LOOPBACK = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
 
 
+def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+    """Whether ``ca_cert``'s key signed ``cert`` (and the names match)."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+
 @pytest.fixture(scope="module")
 def ca() -> pki.CertKey:
     return pki.new_ca("test-ca")
@@ -323,7 +333,7 @@ def test_an_rsa_ca_signs_certificates_that_verify_with_its_public_key() -> None:
     rsa_ca = pki.new_ca("rsa-ca", key=pki.new_private_key("rsa"))
     leaf = pki.issue_client_cert(rsa_ca, common_name="someone")
     verify_signature(leaf.cert, rsa_ca.key.public_key())
-    assert pki.issued_by(leaf.cert, rsa_ca.cert)
+    assert issued_by(leaf.cert, rsa_ca.cert)
 
 
 @pytest.mark.parametrize("hostname", ["mcs-apiserver.mcs-system.svc", "localhost", "127.0.0.1"])
@@ -386,7 +396,7 @@ def test_a_client_certificate_without_a_common_name_is_refused(ca: pki.CertKey) 
         pki.issue_client_cert(ca, common_name="")
 
 
-# --- caBundle and issued_by -------------------------------------------------------------------
+# --- caBundle ---------------------------------------------------------------------------------
 
 
 def test_ca_bundle_decodes_to_the_concatenated_pems(ca: pki.CertKey) -> None:
@@ -399,31 +409,6 @@ def test_ca_bundle_decodes_to_the_concatenated_pems(ca: pki.CertKey) -> None:
 def test_ca_bundle_needs_a_certificate() -> None:
     with pytest.raises(ValueError, match="at least one certificate"):
         pki.ca_bundle()
-
-
-def test_issued_by_recognises_the_issuing_ca(ca: pki.CertKey, serving: pki.CertKey) -> None:
-    assert pki.issued_by(serving.cert, ca.cert)
-    assert pki.issued_by(ca.cert, ca.cert)
-
-
-def test_issued_by_is_false_for_a_certificate_of_another_ca(serving: pki.CertKey) -> None:
-    front_proxy_ca = pki.new_ca("front-proxy-ca")
-    proxy_client = pki.issue_client_cert(front_proxy_ca, common_name="front-proxy-client")
-    assert not pki.issued_by(serving.cert, front_proxy_ca.cert)
-    assert pki.issued_by(proxy_client.cert, front_proxy_ca.cert)
-
-
-def test_issued_by_is_false_for_a_ca_with_the_same_name_but_another_key(
-    ca: pki.CertKey, serving: pki.CertKey
-) -> None:
-    impostor = pki.new_ca("test-ca")
-    assert impostor.cert.subject == ca.cert.subject
-    assert not pki.issued_by(serving.cert, impostor.cert)
-
-
-def test_issued_by_is_false_for_an_rsa_ca_that_did_not_sign(serving: pki.CertKey) -> None:
-    rsa_ca = pki.new_ca("test-ca", key=pki.new_private_key("rsa"))
-    assert not pki.issued_by(serving.cert, rsa_ca.cert)
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -595,7 +580,7 @@ def test_certs_serving_issues_tls_files_signed_by_the_ca_in_the_dir(tmp_path: Pa
     ) == 0
     ca = pki.load_certificate(tmp_path / "ca.crt")
     tls = pki.load_cert_key(tmp_path / "tls.crt", tmp_path / "tls.key")
-    assert pki.issued_by(tls.cert, ca)
+    assert issued_by(tls.cert, ca)
     san = extension(tls.cert, x509.SubjectAlternativeName).value
     assert "api.mcs.svc" in san.get_values_for_type(x509.DNSName)
     assert "api.example.com" in san.get_values_for_type(x509.DNSName)
@@ -622,7 +607,7 @@ def test_certs_client_writes_an_admin_certificate_with_its_groups(tmp_path: Path
     assert list(extension(admin.cert, x509.ExtendedKeyUsage).value) == [
         ExtendedKeyUsageOID.CLIENT_AUTH
     ]
-    assert pki.issued_by(admin.cert, pki.load_certificate(tmp_path / "ca.crt"))
+    assert issued_by(admin.cert, pki.load_certificate(tmp_path / "ca.crt"))
 
 
 def test_certs_client_out_prefix_names_the_files(tmp_path: Path) -> None:
@@ -667,7 +652,7 @@ def test_certs_all_creates_the_ca_and_serving_certificate_and_prints_the_ca_bund
     ) == 0
     ca = pki.load_cert_key(tmp_path / "ca.crt", tmp_path / "ca.key")
     tls = pki.load_cert_key(tmp_path / "tls.crt", tmp_path / "tls.key")
-    assert pki.issued_by(tls.cert, ca.cert)
+    assert issued_by(tls.cert, ca.cert)
     san = extension(tls.cert, x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == SERVICE_DNS_NAMES
     out_lines = capsys.readouterr().out.splitlines()
