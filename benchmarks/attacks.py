@@ -77,32 +77,59 @@ uvloop's 256 KiB read buffer per TLS connection, of which only the pages touched
 20 KB target. The whole is not, while every watch has a connection of its own: serving HTTP/2, so
 that the aggregator multiplexes every watch over one connection, would. After the drop the instance
 gives free pages back every 10 s (`malloc_trim`); what stays is reused by the next watches."""
+#: The reading of the side-by-side table of the last run (written after it).
+NOTES_SIDE_BY_SIDE = """
+"""
 BEGIN = "<!-- benchmarks.attacks: begin -->"
 END = "<!-- benchmarks.attacks: end -->"
 
 
 @dataclass(frozen=True)
 class Target:
-    """One instance: where it listens, its pid, and the client identities of the local PKI."""
+    """One server under attack: where it listens, its pid, how a normal client talks to it (CA,
+    client certificate, headers, what it GETs and watches), and the client identities of the local
+    PKI. Our instance and member-1's kube-apiserver are both targets, so that every attack and
+    measurement runs the same code against both, side by side."""
 
+    name: str
     port: int
     pid: int
     pki: LocalPKI
+    ca: Path
+    server_hostname: str
+    identity: str  # the client certificate of a normal client
+    headers: str  # what a normal client adds to each request
+    get_path: str  # a small, cheap GET
+    watch_path: str  # an idle watch
+    watch_gauge: str  # how its /metrics lines counting those watches begin
 
     @classmethod
     def of(cls, state_dir: Path, member: str = MEMBER) -> Target:
-        state = statefile.load(state_dir)
-        if state is None:
-            raise SystemExit(f"no local ClusterSet in {state_dir}")
-        record = state.process(f"{member}/mcs-apiserver")
-        if record is None:
-            raise SystemExit(f"no mcs-apiserver for {member} in {state_dir}")
-        return cls(state.member(member).mcs_port, record.pid, LocalPKI(state_dir / "pki"))
+        """The member's mcs-apiserver, as the aggregator talks to it (front-proxy certificate and
+        X-Remote-* headers)."""
+        state, pki = _load(state_dir)
+        return cls("mcs-apiserver", state.member(member).mcs_port, _pid(state, state_dir, f"{member}/mcs-apiserver"),
+                   pki, pki.mcs_ca_cert, "mcs-apiserver", "front-proxy-client", FRONT_PROXY,
+                   f"{VIEWS}/clustersets", f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=900",
+                   "apiserver_registered_watchers{")
 
-    def context(self, identity: str | None) -> ssl.SSLContext:
-        """TLS to the instance as ``identity`` (a client certificate of the local PKI), or none."""
-        context = ssl.create_default_context(cafile=str(self.pki.mcs_ca_cert))
+    @classmethod
+    def kube(cls, state_dir: Path, member: str = MEMBER) -> Target:
+        """The member's kube-apiserver, as an administrator talks to it (the admin certificate)."""
+        state, pki = _load(state_dir)
+        return cls("kube-apiserver", state.member(member).apiserver_port,
+                   _pid(state, state_dir, f"{member}/kube-apiserver"), pki, pki.ca_cert, "localhost", "admin", "",
+                   "/api/v1/namespaces/default",
+                   "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=900",
+                   'apiserver_longrunning_requests{component="apiserver",group="",resource="configmaps",'
+                   'scope="namespace",subresource="",verb="WATCH"')
+
+    def context(self, identity: str | None, alpn: list[str] | None = None) -> ssl.SSLContext:
+        """TLS to the target as ``identity`` (a client certificate of the local PKI), or none;
+        offering ``alpn`` (default: HTTP/1.1 only, which is what every client here speaks)."""
+        context = ssl.create_default_context(cafile=str(self.ca))
         context.check_hostname = False
+        context.set_alpn_protocols(alpn or ["http/1.1"])
         if identity is not None:
             context.load_cert_chain(str(self.pki.cert(identity)), str(self.pki.key(identity)))
         return context
@@ -111,8 +138,23 @@ class Target:
         return rss(self.pid)
 
 
+def _load(state_dir: Path) -> tuple[statefile.LocalState, LocalPKI]:
+    state = statefile.load(state_dir)
+    if state is None:
+        raise SystemExit(f"no local ClusterSet in {state_dir}")
+    return state, LocalPKI(state_dir / "pki")
+
+
+def _pid(state: statefile.LocalState, state_dir: Path, process: str) -> int:
+    record = state.process(process)
+    if record is None:
+        raise SystemExit(f"no {process} in {state_dir}")
+    return record.pid
+
+
 async def _connect(target: Target, context: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", target.port, ssl=context, server_hostname="mcs-apiserver")
+    return await asyncio.open_connection("127.0.0.1", target.port, ssl=context,
+                                         server_hostname=target.server_hostname)
 
 
 def _status_of(answer: bytes) -> str:
@@ -151,13 +193,14 @@ async def slow_body(target: Target, context: ssl.SSLContext, hold: float) -> str
         writer.close()
 
 
-async def front_proxy_get(target: Target, context: ssl.SSLContext, path: str) -> tuple[int, float]:
-    """One GET as the aggregator sends it (front-proxy certificate, X-Remote-* headers), on a new
-    connection; (status, seconds from connect to the whole answer)."""
+async def normal_get(target: Target, context: ssl.SSLContext, path: str) -> tuple[int, float]:
+    """One GET as a normal client sends it (for the instance: the aggregator, front-proxy
+    certificate and X-Remote-* headers), on a new connection; (status, seconds from connect to the
+    whole answer)."""
     started = time.perf_counter()
     reader, writer = await _connect(target, context)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: mcs\r\n{FRONT_PROXY}Connection: close\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: mcs\r\n{target.headers}Connection: close\r\n\r\n".encode())
         answer = await reader.read()
         return int(_status_of(answer)) if answer else 0, time.perf_counter() - started
     finally:
@@ -165,11 +208,12 @@ async def front_proxy_get(target: Target, context: ssl.SSLContext, path: str) ->
 
 
 async def latencies(target: Target, until: asyncio.Event | None, count: int) -> list[float]:
-    """GET the ClusterSets (a small list) ``count`` times, or until ``until`` is set."""
-    context = target.context("front-proxy-client")
+    """GET the target's small object (our ClusterSets, kube's default Namespace) ``count`` times,
+    or until ``until`` is set."""
+    context = target.context(target.identity)
     samples: list[float] = []
     while len(samples) < count and not (until is not None and until.is_set()):
-        status, seconds = await front_proxy_get(target, context, f"{VIEWS}/clustersets")
+        status, seconds = await normal_get(target, context, target.get_path)
         if status == 200:
             samples.append(seconds)
         await asyncio.sleep(0.02)
@@ -178,12 +222,12 @@ async def latencies(target: Target, until: asyncio.Event | None, count: int) -> 
 
 async def kept_alive_latencies(target: Target, until: asyncio.Event | None, count: int) -> list[float]:
     """The same GET on one kept-alive connection, as the aggregator's connection pool sends them."""
-    reader, writer = await _connect(target, target.context("front-proxy-client"))
+    reader, writer = await _connect(target, target.context(target.identity))
     samples: list[float] = []
     try:
         while len(samples) < count and not (until is not None and until.is_set()):
             started = time.perf_counter()
-            writer.write(f"GET {VIEWS}/clustersets HTTP/1.1\r\nHost: mcs\r\n{FRONT_PROXY}\r\n".encode())
+            writer.write(f"GET {target.get_path} HTTP/1.1\r\nHost: mcs\r\n{target.headers}\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"(?i)content-length: *(\d+)", head)
             if length is None:
@@ -197,11 +241,10 @@ async def kept_alive_latencies(target: Target, until: asyncio.Event | None, coun
     return samples
 
 
-def _probe(state_dir: Path, member: str, idle_count: int, ready: Any, stop: Any, out: Any) -> None:
+def _probe(target: Target, idle_count: int, ready: Any, stop: Any, out: Any) -> None:
     """In a process of its own (so that the attacking client's busy loop does not delay it): GETs on
     new connections and on a kept-alive one, ``idle_count`` each before ``ready``, then until ``stop``."""
     async def main() -> tuple[list[float], ...]:
-        target = Target.of(state_dir, member)
         idle = await latencies(target, None, idle_count)
         idle_kept = await kept_alive_latencies(target, None, idle_count)
         ready.set()
@@ -223,8 +266,7 @@ def _probe(state_dir: Path, member: str, idle_count: int, ready: Any, stop: Any,
 
 async def open_watch(target: Target, context: ssl.SSLContext) -> asyncio.StreamWriter:
     reader, writer = await _connect(target, context)
-    writer.write(f"GET {VIEWS}/serviceimports?watch=1&timeoutSeconds=900 HTTP/1.1\r\nHost: mcs\r\n"
-                 f"{FRONT_PROXY}\r\n".encode())
+    writer.write(f"GET {target.watch_path} HTTP/1.1\r\nHost: mcs\r\n{target.headers}\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"watch refused: {head[:100]!r}")
@@ -232,16 +274,16 @@ async def open_watch(target: Target, context: ssl.SSLContext) -> asyncio.StreamW
 
 
 async def registered_watchers(target: Target) -> float:
-    """``apiserver_registered_watchers`` summed over resources (scraped as the admin)."""
+    """The target's open watches, from its /metrics (ours: ``apiserver_registered_watchers`` summed
+    over resources; kube-apiserver's: its long-running WATCH requests on namespaced ConfigMaps)."""
     _, body = await _metrics(target)
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-               if line.startswith("apiserver_registered_watchers{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(target.watch_gauge))
 
 
 async def _metrics(target: Target) -> tuple[int, str]:
-    reader, writer = await _connect(target, target.context("front-proxy-client"))
+    reader, writer = await _connect(target, target.context(target.identity))
     try:
-        writer.write(f"GET /metrics HTTP/1.1\r\nHost: mcs\r\n{FRONT_PROXY}Connection: close\r\n\r\n".encode())
+        writer.write(f"GET /metrics HTTP/1.1\r\nHost: mcs\r\n{target.headers}Connection: close\r\n\r\n".encode())
         answer = await reader.read()
     finally:
         writer.close()
@@ -292,6 +334,7 @@ class RSSSampler:
 @dataclass
 class AttackResult:
     who: str
+    target: str
     connections: int
     idle_rss: int
     peak_rss: int
@@ -305,6 +348,8 @@ class AttackResult:
 
 @dataclass
 class WatchResult:
+    target: str
+    alpn: str  # what the target chose from an offer of h2 and HTTP/1.1 (the watches offered HTTP/1.1 only)
     watches: int
     before_rss: int
     open_rss: int
@@ -315,7 +360,7 @@ class WatchResult:
 @dataclass
 class Results:
     attacks: list[AttackResult] = field(default_factory=list)
-    watches: WatchResult | None = None
+    watches: list[WatchResult] = field(default_factory=list)
     watch_parts: dict[str, float] = field(default_factory=dict)
 
 
@@ -323,13 +368,13 @@ async def settle(seconds: float = 3.0) -> None:
     await asyncio.sleep(seconds)
 
 
-async def measure_attack(target: Target, state_dir: Path, who: str, identity: str | None, connections: int,
+async def measure_attack(target: Target, who: str, identity: str | None, connections: int,
                          hold: float) -> AttackResult:
     await settle()
     idle_rss = target.rss()
     spawn = multiprocessing.get_context("spawn")
     ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
-    probe = spawn.Process(target=_probe, args=(state_dir, MEMBER, 100, ready, stop, out))
+    probe = spawn.Process(target=_probe, args=(target, 100, ready, stop, out))
     probe.start()
     loop = asyncio.get_running_loop()
     try:
@@ -343,7 +388,7 @@ async def measure_attack(target: Target, state_dir: Path, who: str, identity: st
         stop.set()
         await loop.run_in_executor(None, probe.join)
     await settle(TRIM_INTERVAL + 2)
-    return AttackResult(who, connections, idle_rss, sampler.peak, target.rss(), answers,
+    return AttackResult(who, target.name, connections, idle_rss, sampler.peak, target.rss(), answers,
                         Summary.of(idle), Summary.of(during or [float("nan")]),
                         Summary.of(idle_kept), Summary.of(during_kept or [float("nan")]))
 
@@ -352,7 +397,7 @@ async def measure_watches(target: Target, count: int) -> WatchResult:
     await settle()
     base = await registered_watchers(target)
     before = target.rss()
-    context = target.context("front-proxy-client")
+    context = target.context(target.identity)
     writers = []
     for start in range(0, count, 50):
         writers += await asyncio.gather(*(open_watch(target, context) for _ in range(min(50, count - start))))
@@ -365,7 +410,16 @@ async def measure_watches(target: Target, count: int) -> WatchResult:
         await asyncio.sleep(0.05)
     gone = time.perf_counter() - dropped
     await settle(TRIM_INTERVAL + 2)  # the instance gives free pages back every TRIM_INTERVAL
-    return WatchResult(count, before, opened, target.rss(), gone)
+    return WatchResult(target.name, await negotiated(target), count, before, opened, target.rss(), gone)
+
+
+async def negotiated(target: Target) -> str:
+    """The protocol the target picks when a client offers h2 and HTTP/1.1 (as Go's clients do)."""
+    _, writer = await _connect(target, target.context(target.identity, ["h2", "http/1.1"]))
+    try:
+        return writer.get_extra_info("ssl_object").selected_alpn_protocol() or "none"
+    finally:
+        writer.close()
 
 
 # --- per watch, by part: a test server of the same app, over plain TCP and over TLS ---------------------
@@ -465,6 +519,36 @@ async def measure_watch_parts(pki: LocalPKI, count: int) -> dict[str, float]:
     return figures
 
 
+def _ratio(during: Summary, idle: Summary) -> str:
+    return f"{during.p99 / idle.p99:.1f}x ({during.count} GETs)"
+
+
+def side_by_side(attacks: list[AttackResult]) -> list[str]:
+    """One row per attack: the GET p99 during it over idle, ours next to kube-apiserver's under the
+    same attack ("n/a" where kube-apiserver was not attacked)."""
+    lines = ["| attack | GET p99 during / idle: mcs-apiserver | kube-apiserver "
+             "| kept-alive GET: mcs-apiserver | kube-apiserver |", "|---|---|---|---|---|"]
+    kube = {r.who: r for r in attacks if r.target == "kube-apiserver"}
+    for r in attacks:
+        if r.target == "kube-apiserver":
+            continue
+        k = kube.get(r.who)
+        lines.append(f"| {r.who} | {_ratio(r.during, r.idle)} | {_ratio(k.during, k.idle) if k else 'n/a'} "
+                     f"| {_ratio(r.during_kept, r.idle_kept)} | {_ratio(k.during_kept, k.idle_kept) if k else 'n/a'} |")
+    return lines
+
+
+def watch_rows(watches: list[WatchResult]) -> list[str]:
+    """The watches table: one row per target."""
+    lines = ["| target | ALPN chosen (h2 offered) | watches | RSS before | RSS open | per watch "
+             "| gauge back after the drop | RSS after the drop |", "|---|---|---|---|---|---|---|---|"]
+    for w in watches:
+        per = (w.open_rss - w.before_rss) / w.watches
+        lines.append(f"| {w.target} | {w.alpn} | {w.watches} | {mib(w.before_rss)} | {mib(w.open_rss)} "
+                     f"| {per / 1024:.1f} KiB | {w.gone_seconds * 1000:.0f} ms | {mib(w.after_rss)} |")
+    return lines
+
+
 def render(results: Results, command: str) -> str:
     lines = [BEGIN, "## Hostile clients (issue 7)", "",
              *describe(), f"- Command: `{command}`; load average {load_average()} at the end", "",
@@ -472,33 +556,33 @@ def render(results: Results, command: str) -> str:
              "Each connection POSTs a 3 MiB AdmissionReview but its last byte, and holds. Targets: RSS peak <= 2x "
              "idle, back within 10% after; GET p99 during the attack <= 3x idle. The GETs come from a process of "
              "their own, each on a new connection (a TLS handshake each) and on one kept-alive connection (as the "
-             "aggregator's connection pool sends them).", "",
-             "| attacker | connections | RSS idle | RSS peak | RSS after | answers | GET p50/p99 idle | GET p50/p99 during "
-             "| kept-alive GET p50/p99 idle | kept-alive GET p50/p99 during |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "aggregator's connection pool sends them). The strangers are also aimed at member-1's kube-apiserver "
+             "(same connections, same bytes, same client processes, right after ours), whose GET is "
+             "`/api/v1/namespaces/default` with the admin certificate; the certificate holders have no "
+             "counterpart there (kube-apiserver does not trust the webhook client CA).", "",
+             "| attacker | target | connections | RSS idle | RSS peak | RSS after | answers | GET p50/p99 idle "
+             "| GET p50/p99 during | kept-alive GET p50/p99 idle | kept-alive GET p50/p99 during |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results.attacks:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(r.answers.items()))
-        lines.append(f"| {r.who} | {r.connections} | {mib(r.idle_rss)} | {mib(r.peak_rss)} "
+        lines.append(f"| {r.who} | {r.target} | {r.connections} | {mib(r.idle_rss)} | {mib(r.peak_rss)} "
                      f"({r.peak_rss / r.idle_rss:.2f}x) | {mib(r.after_rss)} ({(r.after_rss / r.idle_rss - 1) * 100:+.0f}%) "
                      f"| {answers} | {ms(r.idle.p50)} / {ms(r.idle.p99)} | {ms(r.during.p50)} / {ms(r.during.p99)} "
-                     f"({r.during.p99 / r.idle.p99:.1f}x, {r.during.count} GETs) "
+                     f"({_ratio(r.during, r.idle)}) "
                      f"| {ms(r.idle_kept.p50)} / {ms(r.idle_kept.p99)} | {ms(r.during_kept.p50)} / {ms(r.during_kept.p99)} "
-                     f"({r.during_kept.p99 / r.idle_kept.p99:.1f}x, {r.during_kept.count} GETs) |")
-    lines += [NOTES_SLOW_BODIES]
-    if results.watches is not None:
-        w = results.watches
-        per = (w.open_rss - w.before_rss) / w.watches
+                     f"({_ratio(r.during_kept, r.idle_kept)}) |")
+    lines += ["", "Side by side:", "", *side_by_side(results.attacks), NOTES_SIDE_BY_SIDE, NOTES_SLOW_BODIES]
+    if results.watches:
         lines += ["", "### Watches", "",
-                  "Watches opened straight to the instance, one TLS connection each (as the aggregator opens them); "
-                  "then every client vanishes at once (TCP abort). Target: <= 20 KB per watch.", "",
-                  "| watches | RSS before | RSS open | per watch | gauge back after the drop | RSS after the drop |",
-                  "|---|---|---|---|---|---|",
-                  f"| {w.watches} | {mib(w.before_rss)} | {mib(w.open_rss)} | {per / 1024:.1f} KiB | "
-                  f"{w.gone_seconds * 1000:.0f} ms | {mib(w.after_rss)} |"]
+                  "Idle watches, one TLS connection each offering HTTP/1.1 only (as the aggregator opens them to "
+                  "the instance; kube-apiserver's: ConfigMaps in `default` with the admin certificate), RSS of "
+                  "the target's own process; then every client vanishes at once (TCP abort). Target: <= 20 KB per "
+                  "watch.", "", *watch_rows(results.watches)]
         if results.watch_parts:
+            count = results.watches[0].watches
             tcp, tls = results.watch_parts["TCP"], results.watch_parts["TLS"]
             lines += ["", f"By part, on a test server of the same app (views, limits, metrics; no members, no "
-                          f"authentication) under uvloop, {w.watches} idle watches: **{tcp / 1024:.1f} KiB per watch "
+                          f"authentication) under uvloop, {count} idle watches: **{tcp / 1024:.1f} KiB per watch "
                           f"over plain TCP** (the watch: its queue, handler task, aiohttp's request and protocol), "
                           f"**{tls / 1024:.1f} KiB over TLS** with the front-proxy client certificate, so "
                           f"{(tls - tcp) / 1024:.1f} KiB for the TLS connection."]
@@ -522,19 +606,23 @@ def write(output: Path, section: str) -> None:
 
 
 async def run(state_dir: Path, connections: int, watches: int, hold: float) -> Results:
-    target = Target.of(state_dir)
+    """Every attack on our instance; each stranger attack then on kube-apiserver too, and the
+    watches on both: side by side, in the same run."""
+    ours, kube = Target.of(state_dir), Target.kube(state_dir)
     results = Results()
     progress = Progress(sys.stderr)
     for who, identity in (("stranger (no client certificate)", None),
                           ("stranger, again", None),
                           ("holder of the webhook client certificate", "webhook-client"),
                           ("holder of the webhook client certificate, again", "webhook-client")):
-        progress(f"slow bodies: {connections} connections as {who}")
-        results.attacks.append(await measure_attack(target, state_dir, who, identity, connections, hold))
-    progress(f"watches: {watches}")
-    results.watches = await measure_watches(target, watches)
+        for target in (ours, kube) if identity is None else (ours,):
+            progress(f"slow bodies: {connections} connections as {who} to {target.name}")
+            results.attacks.append(await measure_attack(target, who, identity, connections, hold))
+    for target in (ours, kube):
+        progress(f"watches: {watches} to {target.name}")
+        results.watches.append(await measure_watches(target, watches))
     progress(f"watches by part: {watches} on a test server, over TCP then TLS")
-    results.watch_parts = await measure_watch_parts(target.pki, watches)
+    results.watch_parts = await measure_watch_parts(ours.pki, watches)
     return results
 
 
