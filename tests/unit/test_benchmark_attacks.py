@@ -19,8 +19,8 @@ def test_each_attack_row_puts_kube_apiservers_ratio_next_to_ours() -> None:
     rows = side_by_side([attack("stranger", "mcs-apiserver", 0.010, 0.200),
                          attack("stranger", "kube-apiserver", 0.005, 0.050),
                          attack("holder", "mcs-apiserver", 0.010, 0.020)])
-    assert rows[2] == "| stranger | 20.0x (10 GETs) | 10.0x (10 GETs) | 40.0x (10 GETs) | 20.0x (10 GETs) |"
-    assert rows[3] == "| holder | 2.0x (10 GETs) | n/a | 4.0x (10 GETs) | n/a |"
+    assert rows[2] == "| stranger | 20.0x, 10 GETs | 10.0x, 10 GETs | 40.0x, 10 GETs | 20.0x, 10 GETs |"
+    assert rows[3] == "| holder | 2.0x, 10 GETs | n/a | 4.0x, 10 GETs | n/a |"
     assert len(rows) == 4
 
 
@@ -38,5 +38,5 @@ def test_the_section_has_both_targets_rows_and_the_side_by_side_table() -> None:
                       watch_parts={"TCP": 11 * 1024, "TLS": 33 * 1024})
     text = render(results, "python3 -m benchmarks.attacks")
     assert "| stranger | kube-apiserver | 150 |" in text and "| stranger | mcs-apiserver | 150 |" in text
-    assert "| stranger | 20.0x (10 GETs) | 10.0x (10 GETs) |" in text
+    assert "| stranger | 20.0x, 10 GETs | 10.0x, 10 GETs |" in text
     assert "**11.0 KiB per watch over plain TCP**" in text
