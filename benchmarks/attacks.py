@@ -14,6 +14,10 @@ of BENCHMARKS.md (between its own markers, above the figures ``python3 -m benchm
 * **Watches**: ``--watches`` watches opened straight to the instance, each on its own TLS connection
   as the aggregator opens them; RSS growth per watch; then every client goes at once: the time until
   ``apiserver_registered_watchers`` is back, and the RSS after.
+* **Side by side**: every stranger attack and the watches are also aimed at member-1's
+  kube-apiserver (right after ours, by the same functions: a ``Target`` says how a normal client
+  talks to each), with its own normal GET (the default Namespace, admin certificate) and idle
+  watches (ConfigMaps, HTTP/1.1 forced by ALPN), and its own process's RSS.
 
 The attack primitives are plain functions, also used by the e2e tests (tests/e2e/test_hardening.py).
 """
