@@ -19,7 +19,7 @@ import bisect
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -64,7 +64,6 @@ class Stored:
     rv: int
     _json: bytes | None = None
     _metadata_json: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # per-object caches of the HTTP layer
 
     @property
     def json(self) -> bytes:

@@ -23,6 +23,7 @@ import aiohttp
 
 from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
 from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.contract import (
@@ -54,6 +55,11 @@ class ChangeSink(Protocol):
     def namespaces_changed(self, member: str, names: Iterable[str]) -> None: ...
 
     def membership_changed(self, member: str) -> None: ...
+
+
+#: The fragments that Services repeat (port lists, IP families, affinity settings): one shared,
+#: read-only copy of each (a Service's cluster IPs are its own: they are not worth a table entry).
+_SHARED = SharedCopies()
 
 
 def _interned(value: Any) -> Any:
@@ -113,13 +119,17 @@ def trim_service(obj: dict[str, Any]) -> Service:
     kept = {k: _interned(spec[k]) for k in ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig",
                                             "internalTrafficPolicy", "trafficDistribution", "externalName")
             if k in spec}
+    if "sessionAffinityConfig" in kept:
+        kept["sessionAffinityConfig"] = _SHARED.of(kept["sessionAffinityConfig"])
     for k in ("clusterIPs", "ipFamilies"):
         if isinstance(values := spec.get(k), list):
             kept[k] = [_interned(v) for v in values]
         elif k in spec:
             kept[k] = values
+    if "ipFamilies" in kept:
+        kept["ipFamilies"] = _SHARED.of(kept["ipFamilies"])
     if isinstance(ports := spec.get("ports"), list):
-        kept["ports"] = [_port(p) for p in ports]
+        kept["ports"] = _SHARED.of([_port(p) for p in ports])
     elif "ports" in spec:
         kept["ports"] = ports
     return {"metadata": _meta(obj), "spec": kept}  # type: ignore[return-value,typeddict-item]

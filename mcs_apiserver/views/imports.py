@@ -54,6 +54,7 @@ from mcs_apiserver.kube.types import (
     ServiceImport,
     ServiceImportPort,
 )
+from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.kube.times import parse_time
 from mcs_apiserver.views.clusterset import stable_uid
 from mcs_apiserver.views.conditions import condition, stamp_transitions
@@ -99,6 +100,8 @@ IP_FAMILY_NOT_SUPPORTED = "IPFamilyNotSupported"
 NO_CONFLICTS = "NoConflicts"
 
 _UTC = timezone.utc
+#: The fragments that imports repeat (ports, families, labels, conditions): one copy each, read-only.
+_SHARED = SharedCopies()
 #: The age of an export whose timestamps cannot be read: younger than any real export.
 _NEVER = datetime.max.replace(tzinfo=_UTC)
 
@@ -403,7 +406,10 @@ def _port_conflict(owner: Contribution, loser: Contribution, detail: str) -> Con
 
 @dataclass(slots=True)
 class DerivedImport:
-    """A ServiceImport before ClusterSetIP addresses and condition times are known."""
+    """A ServiceImport before ClusterSetIP addresses and condition times are known.
+
+    Its ports, spec extras, labels and annotations (and an empty ``conflicts``) are copies shared
+    with every other import that has equal ones (``kube/shared.py``): never mutate them."""
 
     key: Key
     type: str  #: ClusterSetIP | Headless
@@ -484,15 +490,15 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
         key,
         HEADLESS if wspec.get("clusterIP") == "None" else CLUSTERSET_IP,
         families,
-        ports,
-        extras,
-        dict(labels) if labels else {},
-        dict(annotations) if annotations else {},
+        _SHARED.of(ports),
+        _SHARED.of(extras),
+        _SHARED.of(dict(labels) if labels else {}),
+        _SHARED.of(dict(annotations) if annotations else {}),
         (winner.export.get("metadata") or {}).get("creationTimestamp"),
         winner.age,
         winner.cluster,
         clusters,
-        conflicts,
+        _SHARED.of(conflicts),  # Conflicts are not JSON: only the empty list is shared
         ready_endpoints,
         ready_clusters,
     )
@@ -671,7 +677,7 @@ def build_service_import(
         present = [ip for ip in ips if ip is not None]
         if present:
             spec["ips"] = present
-        spec["ipFamilies"] = served or list(derived.families)
+        spec["ipFamilies"] = _SHARED.of(served or list(derived.families))
         if not served:
             ready = condition(
                 "Ready",
@@ -687,7 +693,7 @@ def build_service_import(
         else:
             ready = _endpoints_condition(derived)
     else:
-        spec["ipFamilies"] = list(derived.families)
+        spec["ipFamilies"] = _SHARED.of(list(derived.families))
         ready = _endpoints_condition(derived)
     spec["ports"] = derived.ports
     spec.update(derived.spec_extras)
@@ -703,7 +709,7 @@ def build_service_import(
             "the exporting cluster is the only one" if count == 1 else f"all {count} exporting clusters agree",
         )
     previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
-    conditions = stamp_transitions([ready, conflict], previous_conditions, now)
+    conditions = _SHARED.of(stamp_transitions([ready, conflict], previous_conditions, now))
     return {
         "apiVersion": API_VERSION,
         "kind": "ServiceImport",

@@ -1,0 +1,62 @@
+"""One shared copy of the JSON fragments that thousands of objects repeat: ``sys.intern`` for lists and dicts.
+
+Ten thousand Services that each serve ``80/TCP`` as ``http`` hold ten thousand equal port lists, and
+the ServiceImports derived from them as many equal port lists, ``ipFamilies`` lists and conditions
+(the same reason and message, stamped in the same second). ``SharedCopies.of`` hands back one
+canonical copy of each distinct value, so an instance pays for a fragment once, not once per object.
+
+The copies are shared between objects, so nobody may mutate them: the member caches and the views
+are read-only by contract already (``contract.MemberView``, ``views/engine.py``). A fragment is the
+same only if it is equal *and* of the same types, key order included (``True`` is not ``1``, a list
+is not a tuple, ``{"a", "b"}`` in another order serializes differently). The table is bounded: when
+full it starts over, which costs sharing, never correctness.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["SharedCopies"]
+
+
+def _frozen(value: Any) -> Hashable:
+    """A hashable key equal only for values of the same JSON shape, types and key order.
+
+    Raises TypeError for what JSON does not hold (a set, an object): such a value is not shared."""
+    kind = type(value)
+    if kind is dict:
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    if kind is list or kind is tuple:
+        return (kind, tuple(_frozen(v) for v in value))
+    if value is None or kind in (str, int, float, bool):
+        return (kind, value)
+    raise TypeError(f"not a JSON value: {kind.__name__}")
+
+
+class SharedCopies:
+    """A bounded table of canonical JSON fragments (see the module docstring)."""
+
+    __slots__ = ("_copies", "_limit")
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._copies: dict[Hashable, Any] = {}
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def of(self, value: T) -> T:
+        """The shared copy equal to ``value`` (``value`` itself the first time it is seen)."""
+        try:
+            key = _frozen(value)
+        except TypeError:
+            return value
+        found = self._copies.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if len(self._copies) >= self._limit:
+            self._copies.clear()
+        self._copies[key] = value
+        return value
