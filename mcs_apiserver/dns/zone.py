@@ -13,7 +13,8 @@ answer back with dnspython.
 
 Storage is two flat maps, ``names`` (every owner, for NODATA versus NXDOMAIN) and ``answers``
 (owner + query type, two bytes, to a ``Prepared``): a handful of small objects per name, which is
-what the memory budget per export allows. The SOA (for negative answers) is one more blob; its
+what the memory budget per export allows. Which names belong to a ServiceImport is not kept: its
+input is, and the names are derived from it again when it changes. The SOA (for negative answers) is one more blob; its
 serial moves on with every batch of changes.
 """
 
@@ -167,7 +168,6 @@ class Zone:
         self.names: set[bytes] = set()
         #: owner (lower-case wire) + query type (2 bytes) -> prepared answer
         self.answers: dict[bytes, Prepared] = {}
-        self._owned: dict[Key, tuple[bytes, ...]] = {}  # key -> its owners and answer keys
         self._inputs: dict[Key, ServiceInput] = {}
         self._namespaces: dict[str, int] = {}  # namespace -> services with names in it
         self.serial = int(clock()) & 0xFFFFFFFF
@@ -186,18 +186,18 @@ class Zone:
     def update(self, key: Key, service: ServiceInput | None) -> bool:
         """Replace the names of ``key`` with those of ``service`` (None: it is gone). Whether
         anything changed (an unchanged input costs one comparison)."""
-        if self._inputs.get(key) == service:
+        old = self._inputs.get(key)
+        if old == service:
             return False
-        for entry in self._owned.pop(key, ()):
-            self.names.discard(entry)
-            self.answers.pop(entry, None)
-        if key in self._inputs:
+        if old is not None:
+            for entry in self._entries(service_records(old, self.origin)):
+                self.names.discard(entry)
+                self.answers.pop(entry, None)
             self._namespace_count(key[0], -1)
             del self._inputs[key]
         if service is not None:
-            records = service_records(service, self.origin)
             self._inputs[key] = service
-            self._owned[key] = self._add(records)
+            self._add(service_records(service, self.origin))
             self._namespace_count(key[0], +1)
         return True
 
@@ -210,18 +210,23 @@ class Zone:
     def keys(self) -> Iterable[Key]:
         return self._inputs.keys()
 
-    def _add(self, records: Records) -> tuple[bytes, ...]:
-        owned = []
+    def _add(self, records: Records) -> None:
         ttl = self.ttl
         for owner, types in records.items():
             wire = name_wire(owner)
             self.names.add(wire)
-            owned.append(wire)
             for rdtype, values in types.items():
                 entry = wire + struct.pack("!H", TYPE_CODES[rdtype])
                 self.answers[entry] = prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
-                owned.append(entry)
-        return tuple(owned)
+
+    @staticmethod
+    def _entries(records: Records) -> Iterable[bytes]:
+        """The owner names and answer keys that ``_add`` stored for ``records``."""
+        for owner, types in records.items():
+            wire = name_wire(owner)
+            yield wire
+            for rdtype in types:
+                yield wire + struct.pack("!H", TYPE_CODES[rdtype])
 
     def _namespace_count(self, namespace: str, delta: int) -> None:
         count = self._namespaces.get(namespace, 0) + delta

@@ -24,11 +24,12 @@ __all__ = ["SharedCopies"]
 def _frozen(value: Any) -> Hashable:
     """A hashable key equal only for values of the same JSON shape, types and key order.
 
-    Raises TypeError for what JSON does not hold (a set, an object): such a value is not shared."""
+    Raises TypeError for what JSON does not hold (a set, an object; tuples and named tuples of
+    JSON values are accepted): such a value is not shared."""
     kind = type(value)
     if kind is dict:
         return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
-    if kind is list or kind is tuple:
+    if kind is list or isinstance(value, tuple):  # named tuples too: the class is part of the key
         return (kind, tuple(_frozen(v) for v in value))
     if value is None or kind in (str, int, float, bool):
         return (kind, value)
