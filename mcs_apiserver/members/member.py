@@ -114,20 +114,27 @@ def _port(port: Any) -> Any:
     return {k: _interned(v) for k, v in port.items()} if isinstance(port, dict) else port
 
 
+#: The Service spec fields the views read. Low-cardinality strings are interned; a Service's own
+#: addresses are not (an entry in the interpreter's table costs more than the string it would share).
+_SERVICE_KEPT = ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy",
+                 "trafficDistribution", "externalName")
+_SERVICE_OWN = frozenset(("clusterIP", "externalName"))
+
+
 def trim_service(obj: dict[str, Any]) -> Service:
     spec = obj.get("spec") or {}
-    kept = {k: _interned(spec[k]) for k in ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig",
-                                            "internalTrafficPolicy", "trafficDistribution", "externalName")
-            if k in spec}
+    kept = {k: spec[k] if k in _SERVICE_OWN else _interned(spec[k]) for k in _SERVICE_KEPT if k in spec}
     if "sessionAffinityConfig" in kept:
         kept["sessionAffinityConfig"] = _SHARED.of(kept["sessionAffinityConfig"])
-    for k in ("clusterIPs", "ipFamilies"):
-        if isinstance(values := spec.get(k), list):
-            kept[k] = [_interned(v) for v in values]
-        elif k in spec:
-            kept[k] = values
-    if "ipFamilies" in kept:
-        kept["ipFamilies"] = _SHARED.of(kept["ipFamilies"])
+    if isinstance(values := spec.get("clusterIPs"), list):
+        primary = kept.get("clusterIP")
+        kept["clusterIPs"] = [primary if v == primary else v for v in values]  # one string for the primary
+    elif "clusterIPs" in spec:
+        kept["clusterIPs"] = values
+    if isinstance(values := spec.get("ipFamilies"), list):
+        kept["ipFamilies"] = _SHARED.of([_interned(v) for v in values])
+    elif "ipFamilies" in spec:
+        kept["ipFamilies"] = values
     if isinstance(ports := spec.get("ports"), list):
         kept["ports"] = _SHARED.of([_port(p) for p in ports])
     elif "ports" in spec:

@@ -448,7 +448,7 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
     ports = _merge_ports(valid, conflicts)
     if len(valid) > 1:
         _port_set_conflicts(valid, conflicts)
-    families = _families(wspec) or (IPV4,)
+    families = _SHARED.of(_families(wspec) or (IPV4,))
 
     if len(valid) > 1:
         _whole_service_conflicts(valid, wspec, wexport_spec, conflicts)
