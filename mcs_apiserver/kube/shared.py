@@ -24,14 +24,27 @@ __all__ = ["SharedCopies"]
 def _frozen(value: Any) -> Hashable:
     """A hashable key equal only for values of the same JSON shape, types and key order.
 
-    Raises TypeError for what JSON does not hold (a set, an object; tuples and named tuples of
-    JSON values are accepted): such a value is not shared."""
+    A string is its own key (nothing else is a string: other scalars become ``(type, value)``,
+    containers ``(type, ...)``), which keeps the common case to one loop step. Raises TypeError for
+    what JSON does not hold (a set, an object; tuples and named tuples of JSON values are accepted):
+    such a value is not shared."""
     kind = type(value)
+    if kind is str:
+        return value
     if kind is dict:
-        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+        key: list[Any] = [dict]
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError("not a JSON object key")
+            key.append(k)
+            key.append(v if type(v) is str else _frozen(v))
+        return tuple(key)
     if kind is list or isinstance(value, tuple):  # named tuples too: the class is part of the key
-        return (kind, tuple(_frozen(v) for v in value))
-    if value is None or kind in (str, int, float, bool):
+        key = [kind]
+        for v in value:
+            key.append(v if type(v) is str else _frozen(v))
+        return tuple(key)
+    if value is None or kind is int or kind is float or kind is bool:
         return (kind, value)
     raise TypeError(f"not a JSON value: {kind.__name__}")
 

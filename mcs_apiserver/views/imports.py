@@ -102,6 +102,8 @@ NO_CONFLICTS = "NoConflicts"
 _UTC = timezone.utc
 #: The fragments that imports repeat (ports, families, labels, conditions): one copy each, read-only.
 _SHARED = SharedCopies()
+_NO_LABELS: dict[str, str] = {}  # shared by every import without labels (or annotations): read-only
+_NO_CONFLICTS: list[Conflict] = []  # shared by every import without conflicts: read-only
 #: The age of an export whose timestamps cannot be read: younger than any real export.
 _NEVER = datetime.max.replace(tzinfo=_UTC)
 
@@ -492,13 +494,13 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
         families,
         _SHARED.of(ports),
         _SHARED.of(extras),
-        _SHARED.of(dict(labels) if labels else {}),
-        _SHARED.of(dict(annotations) if annotations else {}),
+        _SHARED.of(dict(labels)) if labels else _NO_LABELS,
+        _SHARED.of(dict(annotations)) if annotations else _NO_LABELS,
         (winner.export.get("metadata") or {}).get("creationTimestamp"),
         winner.age,
         winner.cluster,
         clusters,
-        _SHARED.of(conflicts),  # Conflicts are not JSON: only the empty list is shared
+        conflicts or _NO_CONFLICTS,
         ready_endpoints,
         ready_clusters,
     )
@@ -709,7 +711,8 @@ def build_service_import(
             "the exporting cluster is the only one" if count == 1 else f"all {count} exporting clusters agree",
         )
     previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
-    conditions = _SHARED.of(stamp_transitions([ready, conflict], previous_conditions, now))
+    conditions = stamp_transitions([ready, conflict], previous_conditions, now)
+    conditions = previous_conditions if conditions == previous_conditions else _SHARED.of(conditions)
     return {
         "apiVersion": API_VERSION,
         "kind": "ServiceImport",
