@@ -3,7 +3,8 @@
 Objects are trimmed on the way in to what the views and webhooks read (no managedFields, no
 unrelated annotations, EndpointSlices reduced to a ready-endpoint count per Service, plus the ready
 addresses, hostnames, pod names and ports that DNS needs, for exported Services only, as interned
-tuples): memory per object is what lets one instance hold a large ClusterSet.
+tuples), and what Services repeat (port lists, IP families) is one shared copy (``kube/shared.py``):
+memory per object is what lets one instance hold a large ClusterSet.
 
 Every change is reported to a ``ChangeSink`` as the keys it touches, so the view engine recomputes
 only those. Connection trouble is tracked per member: the member is Unreachable while any reflector

@@ -20,9 +20,10 @@ ClusterSetIPs are allocated over every import of the ClusterSet, served here or 
 instance computes the same addresses whatever namespaces its local cluster has.
 
 The objects handed out (``imports``, ``clusterset``, the deltas) are shared with the engine's own
-state and with each other (ports, labels, status lists): callers must treat them as read-only and
-copy before adding anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a
-change that is not there.
+state and with each other (ports, families, labels and conditions are one copy for every import
+that has equal ones; status lists): callers must treat them as read-only and copy before adding
+anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a change that is not
+there, and every import sharing the fragment would change with it.
 """
 
 from __future__ import annotations
