@@ -2,7 +2,9 @@
 
 One process, no network: N Services and N ServiceExports, shaped like kube-apiserver's JSON
 (``managedFields`` and all), go through the real member cache handlers of a remote member, then the
-updater runs the view engine and fills the stores, as in ``serve``. Reported per export: the growth
+updater runs the view engine and fills the stores, as in ``serve`` (with ``--dns``, also the DNS zone,
+as in the instances of ``local up``, which serve DNS; with ``--listed``, also every ServiceImport's JSON,
+which the stores keep from the first LIST or watch on). Reported per export: the growth
 of the process's RSS, and of the Python heap (tracemalloc), broken down by the module that allocated
 what is still held. It isolates the caches and views from what the end-to-end memory benchmark
 (``python3 -m benchmarks --only memory``) also counts (connections, the event loop, other load), so
@@ -24,6 +26,8 @@ from typing import Any
 import orjson
 
 from mcs_apiserver.api.store import Store, Versioner
+from mcs_apiserver.dns.feed import DnsFeed
+from mcs_apiserver.dns.zone import Zone
 from mcs_apiserver.members.member import MemberCache
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
@@ -82,7 +86,8 @@ def _property(name: str, value: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"value": value}}
 
 
-async def measure(exports: int, *, trace: bool) -> tuple[int, int, list[tuple[str, int]], int]:
+async def measure(exports: int, *, trace: bool, dns: bool = False,
+                  listed: bool = False) -> tuple[int, int, list[tuple[str, int]], int]:
     """(RSS growth, heap growth, heap growth by module, ServiceImports served) for ``exports``.
 
     With ``trace`` the heap is traced (tracemalloc's own bookkeeping then inflates the RSS, so the RSS
@@ -92,6 +97,8 @@ async def measure(exports: int, *, trace: bool) -> tuple[int, int, list[tuple[st
     engine = ViewEngine("member-1")
     members: dict[str, MemberCache] = {}
     updater = ViewUpdater(engine, members, imports, clustersets)
+    if dns:
+        updater.listeners.append(DnsFeed(Zone(), engine, members))
     handlers: dict[str, dict[str, Any]] = {}
     for name in ("member-1", "member-2"):
         cache = members[name] = MemberCache(name, None, updater, local=name == "member-1")  # type: ignore[arg-type]
@@ -115,6 +122,10 @@ async def measure(exports: int, *, trace: bool) -> tuple[int, int, list[tuple[st
         if i % 1000 == 999:
             await asyncio.sleep(0)  # let the updater run, as watch events arrive in batches
     await asyncio.sleep(0.5)
+    if listed:
+        _, items = imports.snapshot()  # type: ignore[misc]
+        for stored in items:
+            stored.json  # noqa: B018 - serialized and kept, as a LIST does
     gc.collect()
     rss_after = _rss()
     if not trace:
@@ -136,16 +147,20 @@ async def measure(exports: int, *, trace: bool) -> tuple[int, int, list[tuple[st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.heap", description=__doc__.split("\n")[0])
     parser.add_argument("--exports", type=int, default=10_000, help="ServiceExports to hold (default 10000)")
+    parser.add_argument("--dns", action="store_true", help="also keep the DNS zone, as an instance serving DNS does")
+    parser.add_argument("--listed", action="store_true",
+                        help="also keep every ServiceImport's JSON, as the stores do once they are listed")
     parser.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)  # the untraced child run
     args = parser.parse_args(argv)
     if args.rss_only:
-        rss, _, _, served = asyncio.run(measure(args.exports, trace=False))
+        rss, _, _, served = asyncio.run(measure(args.exports, trace=False, dns=args.dns, listed=args.listed))
         print(rss if served == args.exports else -1)
         return
-    child = subprocess.run([sys.executable, "-m", "benchmarks.heap", "--exports", str(args.exports), "--rss-only"],
-                           capture_output=True, text=True, check=True)
+    flags = [flag for flag, on in (("--dns", args.dns), ("--listed", args.listed)) if on]
+    child = subprocess.run([sys.executable, "-m", "benchmarks.heap", "--exports", str(args.exports), "--rss-only",
+                            *flags], capture_output=True, text=True, check=True)
     rss = int(child.stdout.split()[-1])
-    _, heap, ranked, served = asyncio.run(measure(args.exports, trace=True))
+    _, heap, ranked, served = asyncio.run(measure(args.exports, trace=True, dns=args.dns, listed=args.listed))
     if served != args.exports or rss < 0:
         sys.exit(f"expected {args.exports} ServiceImports, the views serve {served}")
     n = args.exports

@@ -119,7 +119,7 @@ class ViewUpdater:
                 changes[key] = None
         for key, obj in served.items():
             stored = self.imports.get(key)
-            if stored is None or _without_rv(stored.obj) != obj:
+            if stored is None or stored.base != obj:
                 changes[key] = obj  # type: ignore[assignment]
         return changes
 
@@ -129,7 +129,7 @@ class ViewUpdater:
         changes: dict[Key, dict | None] = {key: None for key in self.clustersets.objects if key != wanted}
         if wanted is not None:
             stored = self.clustersets.get(wanted)
-            if stored is None or _without_rv(stored.obj) != clusterset:
+            if stored is None or stored.base != clusterset:
                 changes[wanted] = clusterset  # type: ignore[assignment]
         self._clusterset_key = wanted
         if changes:
@@ -144,10 +144,3 @@ class ViewUpdater:
             changes[new_key] = clusterset  # type: ignore[assignment]
         self._clusterset_key = new_key
         self.clustersets.apply(changes)
-
-
-def _without_rv(obj: Mapping) -> dict:
-    """A served object as the engine built it: without the resourceVersion the store stamped on it."""
-    metadata = dict(obj.get("metadata") or {})
-    metadata.pop("resourceVersion", None)
-    return {**obj, "metadata": metadata}

@@ -13,8 +13,13 @@ from collections.abc import Iterable, Mapping
 
 from mcs_apiserver.dns.records import ClusterEndpoints, ServiceInput, ServicePort
 from mcs_apiserver.dns.zone import Zone
+from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.views.engine import ViewEngine
 from mcs_apiserver.contract import Key, MemberView, ReadyEndpoints
+
+
+#: Imports repeat their port lists: one copy of each (read-only, as the inputs are).
+_SHARED = SharedCopies()
 
 
 class DnsFeed:
@@ -47,8 +52,8 @@ class DnsFeed:
         if served is None:
             return None
         spec = served.get("spec") or {}
-        ports = tuple(ServicePort(p.get("name") or "", p.get("protocol") or "TCP", p["port"])
-                      for p in spec.get("ports") or () if isinstance(p.get("port"), int))
+        ports = _SHARED.of(tuple(ServicePort(p.get("name") or "", p.get("protocol") or "TCP", p["port"])
+                                 for p in spec.get("ports") or () if isinstance(p.get("port"), int)))
         if spec.get("type") != "Headless":
             return ServiceInput(key[0], key[1], "ClusterSetIP", tuple(spec.get("ips") or ()), ports)
         clusters = []

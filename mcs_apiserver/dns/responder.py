@@ -106,12 +106,19 @@ class Responder:
         if not zone.ready:
             return self._error(query, SERVFAIL, question, qtype, udp, edns=edns)
         owner = question[:-4].lower()
-        prepared = zone.answers.get(owner + question[-4:-2])
+        answers = zone.names.get(owner)
+        prepared = None
+        if answers:
+            asked = question[-4:-2]
+            for candidate in answers:
+                if candidate.qtype == asked:
+                    prepared = candidate
+                    break
         if prepared is not None:
             counts = prepared.counts_edns if edns else prepared.counts
             body = prepared.body
             rcode = NOERROR
-        elif owner in zone.names:
+        elif answers is not None:
             rcode = NOERROR
             if qtype == TYPE_ANY:
                 counts, body = (_ANY_EDNS if edns else _ANY), zone.any_answer

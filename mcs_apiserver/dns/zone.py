@@ -11,9 +11,11 @@ name of every changed import (dnspython took milliseconds per import, this takes
 microseconds), and the records it writes are only A, AAAA, SRV and TXT. The tests read every
 answer back with dnspython.
 
-Storage is two flat maps, ``names`` (every owner, for NODATA versus NXDOMAIN) and ``answers``
-(owner + query type, two bytes, to a ``Prepared``): a handful of small objects per name, which is
-what the memory budget per export allows. The SOA (for negative answers) is one more blob; its
+Storage is one flat map, ``names``: every owner (so that NODATA and NXDOMAIN can be told apart) to
+the tuple of its prepared answers, one per query type that has records (empty for an empty
+non-terminal; a name has one or two): a few small objects per name, which is what the memory budget
+per export allows. Which names belong to a ServiceImport is not kept: its input is, and the names
+are derived from it again when it changes. The SOA (for negative answers) is one more blob; its
 serial moves on with every batch of changes.
 """
 
@@ -44,6 +46,7 @@ SOA_TIMERS = (7200, 1800, 86400)
 
 TYPE_CODES: dict[RecordType, int] = {"A": 1, "AAAA": 28, "SRV": 33, "TXT": 16}
 TYPE_ANY = 255
+_TYPE_WIRE: dict[RecordType, bytes] = {name: struct.pack("!H", code) for name, code in TYPE_CODES.items()}
 _CLASS_IN = 1
 #: Compression pointers hold 14 bits: names further into a message cannot be pointed at.
 _MAX_POINTER = 0x3FFF
@@ -54,6 +57,7 @@ _rr_header = struct.Struct("!HHIH").pack
 class Prepared(NamedTuple):
     """The part of a response after the question, and its section counts (as header bytes)."""
 
+    qtype: bytes  #: the query type it answers, as in the question (2 bytes)
     counts: bytes  #: ANCOUNT, NSCOUNT, ARCOUNT: 6 bytes
     counts_edns: bytes  #: the same with one more additional record: our OPT
     body: bytes
@@ -139,7 +143,7 @@ def prepare(owner: str, rdtype: RecordType, values: tuple[str, ...], ttl: int,
                 break
             writer.record(target_labels, extra_type, ttl, value)
             extra += 1
-    return Prepared(_counts(answers, extra), _counts(answers, extra + 1), bytes(writer.out))
+    return Prepared(_TYPE_WIRE[rdtype], _counts(answers, extra), _counts(answers, extra + 1), bytes(writer.out))
 
 
 _COUNTS: dict[tuple[int, int], bytes] = {}
@@ -163,22 +167,17 @@ class Zone:
         self.origin_wire = name_wire(self.origin + ".")
         #: False until the view has been computed once: the responder answers SERVFAIL meanwhile.
         self.ready = True
-        #: every owner name (lower-case wire), empty non-terminals included
-        self.names: set[bytes] = set()
-        #: owner (lower-case wire) + query type (2 bytes) -> prepared answer
-        self.answers: dict[bytes, Prepared] = {}
-        self._owned: dict[Key, tuple[bytes, ...]] = {}  # key -> its owners and answer keys
+        #: every owner name (lower-case wire), empty non-terminals included -> its prepared answers
+        self.names: dict[bytes, tuple[Prepared, ...]] = {}
         self._inputs: dict[Key, ServiceInput] = {}
         self._namespaces: dict[str, int] = {}  # namespace -> services with names in it
         self.serial = int(clock()) & 0xFFFFFFFF
         self.soa = b""
         self.any_answer = self._any_answer()
-        self.names.add(self.origin_wire)
-        self.names.add(name_wire(f"svc.{self.origin}."))
+        self.names[self.origin_wire] = ()
+        self.names[name_wire(f"svc.{self.origin}.")] = ()
         version = f"dns-version.{self.origin}."
-        self.names.add(name_wire(version))
-        self.answers[name_wire(version) + struct.pack("!H", TYPE_CODES["TXT"])] = prepare(
-            version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL)
+        self.names[name_wire(version)] = (prepare(version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL),)
         self._build_soa()
 
     # --- updates ------------------------------------------------------------------------------
@@ -186,18 +185,17 @@ class Zone:
     def update(self, key: Key, service: ServiceInput | None) -> bool:
         """Replace the names of ``key`` with those of ``service`` (None: it is gone). Whether
         anything changed (an unchanged input costs one comparison)."""
-        if self._inputs.get(key) == service:
+        old = self._inputs.get(key)
+        if old == service:
             return False
-        for entry in self._owned.pop(key, ()):
-            self.names.discard(entry)
-            self.answers.pop(entry, None)
-        if key in self._inputs:
+        if old is not None:
+            for owner in service_records(old, self.origin):
+                self.names.pop(name_wire(owner), None)
             self._namespace_count(key[0], -1)
             del self._inputs[key]
         if service is not None:
-            records = service_records(service, self.origin)
             self._inputs[key] = service
-            self._owned[key] = self._add(records)
+            self._add(service_records(service, self.origin))
             self._namespace_count(key[0], +1)
         return True
 
@@ -210,28 +208,22 @@ class Zone:
     def keys(self) -> Iterable[Key]:
         return self._inputs.keys()
 
-    def _add(self, records: Records) -> tuple[bytes, ...]:
-        owned = []
+    def _add(self, records: Records) -> None:
         ttl = self.ttl
         for owner, types in records.items():
-            wire = name_wire(owner)
-            self.names.add(wire)
-            owned.append(wire)
-            for rdtype, values in types.items():
-                entry = wire + struct.pack("!H", TYPE_CODES[rdtype])
-                self.answers[entry] = prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
-                owned.append(entry)
-        return tuple(owned)
+            self.names[name_wire(owner)] = tuple(
+                prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
+                for rdtype, values in types.items())
 
     def _namespace_count(self, namespace: str, delta: int) -> None:
         count = self._namespaces.get(namespace, 0) + delta
         owner = name_wire(f"{namespace}.svc.{self.origin}.")
         if count > 0:
             self._namespaces[namespace] = count
-            self.names.add(owner)
+            self.names.setdefault(owner, ())
         else:
             self._namespaces.pop(namespace, None)
-            self.names.discard(owner)
+            self.names.pop(owner, None)
 
     # --- fixed parts --------------------------------------------------------------------------
 

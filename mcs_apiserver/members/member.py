@@ -3,7 +3,8 @@
 Objects are trimmed on the way in to what the views and webhooks read (no managedFields, no
 unrelated annotations, EndpointSlices reduced to a ready-endpoint count per Service, plus the ready
 addresses, hostnames, pod names and ports that DNS needs, for exported Services only, as interned
-tuples): memory per object is what lets one instance hold a large ClusterSet.
+tuples), and what Services repeat (port lists, IP families) is one shared copy (``kube/shared.py``):
+memory per object is what lets one instance hold a large ClusterSet.
 
 Every change is reported to a ``ChangeSink`` as the keys it touches, so the view engine recomputes
 only those. Connection trouble is tracked per member: the member is Unreachable while any reflector
@@ -23,6 +24,7 @@ import aiohttp
 
 from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
 from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.contract import (
@@ -54,6 +56,11 @@ class ChangeSink(Protocol):
     def namespaces_changed(self, member: str, names: Iterable[str]) -> None: ...
 
     def membership_changed(self, member: str) -> None: ...
+
+
+#: The fragments that Services repeat (port lists, IP families, affinity settings): one shared,
+#: read-only copy of each (a Service's cluster IPs are its own: they are not worth a table entry).
+_SHARED = SharedCopies()
 
 
 def _interned(value: Any) -> Any:
@@ -108,18 +115,29 @@ def _port(port: Any) -> Any:
     return {k: _interned(v) for k, v in port.items()} if isinstance(port, dict) else port
 
 
+#: The Service spec fields the views read. Low-cardinality strings are interned; a Service's own
+#: addresses are not (an entry in the interpreter's table costs more than the string it would share).
+_SERVICE_KEPT = ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy",
+                 "trafficDistribution", "externalName")
+_SERVICE_OWN = frozenset(("clusterIP", "externalName"))
+
+
 def trim_service(obj: dict[str, Any]) -> Service:
     spec = obj.get("spec") or {}
-    kept = {k: _interned(spec[k]) for k in ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig",
-                                            "internalTrafficPolicy", "trafficDistribution", "externalName")
-            if k in spec}
-    for k in ("clusterIPs", "ipFamilies"):
-        if isinstance(values := spec.get(k), list):
-            kept[k] = [_interned(v) for v in values]
-        elif k in spec:
-            kept[k] = values
+    kept = {k: spec[k] if k in _SERVICE_OWN else _interned(spec[k]) for k in _SERVICE_KEPT if k in spec}
+    if "sessionAffinityConfig" in kept:
+        kept["sessionAffinityConfig"] = _SHARED.of(kept["sessionAffinityConfig"])
+    if isinstance(values := spec.get("clusterIPs"), list):
+        primary = kept.get("clusterIP")
+        kept["clusterIPs"] = [primary if v == primary else v for v in values]  # one string for the primary
+    elif "clusterIPs" in spec:
+        kept["clusterIPs"] = values
+    if isinstance(values := spec.get("ipFamilies"), list):
+        kept["ipFamilies"] = _SHARED.of([_interned(v) for v in values])
+    elif "ipFamilies" in spec:
+        kept["ipFamilies"] = values
     if isinstance(ports := spec.get("ports"), list):
-        kept["ports"] = [_port(p) for p in ports]
+        kept["ports"] = _SHARED.of([_port(p) for p in ports])
     elif "ports" in spec:
         kept["ports"] = ports
     return {"metadata": _meta(obj), "spec": kept}  # type: ignore[return-value,typeddict-item]

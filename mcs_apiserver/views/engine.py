@@ -20,9 +20,10 @@ ClusterSetIPs are allocated over every import of the ClusterSet, served here or 
 instance computes the same addresses whatever namespaces its local cluster has.
 
 The objects handed out (``imports``, ``clusterset``, the deltas) are shared with the engine's own
-state and with each other (ports, labels, status lists): callers must treat them as read-only and
-copy before adding anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a
-change that is not there.
+state and with each other (ports, families, labels and conditions are one copy for every import
+that has equal ones; status lists): callers must treat them as read-only and copy before adding
+anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a change that is not
+there, and every import sharing the fragment would change with it.
 """
 
 from __future__ import annotations
@@ -135,8 +136,9 @@ class ViewEngine:
         self._clusterset: ClusterSet | None = None
         self._derived: dict[Key, DerivedImport] = {}
         self._objects: dict[Key, ServiceImport] = {}  # every import of the ClusterSet
-        # what each of _objects was built from, to skip rebuilding an object whose inputs are unchanged
-        self._inputs: dict[Key, tuple[DerivedImport, dict[str, str | None], str]] = {}
+        # what each of _objects was built from, to skip rebuilding an object whose inputs are unchanged:
+        # (derivation, ClusterSet name, address in each range...), one flat tuple per import
+        self._inputs: dict[Key, tuple[DerivedImport | str | None, ...]] = {}
         self._by_namespace: dict[str, set[Key]] = {}  # keys of _objects by namespace
         self._served: dict[Key, ServiceImport] = {}  # those whose namespace exists locally
 
@@ -320,7 +322,7 @@ class ViewEngine:
                 if derived.type == CLUSTERSET_IP
                 else {}
             )
-            inputs = (derived, addresses, clusterset)
+            inputs = (derived, clusterset, *addresses.values())  # the ranges' order never changes
             if old is not None and self._inputs.get(key) == inputs:
                 new = old  # same inputs, same object (condition times included): skip building it
             else:

@@ -54,6 +54,7 @@ from mcs_apiserver.kube.types import (
     ServiceImport,
     ServiceImportPort,
 )
+from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.kube.times import parse_time
 from mcs_apiserver.views.clusterset import stable_uid
 from mcs_apiserver.views.conditions import condition, stamp_transitions
@@ -99,6 +100,10 @@ IP_FAMILY_NOT_SUPPORTED = "IPFamilyNotSupported"
 NO_CONFLICTS = "NoConflicts"
 
 _UTC = timezone.utc
+#: The fragments that imports repeat (ports, families, labels, conditions): one copy each, read-only.
+_SHARED = SharedCopies()
+_NO_LABELS: dict[str, str] = {}  # shared by every import without labels (or annotations): read-only
+_NO_CONFLICTS: list[Conflict] = []  # shared by every import without conflicts: read-only
 #: The age of an export whose timestamps cannot be read: younger than any real export.
 _NEVER = datetime.max.replace(tzinfo=_UTC)
 
@@ -403,7 +408,10 @@ def _port_conflict(owner: Contribution, loser: Contribution, detail: str) -> Con
 
 @dataclass(slots=True)
 class DerivedImport:
-    """A ServiceImport before ClusterSetIP addresses and condition times are known."""
+    """A ServiceImport before ClusterSetIP addresses and condition times are known.
+
+    Its ports, spec extras, labels and annotations (and an empty ``conflicts``) are copies shared
+    with every other import that has equal ones (``kube/shared.py``): never mutate them."""
 
     key: Key
     type: str  #: ClusterSetIP | Headless
@@ -442,7 +450,7 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
     ports = _merge_ports(valid, conflicts)
     if len(valid) > 1:
         _port_set_conflicts(valid, conflicts)
-    families = _families(wspec) or (IPV4,)
+    families = _SHARED.of(_families(wspec) or (IPV4,))
 
     if len(valid) > 1:
         _whole_service_conflicts(valid, wspec, wexport_spec, conflicts)
@@ -484,15 +492,15 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
         key,
         HEADLESS if wspec.get("clusterIP") == "None" else CLUSTERSET_IP,
         families,
-        ports,
-        extras,
-        dict(labels) if labels else {},
-        dict(annotations) if annotations else {},
+        _SHARED.of(ports),
+        _SHARED.of(extras),
+        _SHARED.of(dict(labels)) if labels else _NO_LABELS,
+        _SHARED.of(dict(annotations)) if annotations else _NO_LABELS,
         (winner.export.get("metadata") or {}).get("creationTimestamp"),
         winner.age,
         winner.cluster,
         clusters,
-        conflicts,
+        conflicts or _NO_CONFLICTS,
         ready_endpoints,
         ready_clusters,
     )
@@ -671,7 +679,7 @@ def build_service_import(
         present = [ip for ip in ips if ip is not None]
         if present:
             spec["ips"] = present
-        spec["ipFamilies"] = served or list(derived.families)
+        spec["ipFamilies"] = _SHARED.of(served or list(derived.families))
         if not served:
             ready = condition(
                 "Ready",
@@ -687,7 +695,7 @@ def build_service_import(
         else:
             ready = _endpoints_condition(derived)
     else:
-        spec["ipFamilies"] = list(derived.families)
+        spec["ipFamilies"] = _SHARED.of(list(derived.families))
         ready = _endpoints_condition(derived)
     spec["ports"] = derived.ports
     spec.update(derived.spec_extras)
@@ -704,6 +712,7 @@ def build_service_import(
         )
     previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
     conditions = stamp_transitions([ready, conflict], previous_conditions, now)
+    conditions = previous_conditions if conditions == previous_conditions else _SHARED.of(conditions)
     return {
         "apiVersion": API_VERSION,
         "kind": "ServiceImport",

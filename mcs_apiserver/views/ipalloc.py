@@ -111,16 +111,17 @@ def _as_range(network: str | AddressRange) -> AddressRange:
 class Allocator(Generic[A]):
     """The allocation rule, kept incrementally for one range: work proportional to what changes.
 
-    State: who holds each slot, how many probe steps each holder took (its *path*), and for each slot
-    the imports that stepped over it (``_passed``), which are exactly the ones that may move when the
-    slot is freed. Imports without an address (range full) are kept apart: they have stepped over
-    every slot.
+    State: who holds each slot, how many probe steps each holder took (its *path*; only non-zero
+    counts are kept, most imports take their first address), and for each slot the imports that
+    stepped over it (``_passed``), which are exactly the ones that may move when the slot is freed.
+    Imports without an address (range full) are kept apart: they have stepped over every slot. Probe
+    sequences are hashed again when needed rather than kept: that is rare (a placement, a collision,
+    a removal), and an instance holds every import of the ClusterSet.
     """
 
     def __init__(self, network: str | AddressRange) -> None:
         self.range = _as_range(network)
         self._ages: dict[Key, A] = {}
-        self._probes: dict[Key, tuple[int, int]] = {}
         self._slot: dict[Key, int] = {}
         self._steps: dict[Key, int] = {}
         self._owner: dict[int, Key] = {}
@@ -164,21 +165,21 @@ class Allocator(Generic[A]):
         self._passed.clear()
         self._unassigned.clear()
         self._text.clear()
-        probes = self._probes = {key: self._probes.get(key) or self.range.probe(key) for key in imports}
         # Oldest first, so nobody is ever displaced: the plain greedy of the rule, keeping the index.
         size = self.range.size
-        owner, slots, steps, passed = self._owner, self._slot, self._steps, self._passed
+        owner, slots, steps, passed, probe = self._owner, self._slot, self._steps, self._passed, self.range.probe
         for key in sorted(imports, key=lambda k: (imports[k], k)):
             if len(owner) >= size:
                 self._unassigned.add(key)
                 continue
-            start, step = probes[key]
+            start, step = probe(key)
             for i in range(size):
                 slot = (start + i * step) % size
                 if slot not in owner:
                     owner[slot] = key
                     slots[key] = slot
-                    steps[key] = i
+                    if i:
+                        steps[key] = i
                     break
                 if slot in passed:
                     passed[slot].add(key)
@@ -238,7 +239,7 @@ class Allocator(Generic[A]):
         owner = self._owner
         passed = self._passed
         while True:
-            start, step = self._probes[key]
+            start, step = self.range.probe(key)
             rank = self._rank(key)
             placed = False
             for i in range(index, size):
@@ -247,7 +248,7 @@ class Allocator(Generic[A]):
                 if holder is None or self._rank(holder) > rank:
                     owner[slot] = key
                     self._slot[key] = slot
-                    self._steps[key] = i
+                    self._set_steps(key, i)
                     self._text.pop(key, None)
                     placed = True
                     break
@@ -268,9 +269,15 @@ class Allocator(Generic[A]):
             # ``holder`` is younger: it loses the slot and continues its own walk past it.
             self._note(before, holder)
             passed.setdefault(slot, set()).add(holder)
-            index = self._steps[holder] + 1
+            index = self._steps.get(holder, 0) + 1
             self._text.pop(holder, None)
             key = holder
+
+    def _set_steps(self, key: Key, steps: int) -> None:
+        if steps:
+            self._steps[key] = steps
+        else:
+            self._steps.pop(key, None)
 
     def _discard_passed(self, slot: int, key: Key) -> None:
         keys = self._passed.get(slot)
@@ -289,8 +296,6 @@ class Allocator(Generic[A]):
         else:
             before.setdefault(key, None)
         self._ages[key] = age
-        if key not in self._probes:
-            self._probes[key] = self.range.probe(key)
         self._walk(key, 0, before)
 
     def _discard(self, key: Key, before: dict[Key, str | None]) -> None:
@@ -299,7 +304,6 @@ class Allocator(Generic[A]):
         self._note(before, key)
         self._remove(key, before)
         del self._ages[key]
-        self._probes.pop(key, None)
 
     def _remove(self, key: Key, before: dict[Key, str | None]) -> None:
         """Take ``key`` out; whoever stepped over its slot may move back into it, and so on."""
@@ -307,9 +311,9 @@ class Allocator(Generic[A]):
             self._unassigned.discard(key)
             return
         slot = self._slot.pop(key)
-        start, step = self._probes[key]
+        start, step = self.range.probe(key)
         size = self.range.size
-        for i in range(self._steps.pop(key)):
+        for i in range(self._steps.pop(key, 0)):
             self._discard_passed((start + i * step) % size, key)
         del self._owner[slot]
         self._text.pop(key, None)
@@ -324,7 +328,7 @@ class Allocator(Generic[A]):
                 return
             mover = min(candidates, key=self._rank)
             self._note(before, mover)
-            start, step = self._probes[mover]
+            start, step = self.range.probe(mover)
             index = ((slot - start) * pow(step, -1, size)) % size if size > 1 else 0
             self._owner[slot] = mover
             self._text.pop(mover, None)
@@ -333,14 +337,14 @@ class Allocator(Generic[A]):
                 for i in range(index):
                     self._passed.setdefault((start + i * step) % size, set()).add(mover)
                 self._slot[mover] = slot
-                self._steps[mover] = index
+                self._set_steps(mover, index)
                 return
             left = self._slot[mover]
-            for i in range(index, self._steps[mover]):
+            for i in range(index, self._steps.get(mover, 0)):
                 self._discard_passed((start + i * step) % size, mover)
             del self._owner[left]
             self._slot[mover] = slot
-            self._steps[mover] = index
+            self._set_steps(mover, index)
             slot = left
 
 

@@ -137,3 +137,15 @@ def test_ready_count_counts_every_address_of_an_endpoint_and_nothing_without_end
 def test_rfc3339_is_second_precision_utc_with_a_z() -> None:
     assert format_epoch(0) == "1970-01-01T00:00:00Z"
     assert format_epoch(1767225600.75) == "2026-01-01T00:00:00Z"
+
+
+def test_services_with_equal_ports_and_families_share_one_copy_of_them() -> None:
+    def spec(ip: str) -> dict:
+        return {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "ipFamilies": ["IPv4"],
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}
+
+    one = trim_service({"metadata": METADATA, "spec": spec("10.0.0.1")})
+    two = trim_service({"metadata": METADATA, "spec": spec("10.0.0.2")})
+    assert one["spec"]["ports"] is two["spec"]["ports"]
+    assert one["spec"]["ipFamilies"] is two["spec"]["ipFamilies"]
+    assert one["spec"]["clusterIPs"] == ["10.0.0.1"] and two["spec"]["clusterIPs"] == ["10.0.0.2"]

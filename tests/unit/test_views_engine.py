@@ -396,3 +396,17 @@ def test_an_empty_delta_is_false_and_the_unchanged_sentinel_is_distinct_from_non
     assert ViewDelta(clusterset=None).clusterset_changed
     assert not ViewDelta().clusterset_changed
     assert UNCHANGED is not None and repr(UNCHANGED) == "UNCHANGED"
+
+
+def test_imports_with_equal_ports_families_and_conditions_share_one_copy_of_each() -> None:
+    ms = world()
+    ms["b"].export(WEB, web_service(), at(1), ready=1)
+    ms["b"].export(DB, web_service(DB), at(2), ready=1)
+    e = engine()
+    e.update(ms)
+    web, db = e.imports[WEB], e.imports[DB]
+    assert web["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 80}]
+    assert web["spec"]["ports"] is db["spec"]["ports"]
+    assert web["spec"]["ipFamilies"] is db["spec"]["ipFamilies"]
+    assert web["status"]["conditions"] is db["status"]["conditions"]
+    assert web["status"]["clusters"] is not db["status"]["clusters"]  # their exportedAt differs
