@@ -231,6 +231,8 @@ class _Slice(NamedTuple):
     ready: int
     endpoints: ReadyEndpoints | None
     resource_version: str
+    #: An IPv6 slice: counted apart, since in dual-stack the same pods are in one slice per family.
+    v6: bool = False
 
 
 class _Slices:
@@ -259,21 +261,22 @@ class _Slices:
             return None
         key = (meta.get("namespace", ""), service)
         endpoints = ready_endpoints(obj) if key in self.member._exports else None
-        return _Slice(key, ready_count(obj), endpoints, meta.get("resourceVersion", ""))
+        return _Slice(key, ready_count(obj), endpoints, meta.get("resourceVersion", ""),
+                      obj.get("addressType") == "IPv6")
 
     def _set(self, slice_key: Key, entry: _Slice | None, changed: set[Key]) -> None:
         old = self.slices.pop(slice_key, None)
         if old is not None:
-            self.member._ready_add(old.service, -old.ready)
+            self.member._ready_add(old.service, -old.ready, old.v6)
             keys = self.by_service[old.service]
             keys.discard(slice_key)
             if not keys:
                 del self.by_service[old.service]
         if entry is not None:
             self.slices[slice_key] = entry
-            self.member._ready_add(entry.service, entry.ready)
+            self.member._ready_add(entry.service, entry.ready, entry.v6)
             self.by_service.setdefault(entry.service, set()).add(slice_key)
-        if old is None or entry is None or old[:3] != entry[:3]:  # a new resourceVersion alone is no change
+        if old is None or entry is None or old[:3] != entry[:3] or old.v6 != entry.v6:  # a new resourceVersion alone is no change
             changed.update(e.service for e in (old, entry) if e is not None)
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
@@ -381,7 +384,8 @@ class MemberCache:
         self._namespaces: dict[str, Namespace] = {}
         self._exports: dict[Key, ServiceExport] = {}
         self._services: dict[Key, Service] = {}
-        self._ready: dict[Key, int] = {}
+        self._ready: dict[Key, int] = {}  # ready endpoints of IPv4 (and FQDN) slices, by Service
+        self._ready6: dict[Key, int] = {}  # ... of IPv6 slices
         self._status = MemberStatus()
         self._failing: dict[str, tuple[str, bool]] = {}  # resource -> (message, connection lost)
         self._disconnected_since: float | None = None
@@ -443,17 +447,20 @@ class MemberCache:
         return self._services
 
     def ready_endpoints(self, key: Key) -> int:
-        return self._ready.get(key, 0)
+        """Ready endpoints of the Service, each pod once: a dual-stack Service has one slice per family
+        with the same pods in both, so the larger family's count is the number of endpoints."""
+        return max(self._ready.get(key, 0), self._ready6.get(key, 0))
 
     def ready_endpoint_slices(self, key: Key) -> tuple[ReadyEndpoints, ...]:
         return self._slices.endpoints(key)
 
-    def _ready_add(self, key: Key, delta: int) -> None:
-        total = self._ready.get(key, 0) + delta
+    def _ready_add(self, key: Key, delta: int, v6: bool) -> None:
+        counts = self._ready6 if v6 else self._ready
+        total = counts.get(key, 0) + delta
         if total:
-            self._ready[key] = total
+            counts[key] = total
         else:
-            self._ready.pop(key, None)
+            counts.pop(key, None)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

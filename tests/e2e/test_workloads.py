@@ -248,6 +248,10 @@ def test_a_dual_stack_clusterset_gives_nodes_pods_and_services_an_address_of_eac
             assert all(any(ip in r for r in pod_ranges) for ip in ips)
         cluster_ips = kubectl.json("get", "service", "web")["spec"]["clusterIPs"]
         assert [ipaddress.ip_address(ip).version for ip in cluster_ips] == [4, 6]
+        # one EndpointSlice per family, the same 2 pods in both: the import counts 2 endpoints, not 4
+        kubectl.apply(service_export("web", "default"))
+        eventually(lambda: _ready_endpoints(kubectl, "default", "web") == 2, timeout=60,
+                   what="2 ready endpoints (each dual-stack pod once) in the import")
     finally:
         cluster.down(tmp_path)
 

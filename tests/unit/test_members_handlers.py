@@ -131,6 +131,20 @@ def test_slices_add_up_per_service_counting_unset_ready_and_ignoring_not_ready(m
     assert sink.keys == [{("shop", "web"), ("shop", "db")}]
 
 
+def test_a_dual_stack_service_counts_each_ready_pod_once_not_once_per_family(member) -> None:
+    cache, sink = member
+    slices = _Slices(cache)
+    v4 = {**eps("web-v4", "web", True, True, True), "addressType": "IPv4"}
+    v6 = {**eps("web-v6", "web", True, True, True), "addressType": "IPv6"}
+    slices.replace([v4, v6])
+    assert cache.ready_endpoints(("shop", "web")) == 3
+    slices.apply("MODIFIED", {**eps("web-v6", "web", True, True, True, True), "addressType": "IPv6"})
+    assert cache.ready_endpoints(("shop", "web")) == 4  # mid-rollout the families differ: the larger
+    slices.apply("DELETED", v4)
+    slices.apply("DELETED", v6)
+    assert cache.ready_endpoints(("shop", "web")) == 0 and not cache._ready6
+
+
 def test_a_slice_whose_ready_count_changes_reports_its_service(member) -> None:
     cache, sink = member
     slices = _Slices(cache)
