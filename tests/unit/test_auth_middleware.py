@@ -7,6 +7,7 @@ TokenReview/SubjectAccessReview answers; everything between the socket and the h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,19 +106,13 @@ class Server:
             return response.status, await response.json()
 
 
-@pytest.fixture
-async def server(certs: PKI) -> AsyncIterator[Server]:
-    config = AuthenticationConfig(
-        client_ca=(certs.client_ca.cert,),
-        requestheader_ca=(certs.front_proxy_ca.cert,),
-        allowed_names=frozenset({"front-proxy-client"}),
-        username_headers=("X-Remote-User",),
-        group_headers=("X-Remote-Group",),
-        extra_headers_prefixes=("x-remote-extra-",),
-    )
-    tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle())
+@contextlib.asynccontextmanager
+async def serving(tls: ServerTLS, config: AuthenticationConfig, **options: Any) -> AsyncIterator[Server]:
+    """The middleware (``options`` go to :func:`auth_middleware`) on a TLS server with the health,
+    webhook, non-resource and API routes, answering who the request is from."""
     cluster = Cluster()
-    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)), Authorizer(cluster, settings=FAST))
+    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)),
+                                 Authorizer(cluster, settings=FAST), **options)
     app = web.Application(middlewares=[middleware])
     app.router.add_get("/healthz", unauthenticated)
     app.router.add_get("/readyz/{check}", unauthenticated)
@@ -133,6 +128,21 @@ async def server(certs: PKI) -> AsyncIterator[Server]:
         yield Server(runner.addresses[0][1], cluster)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def server(certs: PKI) -> AsyncIterator[Server]:
+    config = AuthenticationConfig(
+        client_ca=(certs.client_ca.cert,),
+        requestheader_ca=(certs.front_proxy_ca.cert,),
+        allowed_names=frozenset({"front-proxy-client"}),
+        username_headers=("X-Remote-User",),
+        group_headers=("X-Remote-Group",),
+        extra_headers_prefixes=("x-remote-extra-",),
+    )
+    tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle())
+    async with serving(tls, config) as server:
+        yield server
 
 
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -275,20 +285,8 @@ async def guarded(certs: PKI) -> AsyncIterator[tuple[Server, pki.CertKey]]:
                                   allowed_names=frozenset({"front-proxy-client"}), username_headers=("X-Remote-User",))
     tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key", client_ca_pem=config.client_ca_bundle(),
                     extra_client_ca_pem=callers.ca_pem)
-    cluster = Cluster()
-    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)), Authorizer(cluster, settings=FAST),
-                                 webhook_callers=callers)
-    app = web.Application(middlewares=[middleware])
-    app.router.add_post("/webhooks/validate/serviceexports", unauthenticated)
-    app.router.add_get("/healthz", unauthenticated)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
-    await site.start()
-    try:
-        yield Server(runner.addresses[0][1], cluster), webhook_ca
-    finally:
-        await runner.cleanup()
+    async with serving(tls, config, webhook_callers=callers) as server:
+        yield server, webhook_ca
 
 
 WEBHOOK_UNAUTHORIZED = {**UNAUTHORIZED,
@@ -325,23 +323,9 @@ async def starting(certs: PKI) -> AsyncIterator[tuple[Server, list[bool]]]:
     """A server whose authentication config is not loaded until the test flips ``loaded[0]``."""
     loaded = [False]
     tls = ServerTLS(certs.root / "tls.crt", certs.root / "tls.key")
-    cluster = Cluster()
     config = AuthenticationConfig(client_ca=(certs.client_ca.cert,))
-    middleware = auth_middleware(Authenticator(lambda: config, TokenReviewer(cluster, settings=FAST)),
-                                 Authorizer(cluster, settings=FAST), loaded=lambda: loaded[0])
-    app = web.Application(middlewares=[middleware])
-    app.router.add_get("/healthz", unauthenticated)
-    app.router.add_get("/readyz/{check}", unauthenticated)
-    app.router.add_post("/webhooks/validate/serviceexports", unauthenticated)
-    app.router.add_route("*", P + "/{tail:.+}", whoami)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
-    await site.start()
-    try:
-        yield Server(runner.addresses[0][1], cluster), loaded
-    finally:
-        await runner.cleanup()
+    async with serving(tls, config, loaded=lambda: loaded[0]) as server:
+        yield server, loaded
 
 
 async def test_before_the_authentication_config_is_loaded_a_request_gets_503_and_retry_after_never_500(
