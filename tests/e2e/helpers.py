@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -16,6 +17,19 @@ _counter = itertools.count()
 
 def unique_namespace(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:5]}"
+
+
+@contextlib.contextmanager
+def namespace_in(kubectl: Any, prefix: str, members: Iterable[str]) -> Iterator[str]:
+    """A fresh namespace in each of ``members``, deleted from them afterwards (without waiting)."""
+    name, members = unique_namespace(prefix), tuple(members)
+    for member in members:
+        kubectl.apply(namespace(name), member)
+    try:
+        yield name
+    finally:
+        for member in members:
+            kubectl.run("delete", "namespace", name, "--wait=false", context=member, check=False)
 
 
 def eventually(probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.2,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
+from tests.e2e.helpers import eventually, namespace_in, service, service_export
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +25,8 @@ def conflict_of(kubectl, ns: str, name: str, context: str) -> dict:
 
 @pytest.fixture
 def ns(kubectl):
-    name = unique_namespace("events")
-    for member in ("member-1", "member-2"):
-        kubectl.apply(namespace(name), member)
-    yield name
-    for member in ("member-1", "member-2"):
-        kubectl.run("delete", "namespace", name, "--wait=false", context=member, check=False)
+    with namespace_in(kubectl, "events", ("member-1", "member-2")) as name:
+        yield name
 
 
 def test_a_conflict_is_one_warning_event_while_it_lasts_and_a_normal_event_when_it_clears(kubectl, ns):

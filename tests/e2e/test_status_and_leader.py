@@ -27,7 +27,7 @@ from mcs_apiserver.members.member import SERVICE_EXPORTS, MemberCache
 from mcs_apiserver.writers.status import StatusWriter, WriterSettings
 from mcs_apiserver.updater import ViewUpdater
 from mcs_apiserver.views.engine import ViewEngine
-from tests.e2e.helpers import eventually, namespace, service, service_export, unique_namespace
+from tests.e2e.helpers import eventually, namespace_in, service, service_export
 
 pytestmark = pytest.mark.e2e
 
@@ -64,12 +64,8 @@ def patch_status(kubectl, ns: str, name: str, context: str, conditions: list[dic
 
 @pytest.fixture
 def ns(kubectl):
-    name = unique_namespace("status")
-    for member in ("member-1", "member-2"):
-        kubectl.apply(namespace(name), member)
-    yield name
-    for member in ("member-1", "member-2"):
-        kubectl.run("delete", "namespace", name, "--wait=false", context=member, check=False)
+    with namespace_in(kubectl, "status", ("member-1", "member-2")) as name:
+        yield name
 
 
 AUDITED = {"type": "example.com/Audited", "status": "True", "reason": "Audited",

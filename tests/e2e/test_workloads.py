@@ -18,11 +18,10 @@ from tests.e2e.helpers import (
     IMAGE,
     deployment,
     eventually,
-    namespace,
+    namespace_in,
     service,
     service_export,
     statefulset,
-    unique_namespace,
 )
 
 pytestmark = pytest.mark.e2e
@@ -71,12 +70,8 @@ def _pod_cidr(clusterset, member: str) -> list[ipaddress.IPv4Network | ipaddress
 
 @pytest.fixture
 def ns(kubectl):
-    name = unique_namespace("work")
-    for member in MEMBERS:
-        kubectl.apply(namespace(name), member)
-    yield name
-    for member in MEMBERS:
-        kubectl.run("delete", "namespace", name, "--wait=false", context=member, check=False)
+    with namespace_in(kubectl, "work", MEMBERS) as name:
+        yield name
 
 
 @pytest.fixture
