@@ -30,20 +30,18 @@ import multiprocessing
 import re
 import ssl
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.context import own_clusterset
 from benchmarks.machine import describe, load_average
 from benchmarks.memory import rss
 from benchmarks.stats import Summary, mib, ms
 from mcs_apiserver.api.limits import TRIM_INTERVAL
-from mcs_apiserver.local import cluster
 from mcs_apiserver.local import state as statefile
-from mcs_apiserver.local.cluster import UpOptions
 from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.pki import LocalPKI
 
@@ -633,6 +631,11 @@ async def run(state_dir: Path, connections: int, watches: int, hold: float) -> R
     return results
 
 
+async def _run_in_own_clusterset(connections: int, watches: int, hold: float) -> Results:
+    async with own_clusterset("mcs-apiserver-attacks-", Progress(sys.stderr), members=3) as own:
+        return await run(own.bench.state_dir, connections, watches, hold)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.attacks", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, help="a running local ClusterSet (default: bring one up)")
@@ -646,13 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.state_dir is not None:
         results = asyncio.run(run(args.state_dir.resolve(), args.connections, args.watches, args.hold))
     else:
-        with tempfile.TemporaryDirectory(prefix="mcs-apiserver-attacks-") as tmp:
-            state_dir = Path(tmp) / "clusterset"
-            try:
-                asyncio.run(cluster.up(UpOptions(state_dir, members=3), out=sys.stderr))
-                results = asyncio.run(run(state_dir, args.connections, args.watches, args.hold))
-            finally:
-                cluster.down(state_dir, out=sys.stderr)
+        results = asyncio.run(_run_in_own_clusterset(args.connections, args.watches, args.hold))
     section = render(results, command.strip())
     write(args.output, section)
     print(section)

@@ -14,9 +14,12 @@ TLS handshake:
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from mcs_apiserver.local import cluster
 from mcs_apiserver.local import state as statefile
 from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.pki import LocalPKI
@@ -153,3 +157,35 @@ async def timed_get(session: aiohttp.ClientSession, url: str, headers: Mapping[s
         if resp.status != 200:
             raise RequestFailed("GET", url, resp.status, body)
         return Timed(elapsed, len(body), resp.headers.get("Content-Encoding", ""))
+
+
+@dataclass(frozen=True)
+class OwnClusterSet:
+    """A ClusterSet a benchmark brought up for itself (:func:`own_clusterset`)."""
+
+    bench: Bench
+    state: statefile.LocalState
+    #: The temporary directory it lives in, for the benchmark's own files too.
+    tmp: Path
+    #: How long ``local up`` took.
+    up_seconds: float
+
+
+@contextlib.asynccontextmanager
+async def own_clusterset(prefix: str, progress: Progress, **up: Any) -> AsyncIterator[OwnClusterSet]:
+    """A local ClusterSet of the benchmark's own (``up`` are :class:`cluster.UpOptions` fields) in a
+    temporary directory named ``prefix...``, with its clients open; torn down whatever happens."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        state_dir = Path(tmp) / "clusterset"
+        try:
+            started = time.monotonic()
+            state = await cluster.up(cluster.UpOptions(state_dir, **up), out=sys.stderr)
+            up_seconds = time.monotonic() - started
+            bench = Bench.open(state_dir.resolve(), progress)
+            try:
+                yield OwnClusterSet(bench, state, Path(tmp), up_seconds)
+            finally:
+                await bench.close()
+        finally:
+            progress("tearing the ClusterSet down")
+            cluster.down(state_dir, out=sys.stderr)

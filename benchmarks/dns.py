@@ -35,7 +35,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -48,15 +47,14 @@ import dns.rcode
 import dns.rdatatype
 
 from benchmarks import machine, memory, report
-from benchmarks.context import EXPORTER, FRONT_PROXY_HEADERS, READER, VIEWS, Bench, BenchError, timed_get
+from benchmarks.context import EXPORTER, FRONT_PROXY_HEADERS, READER, VIEWS, Bench, BenchError, own_clusterset, timed_get
 from benchmarks.options import DEFAULT_OUTPUT
 from benchmarks.objects import exports_path, namespace, service_export, services_path
 from benchmarks.populate import create_many
 from benchmarks.report import Section
 from benchmarks.stats import Summary, fmt_ratio, kib, ms, ratio
-from mcs_apiserver.local import cluster
 from mcs_apiserver.local.binaries import ensure_binaries
-from mcs_apiserver.local.cluster import UpOptions, free_dns_ports
+from mcs_apiserver.local.cluster import free_dns_ports
 from mcs_apiserver.logs import Progress
 from mcs_apiserver.local.state import load as load_state
 
@@ -530,18 +528,8 @@ async def run(options: Options) -> None:
     progress = Progress(sys.stderr)
     started = time.monotonic()
     load_before = machine.load_average()
-    with tempfile.TemporaryDirectory(prefix="mcs-apiserver-dns-bench-") as tmp:
-        state_dir = Path(tmp) / "clusterset"
-        try:
-            await cluster.up(UpOptions(state_dir, members=3), out=sys.stderr)
-            bench = Bench.open(state_dir.resolve(), progress)
-            try:
-                results = await measure(bench, options, Path(tmp))
-            finally:
-                await bench.close()
-        finally:
-            progress("tearing the ClusterSet down")
-            cluster.down(state_dir, out=sys.stderr)
+    async with own_clusterset("mcs-apiserver-dns-bench-", progress, members=3) as own:
+        results = await measure(own.bench, options, own.tmp)
     minutes = (time.monotonic() - started) / 60
     header = "\n".join([
         "## Multicluster DNS: results of the last run",

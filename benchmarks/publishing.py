@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,9 @@ import aiohttp
 import orjson
 
 from benchmarks import machine, objects, populate
-from benchmarks.context import EXPORTER, READER, Bench, BenchError
+from benchmarks.context import EXPORTER, READER, Bench, BenchError, own_clusterset
 from benchmarks.report import MARKER
 from benchmarks.stats import Summary, ms
-from mcs_apiserver.local import cluster
-from mcs_apiserver.local.cluster import UpOptions
 from mcs_apiserver.logs import Progress
 
 BEGIN, END = "<!-- publishing:begin -->", "<!-- publishing:end -->"
@@ -232,24 +229,16 @@ def write(text: str, path: Path = OUTPUT) -> None:
 
 async def run(sizes: list[int], samples: int) -> str:
     progress = Progress(sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="mcs-apiserver-bench-publish-") as tmp:
-        state_dir = Path(tmp) / "clusterset"
-        try:
-            await cluster.up(UpOptions(state_dir, members=3, nodes=0, publish=True), out=sys.stderr)
-            bench = Bench.open(state_dir.resolve(), progress)
-            try:
-                progress(f"latency and writes per change, {samples} samples")
-                to_import, to_slice, per_change = await latency(bench, samples)
-                await populate.create_namespaces(bench, [m for m in ("member-1", "member-2", "member-3")])
-                loads, have = [], 0
-                for size in sizes:
-                    progress(f"load: {size:,} exports")
-                    loads.append(await load(bench, size, have))
-                    have = size
-            finally:
-                await bench.close()
-        finally:
-            cluster.down(state_dir, out=sys.stderr)
+    async with own_clusterset("mcs-apiserver-bench-publish-", progress, members=3, nodes=0, publish=True) as own:
+        bench = own.bench
+        progress(f"latency and writes per change, {samples} samples")
+        to_import, to_slice, per_change = await latency(bench, samples)
+        await populate.create_namespaces(bench, [m for m in ("member-1", "member-2", "member-3")])
+        loads, have = [], 0
+        for size in sizes:
+            progress(f"load: {size:,} exports")
+            loads.append(await load(bench, size, have))
+            have = size
     return render(to_import, to_slice, per_change, loads, samples)
 
 

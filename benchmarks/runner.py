@@ -10,10 +10,8 @@ own, so that their objects never count in a round's LIST.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from benchmarks import (
     admission,
@@ -26,10 +24,8 @@ from benchmarks import (
     startup,
     workloads,
 )
-from benchmarks.context import EXPORTER, READER, Bench
+from benchmarks.context import EXPORTER, READER, Bench, own_clusterset
 from benchmarks.options import Options
-from mcs_apiserver.local import cluster
-from mcs_apiserver.local.cluster import UpOptions
 from mcs_apiserver.logs import Progress
 
 MEMBERS = 3
@@ -134,20 +130,8 @@ async def run(options: Options) -> None:
     progress = Progress(sys.stderr)
     started = time.monotonic()
     load_before = machine.load_average()
-    with tempfile.TemporaryDirectory(prefix="mcs-apiserver-bench-") as tmp:
-        state_dir = Path(tmp) / "clusterset"
-        try:
-            up_started = time.monotonic()
-            state = await cluster.up(UpOptions(state_dir, members=MEMBERS, nodes=NODES), out=sys.stderr)
-            up_seconds = time.monotonic() - up_started
-            bench = Bench.open(state_dir.resolve(), progress)
-            try:
-                results = await _measure(bench, options, [m.name for m in state.members], up_seconds)
-            finally:
-                await bench.close()
-        finally:
-            progress("tearing the ClusterSet down")
-            cluster.down(state_dir, out=sys.stderr)
+    async with own_clusterset("mcs-apiserver-bench-", progress, members=MEMBERS, nodes=NODES) as own:
+        results = await _measure(own.bench, options, [m.name for m in own.state.members], own.up_seconds)
     minutes = (time.monotonic() - started) / 60
     header = "\n".join([
         "## Results of the last run",
