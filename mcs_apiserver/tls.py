@@ -146,7 +146,9 @@ class ServerTLS:
         if options.cipher_suites and not tls12 and options.min_version == "VersionTLS12":
             raise TLSConfigError("--tls-cipher-suites names only TLS 1.3 suites, which are not configurable: "
                                  "add TLS 1.2 suites, or set --tls-min-version=VersionTLS13")
-        self._options = options
+        self._min_version = TLS_VERSIONS[options.min_version]
+        #: The OpenSSL names of the TLS 1.2 suites asked for; empty: OpenSSL's defaults.
+        self._ciphers = ":".join(tls12)
         self._defer = defer_client_verification
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
@@ -231,10 +233,9 @@ class ServerTLS:
 
     def _build(self, client_ca_pem: bytes) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = TLS_VERSIONS[self._options.min_version]
-        tls12 = [CIPHER_SUITES[n] for n in self._options.cipher_suites if CIPHER_SUITES.get(n)]
-        if tls12:
-            context.set_ciphers(":".join(tls12))
+        context.minimum_version = self._min_version
+        if self._ciphers:
+            context.set_ciphers(self._ciphers)
         context.load_cert_chain(self.cert_file, self.key_file)
         # No TLS 1.3 session tickets: kube-apiserver's clients never resume (Go's http.Transport has
         # no ClientSessionCache unless told), and with OpenSSL 3.0 issuing them is a third of a
