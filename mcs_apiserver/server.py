@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import re
 import signal
@@ -511,9 +512,23 @@ async def _log_ready(checks: list[HealthCheck], ready: asyncio.Event | None, zon
             zone.ready = True
         await asyncio.sleep(0.1)
     zone.ready = True
+    freeze_heap()
     log.info("ready")
     if ready is not None:
         ready.set()
+
+
+def freeze_heap() -> None:
+    """Move everything alive at start-up (modules, the Kubernetes client's classes, the first view
+    of every member) out of the cyclic garbage collector's sight (``gc.freeze``).
+
+    The collector's oldest generation traverses every container object in the process each time it
+    runs: measured in a serving instance, a 250 ms pause during a burst of connections, every
+    request waiting behind it. What exists at start-up is never cyclic garbage; reference counting
+    still frees it when it goes. Later collections traverse only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _shutdown(runner: web.AppRunner, auth, members: Mapping[str, MemberCache], local_client: KubeClient,

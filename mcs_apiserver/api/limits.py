@@ -13,6 +13,13 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   ``--max-request-body-bytes-inflight``: memory stays bounded however many clients trickle bytes.
 * ``--request-body-timeout``: a request with a body must have been received and answered within it,
   or it gets 408 and its connection is closed.
+* a connection closed with a request body left unread (401, 403, 405, 408, 413, 429 to a POST)
+  is not closed gracefully: that would read and decrypt whatever the client still sends until its
+  close_notify (uvloop's TLS shutdown does), so a client that ignores the answer would keep us
+  decrypting for :data:`SSL_SHUTDOWN_TIMEOUT`. Reading stops at once instead, the
+  kernel's window closes on the client, and the connection is reset as soon as the answer has been
+  delivered (at most :data:`UNREAD_BODY_LINGER` later). Go's net/http (so kube-apiserver) also stops
+  reading and resets, after a fixed 500 ms.
 * ``--request-header-timeout``: a connection must complete its TLS handshake within it (counted
   from the connection), then each request's headers (counted from the handshake or from the
   request's first byte), or it is closed. aiohttp has no such timeout, so :class:`GuardedSite`
@@ -33,9 +40,12 @@ the client, not the server, closes a connection it may be about to reuse.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
 import ssl
+import struct
+import termios
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +87,15 @@ OTHER_BODY_LIMIT = 64 * 1024
 WEBHOOK_PREFIX = "/webhooks/"
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
 IDLE_CONNECTION_TIMEOUT = 120.0
+#: How long a graceful TLS close waits for the client's close_notify (only connections whose
+#: client has nothing left to send close gracefully: see :class:`_Transport`).
 SSL_SHUTDOWN_TIMEOUT = 2.0
+#: How long a connection with an unread request body stays open, not read, after it was told to
+#: close: long enough for the answer to reach the client before the reset (Go's net/http waits
+#: 500 ms, its ``rstAvoidanceDelay``, for the same reason).
+UNREAD_BODY_LINGER = 0.5
+#: How often such a connection checks whether its answer has been delivered.
+DELIVERY_POLL = 0.02
 TRIM_INTERVAL = 10.0
 #: How many TLS connections are accepted, so how many handshakes start, per turn of the event loop
 #: (see the module docstring).
@@ -266,6 +284,57 @@ class Limiter:
         return limit_watches
 
 
+class _Transport:
+    """The transport aiohttp's protocol is given: the real one, except that :meth:`close` of a
+    connection whose request body was left unread does not close gracefully (see the module
+    docstring): it stops reading at once, and resets the connection as soon as the kernel has
+    delivered the answer (its send queue is empty), or after :data:`UNREAD_BODY_LINGER` at most.
+    Linux keeps what a client received readable after the reset, so the answer is not lost."""
+
+    __slots__ = ("real", "unread_body", "discarding")
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        self.real = real
+        self.unread_body = False  # the last request's body was not read to its end (set by the guard)
+        self.discarding = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def close(self) -> None:
+        if not self.unread_body:
+            self.real.close()
+            return
+        if self.discarding:
+            return
+        self.discarding = True
+        self.real.pause_reading()
+        # Over TLS, pausing only stops the decrypting: the bytes would still be read into the TLS
+        # layer's buffer (256 KiB). A read limit of 0 stops reading the socket itself.
+        set_limits = getattr(self.real, "set_read_buffer_limits", None)
+        if set_limits is not None:
+            set_limits(0)
+        loop = asyncio.get_running_loop()
+        self._reset_when_delivered(loop, loop.time() + UNREAD_BODY_LINGER)
+
+    def _reset_when_delivered(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if (self.real.is_closing() or loop.time() >= deadline
+                or (not self.real.get_write_buffer_size() and not _unsent(self.real))):
+            self.real.abort()
+            return
+        loop.call_later(DELIVERY_POLL, self._reset_when_delivered, loop, deadline)
+
+
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes in the kernel's send queue of ``transport``'s socket, not yet acknowledged by the
+    client (``SIOCOUTQ``); 0 when it cannot be known."""
+    sock = transport.get_extra_info("socket")
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class _Guarded(asyncio.Protocol):
     """One connection's protocol (aiohttp's), with a deadline for the request headers.
 
@@ -280,7 +349,7 @@ class _Guarded(asyncio.Protocol):
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self.inner = inner
         self.guard = guard
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: _Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False
 
@@ -300,9 +369,10 @@ class _Guarded(asyncio.Protocol):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.guard.connections[transport] = self
-        self.inner.connection_made(transport)
+        # aiohttp (so every request's ``transport``) sees the wrapper; ``guard.connections`` is keyed by it.
+        self.transport = _Transport(transport)  # type: ignore[arg-type]
+        self.guard.connections[self.transport] = self
+        self.inner.connection_made(self.transport)  # type: ignore[arg-type]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -330,7 +400,7 @@ class ConnectionGuard:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.connections: dict[asyncio.BaseTransport, _Guarded] = {}
+        self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory(), self)
@@ -338,7 +408,8 @@ class ConnectionGuard:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The headers are in: no deadline while the request is served (bodies and watches have
-        their own), a new one from the first byte of the next request."""
+        their own), a new one from the first byte of the next request. Notes whether the request's
+        body was left unread, which decides how the connection is closed (:class:`_Transport`)."""
         guarded = self.connections.get(request.transport) if request.transport is not None else None
         if guarded is None:
             return await handler(request)
@@ -348,6 +419,8 @@ class ConnectionGuard:
             return await handler(request)
         finally:
             guarded.busy = False
+            if guarded.transport is not None:
+                guarded.transport.unread_body = request.body_exists and not request.content.is_eof()
 
 
 class _PacedListener:
@@ -385,8 +458,6 @@ class _PacedListener:
         try:
             await self._loop.connect_accepted_socket(
                 self._factory, conn, ssl=self._context, ssl_handshake_timeout=self._handshake_timeout,
-                # A connection we close (a 401, 408 or 413 with its body unread) waits this long for
-                # the client's close_notify, decrypting and discarding whatever it still sends.
                 ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT)
         except (OSError, ssl.SSLError) as error:  # the handshake failed or timed out; the socket is closed
             log.debug("TLS handshake failed", extra={"reason": str(error) or type(error).__name__})

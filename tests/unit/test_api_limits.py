@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -329,9 +330,13 @@ async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[in
         return web.json_response({"tls": request.transport.get_extra_info("ssl_object") is not None,
                                   "receive_buffer": sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)})
 
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"reason": "Unauthorized"}, status=401)  # the body is never read
+
     guard = ConnectionGuard(timeout)
     app = web.Application(middlewares=[guard.middleware])
     app.router.add_get("/", hello)
+    app.router.add_post("/refuse", refuse)
     runner = web.AppRunner(app, **runner_options())
     await runner.setup()
     site = GuardedSite(runner, "127.0.0.1", 0, guard=guard, ssl_context=context)
@@ -387,3 +392,46 @@ async def test_a_failed_handshake_closes_its_connection_and_the_site_serves_on(t
         writer.close()
         async with ClientSession() as session, session.get(f"https://127.0.0.1:{port}/", ssl=client) as response:
             assert response.status == 200
+
+
+def _send_after_the_answer(client: ssl.SSLContext, port: int, seconds: float) -> tuple[bytes, int]:
+    """A client that POSTs a 3 MiB body, reads the answer, then ignores it and keeps sending for up to
+    ``seconds``: (the answer, how many more bytes the connection took)."""
+    body, chunk = 3 * 1024 * 1024, b"x" * 16384
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)  # what it sends must be taken by the server
+    raw.connect(("127.0.0.1", port))
+    with raw, client.wrap_socket(raw, server_hostname="localhost") as conn:
+        conn.sendall(f"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: {body}\r\n\r\n".encode())
+        conn.settimeout(GUARD)
+        answer = conn.recv(100)
+        conn.settimeout(seconds)
+        sent, deadline = 0, time.monotonic() + seconds
+        try:
+            while sent < body and time.monotonic() < deadline:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except (OSError, ssl.SSLError):
+            pass  # reset by the server, or nothing taken for ``seconds``
+        return answer, sent
+
+
+async def _refused_body(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[bytes, int]:
+    async for port in serve_tls(server, GUARD):
+        return await asyncio.to_thread(_send_after_the_answer, client, port, 1.5)
+    raise AssertionError("not served")
+
+
+def test_a_refused_body_is_not_read_and_the_client_still_gets_the_answer_under_uvloop(tls_contexts) -> None:
+    """Closing a connection whose body was left unread stops reading at once: a client that ignores
+    the 401 and keeps sending gets nowhere (a graceful TLS close would read and decrypt what it sends
+    until its close_notify or a timeout: the whole 3 MiB)."""
+    answer, sent = uvloop.run(_refused_body(*tls_contexts))
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert sent < 1024 * 1024
+
+
+async def test_a_refused_body_is_not_read_and_the_client_still_gets_the_answer_under_asyncio(tls_contexts) -> None:
+    answer, sent = await _refused_body(*tls_contexts)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert sent < 1024 * 1024
