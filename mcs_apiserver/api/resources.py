@@ -247,7 +247,7 @@ class ResourceHandler:
                 stored = items[index]
                 if pinned is not None and stored.key[1] != pinned:
                     continue
-                if not predicate(stored.base):
+                if not predicate(stored.obj):
                     continue
                 if limit and len(selected) >= limit:
                     next_key = selected[-1].key

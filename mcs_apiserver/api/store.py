@@ -10,9 +10,9 @@ earlier incarnation (or by another replica) is always older than anything this o
 client is told 410 Expired and relists, exactly as after an etcd compaction.
 
 Every object's JSON is serialized once, when it changes, and reused by every list, get and watch.
-The object itself is kept as the view engine handed it over (shared with the engine, never mutated):
-the copy stamped with its resourceVersion exists only while something reads it (serialization,
-tables), so an object costs its JSON and a small record here, not a second tree.
+It is the only form kept: an object costs its JSON and a small record here. What needs the object
+itself (tables, selectors, PartialObjectMetadata) parses the JSON again (a few microseconds for a
+ServiceImport), and a watch or list without selectors never does.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from mcs_apiserver.kube.selectors import MATCH_ALL
 from mcs_apiserver.kube.types import ObjectEventType
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
@@ -60,26 +61,31 @@ class Versioner:
 
 @dataclass(slots=True, eq=False)
 class Stored:
-    """One served object at one resourceVersion, with its serializations cached.
-
-    ``base`` is the object as given, without the resourceVersion (selectors read it: none reads the
-    version); ``obj`` is a fresh copy stamped with it."""
+    """One served object at one resourceVersion: its JSON (stamped with the version), and the JSON of
+    its metadata once something asked for it."""
 
     key: Key
-    base: dict[str, Any]
     rv: int
-    _json: bytes | None = None
+    json: bytes
     _metadata_json: bytes | None = None
+
+    @classmethod
+    def of(cls, key: Key, obj: Mapping[str, Any], rv: int) -> Stored:
+        """``obj`` (not mutated: it may be shared) stamped with ``rv`` and serialized."""
+        return cls(key, rv, _exact(orjson.dumps(_with_rv(obj, rv))))
 
     @property
     def obj(self) -> dict[str, Any]:
-        return _with_rv(self.base, self.rv)
+        """A fresh copy of the object, parsed from its JSON: the caller's to keep or change."""
+        return orjson.loads(self.json)  # type: ignore[no-any-return]
 
-    @property
-    def json(self) -> bytes:
-        if self._json is None:
-            self._json = _exact(orjson.dumps(self.obj))
-        return self._json
+    def at(self, rv: int) -> Stored:
+        """The same object stamped with another version (a tombstone, a watcher's DELETED)."""
+        return Stored.of(self.key, self.obj, rv)
+
+    def holds(self, obj: Mapping[str, Any]) -> bool:
+        """Whether ``obj`` is what is stored (the same JSON once stamped with this version)."""
+        return orjson.dumps(_with_rv(obj, self.rv)) == self.json
 
     @property
     def metadata_json(self) -> bytes:
@@ -101,7 +107,7 @@ class Event:
         stamped with this event's version (kube-apiserver's cacheWatcher does the same), encoded once."""
         if self._left is None:
             before = self.previous if self.previous is not None else self.stored
-            self._left = Stored(before.key, before.base, self.rv)
+            self._left = before.at(self.rv)
         return self._left
 
 
@@ -124,7 +130,7 @@ class Watcher:
             return False
         if self.key is not None and stored.key != self.key:
             return False
-        return self.predicate(stored.base)
+        return self.predicate is MATCH_ALL or self.predicate(stored.obj)
 
     def translate(self, event: Event) -> Event | None:
         """An event as this watcher sees it: leaving the selection is a DELETED, entering an ADDED."""
@@ -205,11 +211,11 @@ class Store:
                 rv = self.versioner.next()
                 self._remove_key(key)
                 del self.objects[key]
-                tombstone = Stored(key, previous.base, rv)
+                tombstone = previous.at(rv)
                 events.append(Event("DELETED", rv, tombstone, previous))
                 continue
             rv = self.versioner.next()
-            stored = Stored(key, new, rv)
+            stored = Stored.of(key, new, rv)
             if previous is None:
                 bisect.insort(self._keys, key)
             self.objects[key] = stored
@@ -309,7 +315,9 @@ class Store:
             return [stored] if watcher.matches(stored) else []
         _, items = self.snapshot()  # type: ignore[misc]
         start, end = self.key_range(items, watcher.namespace)
-        return [s for s in items[start:end] if watcher.predicate(s.base)]
+        if watcher.predicate is MATCH_ALL:
+            return items[start:end]
+        return [s for s in items[start:end] if watcher.predicate(s.obj)]
 
 
 def _exact(data: bytes) -> bytes:
@@ -320,7 +328,7 @@ def _exact(data: bytes) -> bytes:
     return memoryview(data).tobytes()
 
 
-def _with_rv(obj: dict[str, Any], rv: int) -> dict[str, Any]:
+def _with_rv(obj: Mapping[str, Any], rv: int) -> dict[str, Any]:
     """A copy of ``obj`` whose metadata carries ``rv`` (``obj`` is shared with the engine: never mutated)."""
     meta = dict(obj.get("metadata") or {})
     meta["resourceVersion"] = str(rv)

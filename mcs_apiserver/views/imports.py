@@ -3,7 +3,7 @@
 Input: the *contributions* of the eligible members for that key (a ServiceExport, the Service of the
 same name in the same cluster, and its ready endpoint count). Output: a ``DerivedImport`` (everything
 except the ClusterSetIP addresses, which depend on every other import, see ``ipalloc``), turned into
-the served object by ``build_service_import``.
+the served object by ``render_service_import`` (its conditions by ``import_conditions``).
 
 The rules, and why:
 
@@ -638,48 +638,29 @@ def import_uid(clusterset: str, namespace: str, name: str) -> str:
     return stable_uid(f"serviceimport/{clusterset}/{namespace}/{name}")
 
 
-def build_service_import(
+def import_conditions(
     derived: DerivedImport,
-    clusterset: str,
     addresses: Mapping[str, str | None],
-    previous: ServiceImport | None,
+    previous: list[Condition] | None,
     now: str,
-) -> ServiceImport:
-    """The served ServiceImport. Pure.
+) -> list[Condition]:
+    """The ``Ready`` and ``Conflict`` conditions of the served ServiceImport. Pure.
 
     ``addresses`` maps each IP family that has a configured ClusterSetIP range to the import's
     address in it (None if that range is full); families absent from it have no range. Ignored for
-    Headless imports. ``previous`` is the object served before, whose conditions keep their
-    ``lastTransitionTime`` where their status did not change.
+    Headless imports. ``previous`` are the conditions served before: each keeps its
+    ``lastTransitionTime`` where its status did not change, and the very list comes back when
+    nothing changed (else one copy shared with every import that has equal conditions).
 
     ``Ready`` is True when consumers can reach a backend through the import: at least one ready
     endpoint in some cluster and, for ClusterSetIP, an address in every served family. A ClusterSetIP
     import with an address but no ready endpoint is ``Pending``: DNS would answer, traffic would go
     nowhere.
     """
-    namespace, name = derived.key
-    metadata: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "uid": import_uid(clusterset, namespace, name),
-    }
-    if derived.creation_timestamp:
-        metadata["creationTimestamp"] = derived.creation_timestamp
-    if derived.labels:
-        metadata["labels"] = derived.labels
-    if derived.annotations:
-        metadata["annotations"] = derived.annotations
-
-    spec: dict[str, Any] = {"type": derived.type}
     ready: Condition
     if derived.type == CLUSTERSET_IP:
         served = [f for f in derived.families if f in addresses]
-        ips = [addresses[f] for f in served]
-        full = [f for f, ip in zip(served, ips) if ip is None]
-        present = [ip for ip in ips if ip is not None]
-        if present:
-            spec["ips"] = present
-        spec["ipFamilies"] = _SHARED.of(served or list(derived.families))
+        full = [f for f in served if addresses[f] is None]
         if not served:
             ready = condition(
                 "Ready",
@@ -695,11 +676,7 @@ def build_service_import(
         else:
             ready = _endpoints_condition(derived)
     else:
-        spec["ipFamilies"] = _SHARED.of(list(derived.families))
         ready = _endpoints_condition(derived)
-    spec["ports"] = derived.ports
-    spec.update(derived.spec_extras)
-
     if derived.conflicts:
         conflict = _conflict_condition(derived)
     else:
@@ -710,9 +687,44 @@ def build_service_import(
             NO_CONFLICTS,
             "the exporting cluster is the only one" if count == 1 else f"all {count} exporting clusters agree",
         )
-    previous_conditions = ((previous or {}).get("status") or {}).get("conditions")
-    conditions = stamp_transitions([ready, conflict], previous_conditions, now)
-    conditions = previous_conditions if conditions == previous_conditions else _SHARED.of(conditions)
+    conditions = stamp_transitions([ready, conflict], previous, now)
+    return previous if previous is not None and conditions == previous else _SHARED.of(conditions)
+
+
+def render_service_import(
+    derived: DerivedImport,
+    clusterset: str,
+    addresses: Mapping[str, str | None],
+    conditions: list[Condition],
+) -> ServiceImport:
+    """The served ServiceImport, a fresh tree over shared read-only fragments. Pure and cheap (a few
+    microseconds), so that nothing needs to keep it: the same inputs give an equal object.
+
+    ``addresses`` and ``conditions`` as given to and returned by ``import_conditions``."""
+    namespace, name = derived.key
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": import_uid(clusterset, namespace, name),
+    }
+    if derived.creation_timestamp:
+        metadata["creationTimestamp"] = derived.creation_timestamp
+    if derived.labels:
+        metadata["labels"] = derived.labels
+    if derived.annotations:
+        metadata["annotations"] = derived.annotations
+
+    spec: dict[str, Any] = {"type": derived.type}
+    if derived.type == CLUSTERSET_IP:
+        served = [f for f in derived.families if f in addresses]
+        present = [ip for ip in (addresses[f] for f in served) if ip is not None]
+        if present:
+            spec["ips"] = present
+        spec["ipFamilies"] = _SHARED.of(served or list(derived.families))
+    else:
+        spec["ipFamilies"] = _SHARED.of(list(derived.families))
+    spec["ports"] = derived.ports
+    spec.update(derived.spec_extras)
     return {
         "apiVersion": API_VERSION,
         "kind": "ServiceImport",
