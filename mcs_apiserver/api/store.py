@@ -11,8 +11,9 @@ client is told 410 Expired and relists, exactly as after an etcd compaction.
 
 Every object's JSON is serialized once, when it changes, and reused by every list, get and watch.
 It is the only form kept: an object costs its JSON and a small record here. What needs the object
-itself (tables, selectors, PartialObjectMetadata) parses the JSON again (a few microseconds for a
-ServiceImport), and a watch or list without selectors never does.
+itself (tables, PartialObjectMetadata) parses the JSON again (a few microseconds for a ServiceImport);
+selectors read a small stand-in made from the record (``Stored.selectable``), and a watch or list
+without selectors reads nothing.
 """
 
 from __future__ import annotations
@@ -61,18 +62,33 @@ class Versioner:
 
 @dataclass(slots=True, eq=False)
 class Stored:
-    """One served object at one resourceVersion: its JSON (stamped with the version), and the JSON of
-    its metadata once something asked for it."""
+    """One served object at one resourceVersion: its JSON (stamped with the version), what selectors
+    read of it besides its key (its labels and ``spec.type``: the objects' own, shared, never copied),
+    and the JSON of its metadata once something asked for it."""
 
     key: Key
     rv: int
     json: bytes
+    labels: Mapping[str, str] | None = None
+    spec_type: str | None = None
     _metadata_json: bytes | None = None
 
     @classmethod
     def of(cls, key: Key, obj: Mapping[str, Any], rv: int) -> Stored:
         """``obj`` (not mutated: it may be shared) stamped with ``rv`` and serialized."""
-        return cls(key, rv, _exact(orjson.dumps(_with_rv(obj, rv))))
+        return cls(key, rv, _exact(orjson.dumps(_with_rv(obj, rv))), (obj.get("metadata") or {}).get("labels"),
+                   (obj.get("spec") or {}).get("type"))
+
+    @property
+    def selectable(self) -> dict[str, Any]:
+        """What label and field selectors read (``api/resources.py``: ``SUPPORTED_FIELDS``), made
+        without parsing the JSON: name, namespace, labels and ``spec.type``."""
+        metadata: dict[str, Any] = {"name": self.key[1]}
+        if self.key[0]:
+            metadata["namespace"] = self.key[0]
+        if self.labels is not None:
+            metadata["labels"] = self.labels
+        return {"metadata": metadata, "spec": {"type": self.spec_type} if self.spec_type is not None else {}}
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -130,7 +146,7 @@ class Watcher:
             return False
         if self.key is not None and stored.key != self.key:
             return False
-        return self.predicate is MATCH_ALL or self.predicate(stored.obj)
+        return self.predicate is MATCH_ALL or self.predicate(stored.selectable)
 
     def translate(self, event: Event) -> Event | None:
         """An event as this watcher sees it: leaving the selection is a DELETED, entering an ADDED."""
@@ -317,7 +333,7 @@ class Store:
         start, end = self.key_range(items, watcher.namespace)
         if watcher.predicate is MATCH_ALL:
             return items[start:end]
-        return [s for s in items[start:end] if watcher.predicate(s.obj)]
+        return [s for s in items[start:end] if watcher.predicate(s.selectable)]
 
 
 def _exact(data: bytes) -> bytes:

@@ -122,6 +122,32 @@ def test_an_objects_json_is_encoded_once_and_reused(store: Store) -> None:
     assert orjson.loads(event.stored.metadata_json)["labels"] == {"app": "web"}
 
 
+def test_an_object_is_kept_only_as_its_json_and_read_back_as_a_fresh_copy(store: Store) -> None:
+    served = obj("shop", "web", labels={"app": "web"})
+    (event,) = store.apply({("shop", "web"): served})
+    copy = event.stored.obj
+    assert copy == {**served, "metadata": {**served["metadata"], "resourceVersion": str(event.rv)}}
+    copy["metadata"]["labels"]["app"] = "changed"
+    assert event.stored.obj["metadata"]["labels"] == {"app": "web"}
+    assert "resourceVersion" not in served["metadata"]  # the given object is not stamped
+
+
+@pytest.mark.parametrize("served", [
+    obj("shop", "web", labels={"app": "web", "tier": "front"}),
+    obj("shop", "bare"),
+    {"metadata": {"name": "cluster-scoped"}, "status": {}},
+], ids=["labelled", "unlabelled", "cluster-scoped without a spec"])
+def test_what_selectors_read_of_a_stored_object_is_what_its_json_says(store: Store, served: dict[str, Any]) -> None:
+    from mcs_apiserver.api.resources import SUPPORTED_FIELDS
+
+    key = (served["metadata"].get("namespace", ""), served["metadata"]["name"])
+    (event,) = store.apply({key: served})
+    stored = event.stored
+    for field, read in SUPPORTED_FIELDS["serviceimports"].items():
+        assert read(stored.selectable) == read(stored.obj), field
+    assert stored.selectable["metadata"].get("labels") == stored.obj["metadata"].get("labels")
+
+
 # --- snapshots ----------------------------------------------------------------------------------
 
 
