@@ -371,6 +371,23 @@ def _port_conflict(owner: Contribution, loser: Contribution, detail: str) -> Con
 # --- derivation --------------------------------------------------------------------------------
 
 
+class ClusterEntry(NamedTuple):
+    """One exporting cluster of an import: an item of its ``status.clusters`` (``ClusterStatus``),
+    kept as a tuple and made into the JSON object when the import is rendered."""
+
+    cluster: str
+    exported_at: str
+    ready_endpoints: int
+    conflicts: list[str] | None  #: the reasons of its conflicts, in reason order (None: none)
+
+    def status(self) -> ClusterStatus:
+        entry: ClusterStatus = {"cluster": self.cluster, "exportedAt": self.exported_at,
+                                "readyEndpoints": self.ready_endpoints}
+        if self.conflicts:
+            entry["conflicts"] = self.conflicts
+        return entry
+
+
 @dataclass(slots=True)
 class DerivedImport:
     """A ServiceImport before ClusterSetIP addresses and condition times are known.
@@ -388,7 +405,7 @@ class DerivedImport:
     creation_timestamp: str | None
     age: Age  #: the winner's: the import's age, used to settle ClusterSetIP collisions
     winner: str  #: cluster ID of the oldest export
-    clusters: list[ClusterStatus]  #: sorted by cluster ID
+    clusters: tuple[ClusterEntry, ...]  #: sorted by cluster ID
     conflicts: list[Conflict] = field(default_factory=list)
     ready_endpoints: int = 0
     ready_clusters: int = 0
@@ -424,19 +441,11 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
         reasons = by_cluster.setdefault(conflict.cluster, [])
         if conflict.reason not in reasons:
             reasons.append(conflict.reason)  # already in reason order: conflicts are sorted
-    clusters: list[ClusterStatus] = []
+    clusters: list[ClusterEntry] = []
     ready_endpoints = ready_clusters = 0
     for contribution in ordered:
-        entry: ClusterStatus = {
-            "cluster": contribution.cluster,
-            "exportedAt": contribution.exported_at,
-            "readyEndpoints": contribution.ready_endpoints,
-        }
-        if conflicts:
-            disagreements = by_cluster.get(contribution.cluster)
-            if disagreements:
-                entry["conflicts"] = disagreements
-        clusters.append(entry)
+        clusters.append(ClusterEntry(contribution.cluster, contribution.exported_at, contribution.ready_endpoints,
+                                     by_cluster.get(contribution.cluster) if conflicts else None))
         if contribution.ready_endpoints > 0:
             ready_endpoints += contribution.ready_endpoints
             ready_clusters += 1
@@ -459,7 +468,7 @@ def derive_import(key: Key, contributions: Iterable[Contribution]) -> DerivedImp
         winner.export.creation_timestamp,
         winner.age,
         winner.cluster,
-        clusters,
+        tuple(clusters),
         conflicts or _NO_CONFLICTS,
         ready_endpoints,
         ready_clusters,
@@ -555,7 +564,7 @@ def export_conditions(
     """
     validity = export_validity(contribution)
     valid = condition("Valid", validity.valid, validity.reason, validity.message)
-    counted = derived is not None and any(c["cluster"] == contribution.cluster for c in derived.clusters)
+    counted = derived is not None and any(c.cluster == contribution.cluster for c in derived.clusters)
     if not validity.valid:
         ready = condition("Ready", False, "Failed", f"the export cannot be used: {validity.message}")
     elif not counted or derived is None:
@@ -685,7 +694,7 @@ def render_service_import(
         "kind": "ServiceImport",
         "metadata": metadata,  # type: ignore[typeddict-item]
         "spec": spec,  # type: ignore[typeddict-item]
-        "status": {"clusters": derived.clusters, "conditions": conditions},
+        "status": {"clusters": [c.status() for c in derived.clusters], "conditions": conditions},
     }
 
 
