@@ -280,7 +280,14 @@ class ResourceHandler:
             return head + orjson.dumps(meta) + b',"items":[' + body + b"]}"
         head = (b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + API_VERSION.encode()
                 + b'","metadata":')
-        return head + orjson.dumps(meta) + b',"items":[' + b",".join(s.json for s in items) + b"]}"
+        parts = [head, orjson.dumps(meta), b',"items":[']
+        for stored in items:
+            parts.extend(stored.parts)
+            parts.append(b",")
+        if items:
+            parts.pop()
+        parts.append(b"]}")
+        return b"".join(parts)
 
     # --- watch ----------------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ earlier incarnation (or by another replica) is always older than anything this o
 client is told 410 Expired and relists, exactly as after an etcd compaction.
 
 Every object's JSON is serialized once, when it changes, and reused by every list, get and watch.
-It is the only form kept: an object costs its JSON and a small record here. What needs the object
+It is the only form kept: an object costs its JSON and a small record here, and what thousands of
+objects repeat in it (their conditions: the same reasons and messages, stamped in the same second)
+is one shared copy, the JSON being kept in pieces (``Stored.parts``). What needs the object
 itself (tables, PartialObjectMetadata) parses the JSON again (a few microseconds for a ServiceImport);
 selectors read a small stand-in made from the record (``Stored.selectable``), and a watch or list
 without selectors reads nothing.
@@ -62,13 +64,15 @@ class Versioner:
 
 @dataclass(slots=True, eq=False)
 class Stored:
-    """One served object at one resourceVersion: its JSON (stamped with the version), what selectors
-    read of it besides its key (its labels and ``spec.type``: the objects' own, shared, never copied),
-    and the JSON of its metadata once something asked for it."""
+    """One served object at one resourceVersion: its JSON (stamped with the version) in pieces, what
+    selectors read of it besides its key (its labels and ``spec.type``: the objects' own, shared,
+    never copied), and the JSON of its metadata once something asked for it."""
 
     key: Key
     rv: int
-    json: bytes
+    #: the JSON, in pieces: its own part, then (when it has conditions) shared copies of its
+    #: conditions and of what follows them
+    parts: tuple[bytes, ...]
     labels: Mapping[str, str] | None = None
     spec_type: str | None = None
     _metadata_json: bytes | None = None
@@ -76,8 +80,13 @@ class Stored:
     @classmethod
     def of(cls, key: Key, obj: Mapping[str, Any], rv: int) -> Stored:
         """``obj`` (not mutated: it may be shared) stamped with ``rv`` and serialized."""
-        return cls(key, rv, _exact(orjson.dumps(_with_rv(obj, rv))), (obj.get("metadata") or {}).get("labels"),
+        return cls(key, rv, _pieces(orjson.dumps(_with_rv(obj, rv)), obj), (obj.get("metadata") or {}).get("labels"),
                    (obj.get("spec") or {}).get("type"))
+
+    @property
+    def json(self) -> bytes:
+        """The object's JSON (a single piece is returned as is, not copied)."""
+        return b"".join(self.parts)
 
     @property
     def selectable(self) -> dict[str, Any]:
@@ -334,6 +343,35 @@ class Store:
         if watcher.predicate is MATCH_ALL:
             return items[start:end]
         return [s for s in items[start:end] if watcher.predicate(s.selectable)]
+
+
+#: JSON fragments that many served objects repeat, one copy each. Bounded: when full it starts over,
+#: which costs sharing, never correctness (the pieces of an object always join to its JSON).
+_FRAGMENTS: dict[bytes, bytes] = {}
+_FRAGMENTS_LIMIT = 10_000
+
+
+def _shared(fragment: bytes) -> bytes:
+    found = _FRAGMENTS.get(fragment)
+    if found is None:
+        if len(_FRAGMENTS) >= _FRAGMENTS_LIMIT:
+            _FRAGMENTS.clear()
+        found = _FRAGMENTS[fragment] = _exact(fragment)
+    return found
+
+
+def _pieces(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """``data``, the JSON of ``obj``, as (its own part, its conditions, the rest) with the last two
+    shared: the conditions of a ServiceImport are a third of its JSON, and most are equal to many
+    others' (the engine shares equal condition lists too). One piece when it has none."""
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    if conditions:
+        fragment = orjson.dumps(conditions)
+        at = data.rfind(fragment)
+        if at >= 0:
+            return data[:at], _shared(fragment), _shared(data[at + len(fragment):])
+    return (_exact(data),)
 
 
 def _exact(data: bytes) -> bytes:
