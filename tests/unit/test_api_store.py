@@ -132,6 +132,26 @@ def test_an_object_is_kept_only_as_its_json_and_read_back_as_a_fresh_copy(store:
     assert "resourceVersion" not in served["metadata"]  # the given object is not stamped
 
 
+def with_conditions(name: str, second: str) -> dict[str, Any]:
+    served = obj("shop", name)
+    served["status"] = {"clusters": [{"cluster": name}], "conditions": [
+        {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": f"2026-01-01T00:00:{second}Z"}]}
+    return served
+
+
+def test_equal_conditions_of_stored_objects_are_one_copy_and_each_json_is_whole(store: Store) -> None:
+    events = store.apply({("shop", n): with_conditions(n, s) for n, s in (("a", "01"), ("b", "01"), ("c", "02"))})
+    a, b, c = (e.stored for e in events)
+    for stored, name, second in ((a, "a", "01"), (b, "b", "01"), (c, "c", "02")):
+        expected = with_conditions(name, second)
+        expected["metadata"]["resourceVersion"] = str(stored.rv)
+        assert stored.json == orjson.dumps(expected)
+    assert a.parts[1] is b.parts[1] and a.parts[1] != c.parts[1]
+    assert len(store.get(("shop", "a")).parts) == 3  # type: ignore[union-attr]
+    (plain,) = store.apply({("shop", "plain"): obj("shop", "plain")})
+    assert plain.stored.parts == (plain.stored.json,)
+
+
 @pytest.mark.parametrize("served", [
     obj("shop", "web", labels={"app": "web", "tier": "front"}),
     obj("shop", "bare"),
