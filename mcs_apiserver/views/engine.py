@@ -172,7 +172,6 @@ class ViewEngine:
         self._derived: dict[Key, DerivedImport] = {}
         #: every import of the ClusterSet: what its object is built from (see ``_Built``)
         self._built: dict[Key, _Built] = {}
-        self._by_namespace: dict[str, set[Key]] = {}  # keys of _built by namespace
         # insertion-ordered set of those whose namespace exists locally
         self._served: dict[Key, None] = {}
         self._imports = _ServedImports(self)
@@ -267,7 +266,6 @@ class ViewEngine:
             delta.imports[key] = None
         self._served.clear()
         self._built.clear()
-        self._by_namespace.clear()
         self._derived.clear()
         for allocator in self._allocators.values():
             allocator.reset({})
@@ -319,8 +317,8 @@ class ViewEngine:
         for family, changes in allocation.items():
             if changes:
                 touched.update(self._allocators[family].update(changes))
-        for namespace in changed_namespaces:
-            touched.update(self._by_namespace.get(namespace, ()))
+        if changed_namespaces:  # rare (a local namespace came or went): one pass, no index kept per import
+            touched.update(key for key in self._built if key[0] in changed_namespaces)
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in touched:
@@ -351,10 +349,6 @@ class ViewEngine:
             changed = old is not None
             if old is not None:
                 del self._built[key]
-                keys = self._by_namespace[namespace]
-                keys.discard(key)
-                if not keys:
-                    del self._by_namespace[namespace]
         else:
             addresses = (
                 {family: allocator.address(key) for family, allocator in self._allocators.items()}
@@ -371,8 +365,6 @@ class ViewEngine:
                 self._built[key] = built
                 obj = _render_built(built, self._allocators)
                 changed = old is None or obj != _render_built(old, self._allocators)
-                if old is None:
-                    self._by_namespace.setdefault(namespace, set()).add(key)
         served = derived is not None and namespace in local_namespaces
         was = key in self._served
         if served:
