@@ -169,7 +169,6 @@ class ViewEngine:
             self._allocators[allocator.family] = allocator
         self._membership: Membership | None = None
         self._clusterset: ClusterSet | None = None
-        self._derived: dict[Key, DerivedImport] = {}
         #: every import of the ClusterSet: what its object is built from (see ``_Built``)
         self._built: dict[Key, _Built] = {}
         # insertion-ordered set of those whose namespace exists locally
@@ -196,7 +195,8 @@ class ViewEngine:
 
     def derived(self, key: Key) -> DerivedImport | None:
         """The derivation behind an import of the ClusterSet (served locally or not): conflicts etc."""
-        return self._derived.get(key)
+        built = self._built.get(key)
+        return built[_DERIVED] if built is not None else None
 
     def contributions(self, members: Mapping[str, MemberView], key: Key) -> list[Contribution]:
         """The eligible members' current contributions for ``key`` (for the admission webhook)."""
@@ -266,7 +266,6 @@ class ViewEngine:
             delta.imports[key] = None
         self._served.clear()
         self._built.clear()
-        self._derived.clear()
         for allocator in self._allocators.values():
             allocator.reset({})
 
@@ -281,7 +280,6 @@ class ViewEngine:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
             if result is not None:
                 derived[key] = result
-        self._derived = derived
         for family, allocator in self._allocators.items():
             allocator.reset(
                 {k: d.age for k, d in derived.items() if d.type == CLUSTERSET_IP and family in d.families}
@@ -289,7 +287,7 @@ class ViewEngine:
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in keys:
-            self._apply(key, clusterset, local_namespaces, now, delta)
+            self._apply(key, derived.get(key), clusterset, local_namespaces, now, delta)
 
     def _recompute_keys(
         self,
@@ -301,13 +299,11 @@ class ViewEngine:
         delta: ViewDelta,
     ) -> None:
         touched: set[Key] = set()
+        fresh: dict[Key, DerivedImport | None] = {}  # the new derivations of the changed keys
         allocation: dict[str, list[tuple[Key, Age | None]]] = {family: [] for family in self._allocators}
         for key in changed_keys:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
-            if result is None:
-                self._derived.pop(key, None)
-            else:
-                self._derived[key] = result
+            fresh[key] = result
             for family, changes in allocation.items():
                 if result is not None and result.type == CLUSTERSET_IP and family in result.families:
                     changes.append((key, result.age))
@@ -322,7 +318,7 @@ class ViewEngine:
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in touched:
-            self._apply(key, clusterset, local_namespaces, now, delta)
+            self._apply(key, fresh[key] if key in fresh else self.derived(key), clusterset, local_namespaces, now, delta)
 
     def _local_namespaces(self, members: Mapping[str, MemberView]) -> Mapping[str, object]:
         local = members.get(self.local_member)
@@ -335,13 +331,14 @@ class ViewEngine:
     def _apply(
         self,
         key: Key,
+        derived: DerivedImport | None,
         clusterset: str,
         local_namespaces: Mapping[str, object],
         now: str,
         delta: ViewDelta,
     ) -> None:
-        """Rebuild the object of ``key`` from its derivation; record it in ``delta`` if the served one changed."""
-        derived = self._derived.get(key)
+        """Rebuild the object of ``key`` from its derivation (None: it has none any more); record it in
+        ``delta`` if the served one changed."""
         old = self._built.get(key)
         namespace = key[0]
         obj: ServiceImport | None = None  # the new object, when it was rendered
