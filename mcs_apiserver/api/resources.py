@@ -282,7 +282,8 @@ class ResourceHandler:
                 + b'","metadata":')
         parts = [head, orjson.dumps(meta), b',"items":[']
         for stored in items:
-            parts.extend(stored.parts)
+            parts.append(stored.own)
+            parts.extend(stored.shared)
             parts.append(b",")
         if items:
             parts.pop()

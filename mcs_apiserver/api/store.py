@@ -12,7 +12,7 @@ client is told 410 Expired and relists, exactly as after an etcd compaction.
 Every object's JSON is serialized once, when it changes, and reused by every list, get and watch.
 It is the only form kept: an object costs its JSON and a small record here, and what thousands of
 objects repeat in it (their conditions: the same reasons and messages, stamped in the same second)
-is one shared copy, the JSON being kept in pieces (``Stored.parts``). What needs the object
+is one shared copy, the JSON being kept in two parts (``Stored.own``, ``Stored.shared``). What needs the object
 itself (tables, PartialObjectMetadata) parses the JSON again (a few microseconds for a ServiceImport);
 selectors read a small stand-in made from the record (``Stored.selectable``), and a watch or list
 without selectors reads nothing.
@@ -70,9 +70,10 @@ class Stored:
 
     key: Key
     rv: int
-    #: the JSON, in pieces: its own part, then (when it has conditions) shared copies of its
-    #: conditions and of what follows them
-    parts: tuple[bytes, ...]
+    #: the JSON is ``own`` followed by ``shared``: (when it has conditions) the pieces from its
+    #: conditions on, a tuple shared with every object that ends the same way (else empty)
+    own: bytes
+    shared: tuple[bytes, ...]
     labels: Mapping[str, str] | None = None
     spec_type: str | None = None
     _metadata_json: bytes | None = None
@@ -80,13 +81,13 @@ class Stored:
     @classmethod
     def of(cls, key: Key, obj: Mapping[str, Any], rv: int) -> Stored:
         """``obj`` (not mutated: it may be shared) stamped with ``rv`` and serialized."""
-        return cls(key, rv, _pieces(orjson.dumps(_with_rv(obj, rv)), obj), (obj.get("metadata") or {}).get("labels"),
+        return cls(key, rv, *_split(orjson.dumps(_with_rv(obj, rv)), obj), (obj.get("metadata") or {}).get("labels"),
                    (obj.get("spec") or {}).get("type"))
 
     @property
     def json(self) -> bytes:
-        """The object's JSON (a single piece is returned as is, not copied)."""
-        return b"".join(self.parts)
+        """The object's JSON (without a shared part, ``own`` itself, not a copy)."""
+        return b"".join((self.own, *self.shared)) if self.shared else self.own
 
     @property
     def selectable(self) -> dict[str, Any]:
@@ -345,33 +346,30 @@ class Store:
         return [s for s in items[start:end] if watcher.predicate(s.selectable)]
 
 
-#: JSON fragments that many served objects repeat, one copy each. Bounded: when full it starts over,
-#: which costs sharing, never correctness (the pieces of an object always join to its JSON).
-_FRAGMENTS: dict[bytes, bytes] = {}
-_FRAGMENTS_LIMIT = 10_000
+#: Ends of JSON that many served objects repeat, one copy each. Bounded: when full it starts over,
+#: which costs sharing, never correctness (an object's parts always join to its JSON).
+_ENDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_ENDS_LIMIT = 10_000
 
 
-def _shared(fragment: bytes) -> bytes:
-    found = _FRAGMENTS.get(fragment)
-    if found is None:
-        if len(_FRAGMENTS) >= _FRAGMENTS_LIMIT:
-            _FRAGMENTS.clear()
-        found = _FRAGMENTS[fragment] = _exact(fragment)
-    return found
-
-
-def _pieces(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, ...]:
-    """``data``, the JSON of ``obj``, as (its own part, its conditions, the rest) with the last two
-    shared: the conditions of a ServiceImport are a third of its JSON, and most are equal to many
-    others' (the engine shares equal condition lists too). One piece when it has none."""
+def _split(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, tuple[bytes, ...]]:
+    """``data``, the JSON of ``obj``, as its own part and a shared end (its conditions and what
+    follows them): the conditions of a ServiceImport are a third of its JSON, and most are equal to
+    many others' (the engine shares equal condition lists too). No shared end without conditions."""
     status = obj.get("status")
     conditions = status.get("conditions") if isinstance(status, dict) else None
     if conditions:
         fragment = orjson.dumps(conditions)
         at = data.rfind(fragment)
         if at >= 0:
-            return data[:at], _shared(fragment), _shared(data[at + len(fragment):])
-    return (_exact(data),)
+            end = (fragment, data[at + len(fragment):])
+            found = _ENDS.get(end)
+            if found is None:
+                if len(_ENDS) >= _ENDS_LIMIT:
+                    _ENDS.clear()
+                found = _ENDS[end] = (_exact(fragment), end[1])  # a slice is an exact copy already
+            return data[:at], found
+    return _exact(data), ()
 
 
 def _exact(data: bytes) -> bytes:
