@@ -15,8 +15,9 @@ Storage is one flat map, ``names``: every owner (so that NODATA and NXDOMAIN can
 its prepared answers, one per query type that has records (none for an empty non-terminal; a name
 has one or two), each one ``bytes`` of head and body (``HEAD``), and a name with one type holds it
 alone, not in a tuple: one object per name besides its key, which is what the memory budget per
-export allows (a tuple of named tuples, each with a body of its own, cost 150 bytes more per name). Which names belong to a ServiceImport is not kept: its input is, and the names
-are derived from it again when it changes. The SOA (for negative answers) is one more blob; its
+export allows (a tuple of named tuples, each with a body of its own, cost 150 bytes more per name).
+Which names belong to a ServiceImport is not kept: its input is, and the names are derived from it
+again when it changes. The SOA (for negative answers) is one more blob; its
 serial moves on with every batch of changes.
 """
 

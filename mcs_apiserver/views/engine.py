@@ -318,7 +318,8 @@ class ViewEngine:
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in touched:
-            self._apply(key, fresh[key] if key in fresh else self.derived(key), clusterset, local_namespaces, now, delta)
+            derived = fresh[key] if key in fresh else self.derived(key)
+            self._apply(key, derived, clusterset, local_namespaces, now, delta)
 
     def _local_namespaces(self, members: Mapping[str, MemberView]) -> Mapping[str, object]:
         local = members.get(self.local_member)
