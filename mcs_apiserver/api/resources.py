@@ -283,7 +283,10 @@ class ResourceHandler:
         parts = [head, orjson.dumps(meta), b',"items":[']
         for stored in items:
             parts.append(stored.own)
-            parts.extend(stored.shared)
+            end = stored.end
+            if end is not None:
+                parts.append(end.conditions)
+                parts.append(end.tail)
             parts.append(b",")
         if items:
             parts.pop()

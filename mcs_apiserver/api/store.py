@@ -70,10 +70,10 @@ class Stored:
 
     key: Key
     rv: int
-    #: the JSON is ``own`` followed by ``shared``: (when it has conditions) the pieces from its
-    #: conditions on, a tuple shared with every object that ends the same way (else empty)
+    #: the JSON is ``own`` followed by ``end``: (when it has conditions) the JSON from its
+    #: conditions on, shared with every object that ends the same way (else None)
     own: bytes
-    shared: tuple[bytes, ...]
+    end: SharedEnd | None
     labels: Mapping[str, str] | None = None
     spec_type: str | None = None
     _metadata_json: bytes | None = None
@@ -86,8 +86,9 @@ class Stored:
 
     @property
     def json(self) -> bytes:
-        """The object's JSON (without a shared part, ``own`` itself, not a copy)."""
-        return b"".join((self.own, *self.shared)) if self.shared else self.own
+        """The object's JSON (without a shared end, ``own`` itself, not a copy)."""
+        end = self.end
+        return self.own if end is None else b"".join((self.own, end.conditions, end.tail))
 
     @property
     def selectable(self) -> dict[str, Any]:
@@ -102,8 +103,18 @@ class Stored:
 
     @property
     def obj(self) -> dict[str, Any]:
-        """A fresh copy of the object, parsed from its JSON: the caller's to keep or change."""
-        return orjson.loads(self.json)  # type: ignore[no-any-return]
+        """A fresh copy of the object, parsed from its JSON, except its conditions, which are parsed
+        once per shared end and shared (read-only): its own part is parsed with ``null`` in their
+        place, a third less to parse for every row of a Table."""
+        end = self.end
+        if end is None:
+            return orjson.loads(self.own)  # type: ignore[no-any-return]
+        obj = orjson.loads(b"".join((self.own, b"null", end.tail)))
+        status = obj.get("status")
+        if isinstance(status, dict) and "conditions" in status and status["conditions"] is None:
+            status["conditions"] = end.parsed()
+            return obj  # type: ignore[no-any-return]
+        return orjson.loads(self.json)  # type: ignore[no-any-return] # the end's bytes were elsewhere
 
     def at(self, rv: int) -> Stored:
         """The same object stamped with another version (a tombstone, a watcher's DELETED)."""
@@ -348,11 +359,26 @@ class Store:
 
 #: Ends of JSON that many served objects repeat, one copy each. Bounded: when full it starts over,
 #: which costs sharing, never correctness (an object's parts always join to its JSON).
-_ENDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_ENDS: dict[tuple[bytes, bytes], SharedEnd] = {}
 _ENDS_LIMIT = 10_000
 
 
-def _split(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, tuple[bytes, ...]]:
+@dataclass(slots=True, eq=False)
+class SharedEnd:
+    """The end of many objects' JSON: their conditions, and what follows them (``}}``)."""
+
+    conditions: bytes
+    tail: bytes
+    _parsed: list[Any] | None = None
+
+    def parsed(self) -> list[Any]:
+        """The conditions, parsed once (read-only: every object ending this way shares them)."""
+        if self._parsed is None:
+            self._parsed = orjson.loads(self.conditions)
+        return self._parsed
+
+
+def _split(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, SharedEnd | None]:
     """``data``, the JSON of ``obj``, as its own part and a shared end (its conditions and what
     follows them): the conditions of a ServiceImport are a third of its JSON, and most are equal to
     many others' (the engine shares equal condition lists too). No shared end without conditions."""
@@ -367,9 +393,9 @@ def _split(data: bytes, obj: Mapping[str, Any]) -> tuple[bytes, tuple[bytes, ...
             if found is None:
                 if len(_ENDS) >= _ENDS_LIMIT:
                     _ENDS.clear()
-                found = _ENDS[end] = (_exact(fragment), end[1])  # a slice is an exact copy already
+                found = _ENDS[end] = SharedEnd(_exact(fragment), end[1])  # a slice is an exact copy already
             return data[:at], found
-    return _exact(data), ()
+    return _exact(data), None
 
 
 def _exact(data: bytes) -> bytes:

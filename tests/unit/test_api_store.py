@@ -146,10 +146,11 @@ def test_equal_conditions_of_stored_objects_are_one_copy_and_each_json_is_whole(
         expected = with_conditions(name, second)
         expected["metadata"]["resourceVersion"] = str(stored.rv)
         assert stored.json == orjson.dumps(expected)
-    assert a.shared is b.shared and a.shared != c.shared
-    assert a.shared[0] == orjson.dumps(with_conditions("a", "01")["status"]["conditions"])
+    assert a.end is b.end and a.end is not c.end and a.end is not None
+    assert a.end.conditions == orjson.dumps(with_conditions("a", "01")["status"]["conditions"])
+    assert a.obj == orjson.loads(a.json) and c.obj == orjson.loads(c.json)  # conditions parsed once, put back
     (plain,) = store.apply({("shop", "plain"): obj("shop", "plain")})
-    assert plain.stored.shared == () and plain.stored.json is plain.stored.own
+    assert plain.stored.end is None and plain.stored.json is plain.stored.own
 
 
 @pytest.mark.parametrize("served", [
