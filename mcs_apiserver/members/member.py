@@ -158,7 +158,13 @@ class _Objects:
         self.report = report
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
-        fresh = {self.key(o): self.trim(o) for o in objects}
+        self.replace_prepared(self.prepare(objects))
+
+    def prepare(self, objects: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        return [(self.key(o), self.trim(o)) for o in objects]
+
+    def replace_prepared(self, prepared: list[tuple[Any, Any]]) -> None:
+        fresh = dict(prepared)
         changed = {k for k in self.store.keys() - fresh.keys()}
         changed |= {k for k, v in fresh.items() if self.store.get(k) != v}
         self.store.clear()
@@ -235,8 +241,14 @@ class _Slices:
             changed.update(e.service for e in (old, entry) if e is not None)
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
+        self.replace_prepared(self.prepare(objects))
+
+    def prepare(self, objects: list[dict[str, Any]]) -> list[tuple[Key, _Slice | None]]:
+        return [(_key(o), self._entry(o)) for o in objects]
+
+    def replace_prepared(self, prepared: list[tuple[Key, _Slice | None]]) -> None:
         changed: set[Key] = set()
-        fresh = {_key(o): self._entry(o) for o in objects}
+        fresh = dict(prepared)
         for slice_key in list(self.slices.keys() - fresh.keys()):
             self._set(slice_key, None, changed)
         for slice_key, entry in fresh.items():
