@@ -347,7 +347,10 @@ class Recorder:
         self.events: list[tuple[str, str]] = []
         self.on_replace: Callable[[], None] | None = None
 
-    def replace(self, objects: list[dict]) -> None:
+    def prepare(self, objects: list[dict]) -> list[dict]:
+        return objects  # kept whole: what the reflector hands over is what is recorded
+
+    def replace_prepared(self, objects: list[dict]) -> None:
         self.replaced.append(objects)
         if self.on_replace is not None:
             self.on_replace()
