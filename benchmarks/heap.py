@@ -3,8 +3,9 @@
 One process, no network: N Services and N ServiceExports, shaped like kube-apiserver's JSON
 (``managedFields`` and all), go through the real member cache handlers of a remote member, then the
 updater runs the view engine and fills the stores, as in ``serve`` (with ``--dns``, also the DNS zone,
-as in the instances of ``local up``, which serve DNS; with ``--listed``, also every ServiceImport's JSON,
-which the stores keep from the first LIST or watch on). Reported per export: the growth
+as in the instances of ``local up``, which serve DNS; ``--listed`` also reads every ServiceImport's
+JSON, as a LIST does: the stores keep only the JSON, from the start, so that changes nothing now and
+is kept for comparing with commits whose stores serialized on the first read). Reported per export: the growth
 of the process's RSS, and of the Python heap (tracemalloc), broken down by the module that allocated
 what is still held. It isolates the caches and views from what the end-to-end memory benchmark
 (``python3 -m benchmarks --only memory``) also counts (connections, the event loop, other load), so
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exports", type=int, default=10_000, help="ServiceExports to hold (default 10000)")
     parser.add_argument("--dns", action="store_true", help="also keep the DNS zone, as an instance serving DNS does")
     parser.add_argument("--listed", action="store_true",
-                        help="also keep every ServiceImport's JSON, as the stores do once they are listed")
+                        help="also read every ServiceImport's JSON, as a LIST does (the same figures since the "
+                             "stores keep only the JSON; for comparing with older commits)")
     parser.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)  # the untraced child run
     args = parser.parse_args(argv)
     if args.rss_only:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
+from mcs_apiserver.contract import ServiceRecord
+from mcs_apiserver.kube.types import ClusterProperty, ServiceExport
 from mcs_apiserver.members.member import CLUSTER_PROPERTIES, NAMESPACES, SERVICES, MemberCache
 from mcs_apiserver.views.clusterset import cluster_id_of, clusterset_of
 from mcs_apiserver.views.engine import ViewEngine
@@ -50,13 +51,13 @@ class LiveFacts:
             identities.append(MemberIdentity(name, cluster_id_of(props) or "", clusterset_of(props) or "", synced))
         return identities
 
-    def local_service(self, namespace: str, name: str) -> Service | None:
+    def local_service(self, namespace: str, name: str) -> ServiceRecord | None:
         if not self._local.resource_synced(SERVICES):
             raise NotSynced("this cluster's Services have not been listed yet")
         return self._local.services.get((namespace, name))
 
     def export_conflicts(self, namespace: str, name: str, export: ServiceExport,
-                         service: Service) -> Sequence[tuple[str, str]]:
+                         service: ServiceRecord) -> Sequence[tuple[str, str]]:
         membership = self.engine.membership
         if membership is None or membership.clusterset is None:
             raise NotSynced("the ClusterSet view has not been computed yet")

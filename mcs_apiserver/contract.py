@@ -9,9 +9,11 @@ so every function in ``mcs_apiserver.views`` can be unit tested with plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping, NamedTuple, Protocol, Sequence
+from sys import intern
+from typing import Any, Literal, Mapping, NamedTuple, Protocol, Sequence
 
-from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
+from mcs_apiserver.kube.shared import SharedCopies
+from mcs_apiserver.kube.types import ClusterProperty, Namespace
 
 #: (namespace, name) of a ServiceExport / Service / ServiceImport.
 Key = tuple[str, str]
@@ -58,6 +60,121 @@ class ReadyEndpoints(NamedTuple):
     endpoints: tuple[Endpoint, ...]
 
 
+#: What Services and exports repeat (port lists, IP families, affinity settings, exported labels):
+#: one shared, read-only copy of each.
+_SHARED = SharedCopies()
+
+
+def _interned(value: Any) -> Any:
+    """``value`` as the one shared copy of that string (anything else as is)."""
+    return intern(value) if type(value) is str else value
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+class ServiceRecord(NamedTuple):
+    """What the views and webhooks read of a Service: its ``spec`` fields, as kube-apiserver stored
+    them (None where unset). One tuple instead of three dicts: the member caches hold one per
+    Service of every member. Shared fragments (ports, families) are read-only."""
+
+    type: str | None = None
+    cluster_ip: str | None = None
+    #: ``clusterIPs`` only when it is not just ``[cluster_ip]`` (see ``addresses``)
+    cluster_ips: Sequence[str] | None = None
+    ip_families: Sequence[str] | None = None
+    ports: Sequence[Mapping[str, Any]] | None = None
+    session_affinity: str | None = None
+    session_affinity_config: Mapping[str, Any] | None = None
+    internal_traffic_policy: str | None = None
+    traffic_distribution: str | None = None
+
+    @property
+    def addresses(self) -> Sequence[str | None]:
+        """``clusterIPs``, or ``[clusterIP]`` where that is all it holds (or it is unset)."""
+        return self.cluster_ips or (self.cluster_ip,)
+
+
+_SERVICE_FIELDS = (("type", True), ("clusterIP", False), ("clusterIPs", False), ("ipFamilies", True),
+                   ("ports", True), ("sessionAffinity", True), ("sessionAffinityConfig", True),
+                   ("internalTrafficPolicy", True), ("trafficDistribution", True))
+
+
+def service_record(obj: Mapping[str, Any]) -> ServiceRecord:
+    """The ``ServiceRecord`` of a Service's JSON. Low-cardinality strings are interned and repeated
+    fragments shared; a Service's own addresses are not (an entry in the interpreter's table costs
+    more than the string it would share)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return ServiceRecord()
+    values: list[Any] = []
+    for name, shared in _SERVICE_FIELDS:
+        value = spec.get(name)
+        if value is not None and shared:
+            if type(value) is str:
+                value = intern(value)
+            elif type(value) is list:
+                value = _SHARED.of([{k: _interned(v) for k, v in item.items()} if isinstance(item, dict)
+                                    else _interned(item) for item in value])
+            else:
+                value = _SHARED.of(value)
+        values.append(value)
+    record = ServiceRecord(*values)
+    if isinstance(record.cluster_ips, list) and record.cluster_ips in ([], [record.cluster_ip]):
+        record = record._replace(cluster_ips=None)  # the primary address alone: one string, no list
+    return record
+
+
+class ExportRecord(NamedTuple):
+    """What the views, webhooks and status writer read of a ServiceExport, well formed: a part
+    whose type is not its schema's (a CRD installed without one can hold ``spec: [{}]``) is left
+    out, as if unset. ``resource_version``, ``uid`` and ``status`` are kept only for the exports of
+    the instance's own cluster (its status writer's): for the others every status write would
+    otherwise be a change."""
+
+    namespace: str = ""
+    name: str = ""
+    creation_timestamp: str | None = None
+    exported_at: str | None = None  #: the ``EXPORTED_AT_ANNOTATION``
+    exported_labels: Mapping[str, str] | None = None
+    exported_annotations: Mapping[str, str] | None = None
+    resource_version: str | None = None
+    uid: str | None = None
+    status: Mapping[str, Any] | None = None
+
+
+def export_record(obj: Mapping[str, Any], *, keep_status: bool = True) -> ExportRecord:
+    """The ``ExportRecord`` of a ServiceExport's JSON (of any shape: what does not fit is dropped).
+    Names, namespaces and creation times are interned: a Service and its export share their name and
+    namespace, and thousands of exports a namespace and a creation second."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    annotations = metadata.get("annotations")
+    stamp = text(annotations.get(EXPORTED_AT_ANNOTATION)) if _string_map(annotations) else None
+    labels, extra = spec.get("exportedLabels"), spec.get("exportedAnnotations")
+    status = obj.get("status") if keep_status else None
+    return ExportRecord(
+        _interned(text(metadata.get("namespace")) or ""),
+        _interned(text(metadata.get("name")) or ""),
+        _interned(text(metadata.get("creationTimestamp"))),
+        stamp,
+        _SHARED.of(labels) if labels and _string_map(labels) else None,
+        _SHARED.of(extra) if extra and _string_map(extra) else None,
+        text(metadata.get("resourceVersion")) if keep_status else None,
+        text(metadata.get("uid")) if keep_status else None,
+        status if status and isinstance(status, dict) else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class MemberStatus:
     """How the connection to one member is doing, as the member layer sees it.
@@ -77,8 +194,9 @@ class MemberView(Protocol):
     """Read-only view of one member cluster's caches.
 
     The mappings are live: the member layer mutates them between engine runs (never during one),
-    and tells the engine which keys changed. Objects inside are raw Kubernetes JSON and must never
-    be mutated by readers.
+    and tells the engine which keys changed. Exports and Services are compact records of what is read
+    (``ExportRecord``, ``ServiceRecord``), namespaces and ClusterProperties trimmed Kubernetes JSON;
+    readers never mutate any of them.
     """
 
     @property
@@ -96,10 +214,10 @@ class MemberView(Protocol):
     def namespaces(self) -> Mapping[str, Namespace]: ...
 
     @property
-    def exports(self) -> Mapping[Key, ServiceExport]: ...
+    def exports(self) -> Mapping[Key, ExportRecord]: ...
 
     @property
-    def services(self) -> Mapping[Key, Service]: ...
+    def services(self) -> Mapping[Key, ServiceRecord]: ...
 
     def ready_endpoints(self, key: Key) -> int:
         """Number of ready endpoint addresses over the EndpointSlices of Service ``key``."""

@@ -119,7 +119,7 @@ class ViewUpdater:
                 changes[key] = None
         for key, obj in served.items():
             stored = self.imports.get(key)
-            if stored is None or stored.base != obj:
+            if stored is None or not stored.holds(obj):
                 changes[key] = obj  # type: ignore[assignment]
         return changes
 
@@ -129,7 +129,7 @@ class ViewUpdater:
         changes: dict[Key, dict | None] = {key: None for key in self.clustersets.objects if key != wanted}
         if wanted is not None:
             stored = self.clustersets.get(wanted)
-            if stored is None or stored.base != clusterset:
+            if stored is None or not stored.holds(clusterset):
                 changes[wanted] = clusterset  # type: ignore[assignment]
         self._clusterset_key = wanted
         if changes:

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
+from mcs_apiserver.contract import ServiceRecord
+from mcs_apiserver.kube.types import ClusterProperty, ServiceExport
 
 __all__ = ["AdmissionFacts", "Conflict", "MemberIdentity", "NotSynced"]
 
@@ -90,15 +91,15 @@ class AdmissionFacts(Protocol):
         """
         ...
 
-    def local_service(self, namespace: str, name: str) -> Service | None:
-        """This cluster's Service ``namespace/name``, or None when it does not exist.
+    def local_service(self, namespace: str, name: str) -> ServiceRecord | None:
+        """What is read of this cluster's Service ``namespace/name``, or None when it does not exist.
 
         Raises ``NotSynced`` until the local Services have been listed once.
         """
         ...
 
     def export_conflicts(
-        self, namespace: str, name: str, export: ServiceExport, service: Service
+        self, namespace: str, name: str, export: ServiceExport, service: ServiceRecord
     ) -> Sequence[tuple[str, str]]:
         """Conflicts that this cluster would have with the rest of the ClusterSet if it exported
         ``service`` through ``export`` (the export as it would be stored: the request's object, not

@@ -172,7 +172,7 @@ def validate_service_export(
         return _unchecked(f"the Service {namespace}/{name} was not checked ({exc})", strict)
     if service is None:
         return allow()  # the export may come before the Service (status: Valid=False, NoService)
-    if (service.get("spec") or {}).get("type") == "ExternalName":
+    if service.type == "ExternalName":
         return allow(warnings=[_external_name_warning(namespace, name)])
     try:
         conflicts = [

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
+from mcs_apiserver.contract import ServiceRecord, service_record
 from mcs_apiserver.kube.types import ClusterProperty, Service, ServiceExport
 
 from .facts import MemberIdentity, NotSynced
@@ -18,7 +19,7 @@ __all__ = ["NOT_SYNCED", "StaticFacts", "admission_review", "cluster_property"]
 
 NOT_SYNCED: Final = object()
 
-ConflictsFn = Callable[[str, str, ServiceExport, Service], Sequence[tuple[str, str]]]
+ConflictsFn = Callable[[str, str, ServiceExport, ServiceRecord], Sequence[tuple[str, str]]]
 
 
 def cluster_property(name: str, value: str | None, *, version: str = "v1beta1") -> ClusterProperty:
@@ -35,12 +36,13 @@ def cluster_property(name: str, value: str | None, *, version: str = "v1beta1") 
 
 @dataclass
 class StaticFacts:
-    """``properties`` maps ClusterProperty names to values (or to whole objects)."""
+    """``properties`` maps ClusterProperty names to values (or to whole objects); ``services`` keys to
+    Services (JSON, or the records the member caches keep)."""
 
     properties: Mapping[str, Any] | object = field(default_factory=dict)
     uid: str | object = "721ab723-13bc-11e5-aec2-42010af0021e"
     members: Sequence[MemberIdentity] = ()
-    services: Mapping[tuple[str, str], Service] | object = field(default_factory=dict)
+    services: Mapping[tuple[str, str], Service | ServiceRecord] | object = field(default_factory=dict)
     conflicts: ConflictsFn | Sequence[tuple[str, str]] | object = ()
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
@@ -65,15 +67,16 @@ class StaticFacts:
         self.calls.append(("other_members", ()))
         return list(self.members)
 
-    def local_service(self, namespace: str, name: str) -> Service | None:
+    def local_service(self, namespace: str, name: str) -> ServiceRecord | None:
         self.calls.append(("local_service", (namespace, name)))
         if self.services is NOT_SYNCED:
             raise NotSynced("the local Services have not been listed yet")
         assert isinstance(self.services, Mapping)
-        return self.services.get((namespace, name))
+        found = self.services.get((namespace, name))
+        return service_record(found) if isinstance(found, Mapping) else found
 
     def export_conflicts(
-        self, namespace: str, name: str, export: ServiceExport, service: Service
+        self, namespace: str, name: str, export: ServiceExport, service: ServiceRecord
     ) -> Sequence[tuple[str, str]]:
         self.calls.append(("export_conflicts", (namespace, name, export, service)))
         if self.conflicts is NOT_SYNCED:

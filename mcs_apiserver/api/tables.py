@@ -194,7 +194,11 @@ def _clusters(clusters: Sequence[Mapping[str, Any]] | None) -> str:
     return ",".join(ids[:MAX_CLUSTERS_SHOWN]) + f" + {len(ids) - MAX_CLUSTERS_SHOWN} more..."
 
 
-def _service_import_cells(obj: Obj, now: Now) -> list[Any]:
+#: AGE of a creationTimestamp (``translate_timestamp_since`` at the table's moment)
+Age = Callable[[str | None], str]
+
+
+def _service_import_cells(obj: Obj, age: Age) -> list[Any]:
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -205,14 +209,14 @@ def _service_import_cells(obj: Obj, now: Now) -> list[Any]:
         ",".join(spec.get("ips") or ()) or _NONE,
         _ports(spec.get("ports")),
         _clusters(status.get("clusters")),
-        translate_timestamp_since(metadata.get("creationTimestamp"), now),
+        age(metadata.get("creationTimestamp")),
         (conflict.get("reason") or "True") if conflict and conflict.get("status") == "True" else _NONE,
         _ready(obj),
         ",".join(spec.get("ipFamilies") or ()) or _NONE,
     ]
 
 
-def _cluster_set_cells(obj: Obj, now: Now) -> list[Any]:
+def _cluster_set_cells(obj: Obj, age: Age) -> list[Any]:
     metadata = obj.get("metadata") or {}
     status = obj.get("status") or {}
     members = status.get("members") or ()
@@ -227,19 +231,19 @@ def _cluster_set_cells(obj: Obj, now: Now) -> list[Any]:
         status.get("localCluster") or _NONE,
         f"{joined}/{len(members)}",
         _ready(obj),
-        translate_timestamp_since(metadata.get("creationTimestamp"), now),
+        age(metadata.get("creationTimestamp")),
         not_joined or _NONE,
     ]
 
 
-_KINDS: Final[dict[str, tuple[tuple[dict[str, Any], ...], Callable[[Obj, Now], list[Any]]]]] = {
+_KINDS: Final[dict[str, tuple[tuple[dict[str, Any], ...], Callable[[Obj, Age], list[Any]]]]] = {
     "ServiceImport": (_SERVICE_IMPORT_COLUMNS, _service_import_cells),
     "ClusterSet": (_CLUSTER_SET_COLUMNS, _cluster_set_cells),
 }
 _ALIASES: Final = {"serviceimports": "ServiceImport", "clustersets": "ClusterSet"}
 
 
-def _kind(kind: str) -> tuple[tuple[dict[str, Any], ...], Callable[[Obj, Now], list[Any]]]:
+def _kind(kind: str) -> tuple[tuple[dict[str, Any], ...], Callable[[Obj, Age], list[Any]]]:
     try:
         return _KINDS[_ALIASES.get(kind, kind)]
     except KeyError:
@@ -293,10 +297,15 @@ def table_row(
     now: Now,
     include_object: IncludeObject = IncludeObject.METADATA,
     api_version: str = TABLE_V1,
+    *,
+    age: Age | None = None,
 ) -> dict[str, Any]:
-    """One ``TableRow``: ``{"cells": [...], "object": <per include_object>}``."""
+    """One ``TableRow``: ``{"cells": [...], "object": <per include_object>}``. ``age``: the AGE of a
+    creationTimestamp at ``now``, when the caller has one (a table shares one between its rows)."""
     cells = _kind(kind)[1]
-    return {"cells": cells(obj, now), "object": _row_object(obj, include_object, api_version)}
+    if age is None:
+        age = functools.partial(translate_timestamp_since, now=now)
+    return {"cells": cells(obj, age), "object": _row_object(obj, include_object, api_version)}
 
 
 def table_for(
@@ -316,7 +325,15 @@ def table_for(
     Without column definitions (watch events after the first) ``columnDefinitions`` is ``[]``.
     """
     moment = _as_datetime(now)
-    rows = [table_row(kind, o, moment, include_object, api_version) for o in objects]
+    ages: dict[str | None, str] = {}  # objects created in the same second share their AGE
+
+    def age(timestamp: str | None) -> str:
+        found = ages.get(timestamp)
+        if found is None:
+            found = ages[timestamp] = translate_timestamp_since(timestamp, moment)
+        return found
+
+    rows = [table_row(kind, o, moment, include_object, api_version, age=age) for o in objects]
     return {
         "kind": "Table",
         "apiVersion": api_version,

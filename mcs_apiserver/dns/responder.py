@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 
 from mcs_apiserver.dns.stats import DnsStats
-from mcs_apiserver.dns.zone import TYPE_ANY, Zone
+from mcs_apiserver.dns.zone import HEAD, TYPE_ANY, Zone
 
 #: The largest UDP payload we send (the DNS Flag Day 2020 value: no IP fragmentation).
 MAX_UDP_PAYLOAD = 1232
@@ -108,15 +108,18 @@ class Responder:
         owner = question[:-4].lower()
         answers = zone.names.get(owner)
         prepared = None
-        if answers:
-            asked = question[-4:-2]
-            for candidate in answers:
-                if candidate.qtype == asked:
-                    prepared = candidate
-                    break
+        if answers:  # one prepared answer (bytes), or a tuple of them: each starts with its query type
+            if type(answers) is bytes:
+                if ((answers[0] << 8) | answers[1]) == qtype:
+                    prepared = answers
+            else:
+                for candidate in answers:
+                    if ((candidate[0] << 8) | candidate[1]) == qtype:
+                        prepared = candidate
+                        break
         if prepared is not None:
-            counts = prepared.counts_edns if edns else prepared.counts
-            body = prepared.body
+            counts = prepared[8:14] if edns else prepared[2:8]
+            body = prepared[HEAD:]
             rcode = NOERROR
         elif answers is not None:
             rcode = NOERROR

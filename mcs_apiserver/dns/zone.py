@@ -12,10 +12,12 @@ microseconds), and the records it writes are only A, AAAA, SRV and TXT. The test
 answer back with dnspython.
 
 Storage is one flat map, ``names``: every owner (so that NODATA and NXDOMAIN can be told apart) to
-the tuple of its prepared answers, one per query type that has records (empty for an empty
-non-terminal; a name has one or two): a few small objects per name, which is what the memory budget
-per export allows. Which names belong to a ServiceImport is not kept: its input is, and the names
-are derived from it again when it changes. The SOA (for negative answers) is one more blob; its
+its prepared answers, one per query type that has records (none for an empty non-terminal; a name
+has one or two), each one ``bytes`` of head and body (``HEAD``), and a name with one type holds it
+alone, not in a tuple: one object per name besides its key, which is what the memory budget per
+export allows (a tuple of named tuples, each with a body of its own, cost 150 bytes more per name).
+Which names belong to a ServiceImport is not kept: its input is, and the names are derived from it
+again when it changes. The SOA (for negative answers) is one more blob; its
 serial moves on with every batch of changes.
 """
 
@@ -25,7 +27,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 from mcs_apiserver.dns.records import (
     DNS_SCHEMA_VERSION,
@@ -54,13 +55,13 @@ _MAX_POINTER = 0x3FFF
 _rr_header = struct.Struct("!HHIH").pack
 
 
-class Prepared(NamedTuple):
-    """The part of a response after the question, and its section counts (as header bytes)."""
-
-    qtype: bytes  #: the query type it answers, as in the question (2 bytes)
-    counts: bytes  #: ANCOUNT, NSCOUNT, ARCOUNT: 6 bytes
-    counts_edns: bytes  #: the same with one more additional record: our OPT
-    body: bytes
+#: A prepared answer is one ``bytes``: its head, then its body (the part of a response after the
+#: question). The head is the query type it answers, as in the question (2 bytes); ANCOUNT, NSCOUNT,
+#: ARCOUNT (6); the same with one more additional record, our OPT (6).
+HEAD = 14
+#: A name's prepared answers: one, or a tuple of them (one per query type; empty for an empty
+#: non-terminal).
+Answers = bytes | tuple[bytes, ...]
 
 
 def labels_of(name: str) -> tuple[bytes, ...]:
@@ -126,8 +127,9 @@ MAX_BODY = 65535 - 12 - 259 - 11 - 300
 
 
 def prepare(owner: str, rdtype: RecordType, values: tuple[str, ...], ttl: int,
-            additional: Iterable[tuple[str, RecordType, tuple[str, ...]]] = ()) -> Prepared:
-    """The sections of a positive answer for ``owner``/``rdtype``, at most ``MAX_BODY`` bytes."""
+            additional: Iterable[tuple[str, RecordType, tuple[str, ...]]] = ()) -> bytes:
+    """The prepared answer (head and body, see ``HEAD``) for ``owner``/``rdtype``, a body of at most
+    ``MAX_BODY`` bytes."""
     question = labels_of(owner)
     writer = _Writer(question)
     answers = extra = 0
@@ -143,7 +145,7 @@ def prepare(owner: str, rdtype: RecordType, values: tuple[str, ...], ttl: int,
                 break
             writer.record(target_labels, extra_type, ttl, value)
             extra += 1
-    return Prepared(_TYPE_WIRE[rdtype], _counts(answers, extra), _counts(answers, extra + 1), bytes(writer.out))
+    return b"".join((_TYPE_WIRE[rdtype], _counts(answers, extra), _counts(answers, extra + 1), writer.out))
 
 
 _COUNTS: dict[tuple[int, int], bytes] = {}
@@ -168,7 +170,7 @@ class Zone:
         #: False until the view has been computed once: the responder answers SERVFAIL meanwhile.
         self.ready = True
         #: every owner name (lower-case wire), empty non-terminals included -> its prepared answers
-        self.names: dict[bytes, tuple[Prepared, ...]] = {}
+        self.names: dict[bytes, Answers] = {}
         self._inputs: dict[Key, ServiceInput] = {}
         self._namespaces: dict[str, int] = {}  # namespace -> services with names in it
         self.serial = int(clock()) & 0xFFFFFFFF
@@ -177,7 +179,7 @@ class Zone:
         self.names[self.origin_wire] = ()
         self.names[name_wire(f"svc.{self.origin}.")] = ()
         version = f"dns-version.{self.origin}."
-        self.names[name_wire(version)] = (prepare(version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL),)
+        self.names[name_wire(version)] = prepare(version, "TXT", (f'"{DNS_SCHEMA_VERSION}"',), VERSION_TTL)
         self._build_soa()
 
     # --- updates ------------------------------------------------------------------------------
@@ -211,9 +213,9 @@ class Zone:
     def _add(self, records: Records) -> None:
         ttl = self.ttl
         for owner, types in records.items():
-            self.names[name_wire(owner)] = tuple(
-                prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
-                for rdtype, values in types.items())
+            answers = tuple(prepare(owner, rdtype, values, ttl, additional_for(records, rdtype, values))
+                            for rdtype, values in types.items())
+            self.names[name_wire(owner)] = answers[0] if len(answers) == 1 else answers
 
     def _namespace_count(self, namespace: str, delta: int) -> None:
         count = self._namespaces.get(namespace, 0) + delta

@@ -1,10 +1,12 @@
 """One member cluster: five reflectors feeding trimmed, read-only caches (a ``MemberView``).
 
-Objects are trimmed on the way in to what the views and webhooks read (no managedFields, no
-unrelated annotations, EndpointSlices reduced to a ready-endpoint count per Service, plus the ready
-addresses, hostnames, pod names and ports that DNS needs, for exported Services only, as interned
-tuples), and what Services repeat (port lists, IP families) is one shared copy (``kube/shared.py``):
-memory per object is what lets one instance hold a large ClusterSet.
+Objects are trimmed on the way in to what the views and webhooks read: ServiceExports and Services
+become compact records (``contract.ExportRecord``, ``contract.ServiceRecord``: one tuple each instead
+of a tree of dicts, interned strings, one shared copy of what Services repeat), namespaces and
+ClusterProperties keep their few read fields, and EndpointSlices are reduced to a ready-endpoint
+count per Service, plus the ready addresses, hostnames, pod names and ports that DNS needs, for
+exported Services only, as interned tuples: memory per object is what lets one instance hold a
+large ClusterSet.
 
 Every change is reported to a ``ChangeSink`` as the keys it touches, so the view engine recomputes
 only those. Connection trouble is tracked per member: the member is Unreachable while any reflector
@@ -22,19 +24,21 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 
-from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType, Service, ServiceExport
+from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType
 from mcs_apiserver.kube.client import ApiError, KubeClient
-from mcs_apiserver.kube.shared import SharedCopies
 from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.contract import (
-    EXPORTED_AT_ANNOTATION,
     Endpoint,
+    ExportRecord,
     IPFamily,
     Key,
     MemberStatus,
     ReadyEndpoints,
+    ServiceRecord,
     SlicePort,
+    export_record,
+    service_record,
 )
 
 log = logging.getLogger("mcs_apiserver.members")
@@ -58,32 +62,22 @@ class ChangeSink(Protocol):
     def membership_changed(self, member: str) -> None: ...
 
 
-#: The fragments that Services repeat (port lists, IP families, affinity settings): one shared,
-#: read-only copy of each (a Service's cluster IPs are its own: they are not worth a table entry).
-_SHARED = SharedCopies()
-
-
 def _interned(value: Any) -> Any:
     """``value`` as the one shared copy of that string (anything else as is)."""
     return intern(value) if type(value) is str else value
 
 
-#: The metadata the views, webhooks and writers read. Strings are interned: a Service and its
-#: ServiceExport share their name and namespace, and thousands of objects share a namespace and a
-#: creation second.
+#: The metadata the views and webhooks read of namespaces and ClusterProperties. Strings are
+#: interned: thousands of objects share a creation second.
 _META_KEPT = ("name", "namespace", "creationTimestamp")
 
 
-def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = (), annotations: tuple[str, ...] = ()) -> dict[str, Any]:
+def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     kept = {k: _interned(meta[k]) for k in _META_KEPT if k in meta}
     for k in extra:
         if k in meta:
             kept[k] = meta[k]
-    if annotations and (source := meta.get("annotations")):
-        picked = {k: source[k] for k in annotations if k in source}
-        if picked:
-            kept["annotations"] = picked
     return kept
 
 
@@ -92,55 +86,16 @@ def _key(obj: dict[str, Any]) -> Key:
     return (_interned(meta.get("namespace", "")), _interned(meta.get("name", "")))
 
 
-def trim_export(obj: dict[str, Any], *, keep_status: bool = True) -> ServiceExport:
-    """What the views read of a ServiceExport. The status (conditions) matters only to the status
-    writer of the export's own cluster: dropped elsewhere, another instance's condition writes are
-    not even a change here."""
-    # Its resourceVersion and uid only for the status writer (the uid names the export in its
-    # Events): kept for remote exports, every status write would still look like a change.
-    metadata = _meta(obj, extra=("resourceVersion", "uid") if keep_status else (), annotations=(EXPORTED_AT_ANNOTATION,))
-    trimmed: dict[str, Any] = {"metadata": metadata}
-    if spec := obj.get("spec"):
-        trimmed["spec"] = spec
-    if keep_status and (status := obj.get("status")):
-        trimmed["status"] = status
-    return trimmed  # type: ignore[return-value]
+def trim_export(obj: dict[str, Any]) -> ExportRecord:
+    """What is read of a ServiceExport of the instance's own cluster: with its status (conditions),
+    resourceVersion and uid, which its status writer needs (the uid names the export in Events)."""
+    return export_record(obj)
 
 
-def trim_remote_export(obj: dict[str, Any]) -> ServiceExport:
-    return trim_export(obj, keep_status=False)
-
-
-def _port(port: Any) -> Any:
-    return {k: _interned(v) for k, v in port.items()} if isinstance(port, dict) else port
-
-
-#: The Service spec fields the views read. Low-cardinality strings are interned; a Service's own
-#: addresses are not (an entry in the interpreter's table costs more than the string it would share).
-_SERVICE_KEPT = ("type", "clusterIP", "sessionAffinity", "sessionAffinityConfig", "internalTrafficPolicy",
-                 "trafficDistribution", "externalName")
-_SERVICE_OWN = frozenset(("clusterIP", "externalName"))
-
-
-def trim_service(obj: dict[str, Any]) -> Service:
-    spec = obj.get("spec") or {}
-    kept = {k: spec[k] if k in _SERVICE_OWN else _interned(spec[k]) for k in _SERVICE_KEPT if k in spec}
-    if "sessionAffinityConfig" in kept:
-        kept["sessionAffinityConfig"] = _SHARED.of(kept["sessionAffinityConfig"])
-    if isinstance(values := spec.get("clusterIPs"), list):
-        primary = kept.get("clusterIP")
-        kept["clusterIPs"] = [primary if v == primary else v for v in values]  # one string for the primary
-    elif "clusterIPs" in spec:
-        kept["clusterIPs"] = values
-    if isinstance(values := spec.get("ipFamilies"), list):
-        kept["ipFamilies"] = _SHARED.of([_interned(v) for v in values])
-    elif "ipFamilies" in spec:
-        kept["ipFamilies"] = values
-    if isinstance(ports := spec.get("ports"), list):
-        kept["ports"] = _SHARED.of([_port(p) for p in ports])
-    elif "ports" in spec:
-        kept["ports"] = ports
-    return {"metadata": _meta(obj), "spec": kept}  # type: ignore[return-value,typeddict-item]
+def trim_remote_export(obj: dict[str, Any]) -> ExportRecord:
+    """What is read of another member's ServiceExport: without its status, resourceVersion and uid,
+    so that another instance's condition writes are not even a change here."""
+    return export_record(obj, keep_status=False)
 
 
 def trim_namespace(obj: dict[str, Any]) -> Namespace:
@@ -203,7 +158,13 @@ class _Objects:
         self.report = report
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
-        fresh = {self.key(o): self.trim(o) for o in objects}
+        self.replace_prepared(self.prepare(objects))
+
+    def prepare(self, objects: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        return [(self.key(o), self.trim(o)) for o in objects]
+
+    def replace_prepared(self, prepared: list[tuple[Any, Any]]) -> None:
+        fresh = dict(prepared)
         changed = {k for k in self.store.keys() - fresh.keys()}
         changed |= {k for k, v in fresh.items() if self.store.get(k) != v}
         self.store.clear()
@@ -280,8 +241,14 @@ class _Slices:
             changed.update(e.service for e in (old, entry) if e is not None)
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
+        self.replace_prepared(self.prepare(objects))
+
+    def prepare(self, objects: list[dict[str, Any]]) -> list[tuple[Key, _Slice | None]]:
+        return [(_key(o), self._entry(o)) for o in objects]
+
+    def replace_prepared(self, prepared: list[tuple[Key, _Slice | None]]) -> None:
         changed: set[Key] = set()
-        fresh = {_key(o): self._entry(o) for o in objects}
+        fresh = dict(prepared)
         for slice_key in list(self.slices.keys() - fresh.keys()):
             self._set(slice_key, None, changed)
         for slice_key, entry in fresh.items():
@@ -382,8 +349,8 @@ class MemberCache:
         self._clock = clock
         self._cluster_properties: dict[str, ClusterProperty] = {}
         self._namespaces: dict[str, Namespace] = {}
-        self._exports: dict[Key, ServiceExport] = {}
-        self._services: dict[Key, Service] = {}
+        self._exports: dict[Key, ExportRecord] = {}
+        self._services: dict[Key, ServiceRecord] = {}
         self._ready: dict[Key, int] = {}  # ready endpoints of IPv4 (and FQDN) slices, by Service
         self._ready6: dict[Key, int] = {}  # ... of IPv6 slices
         self._status = MemberStatus()
@@ -402,7 +369,7 @@ class MemberCache:
         self.reflectors = [
             self._reflector(SERVICE_EXPORTS, _Objects(self._exports, _key,
                                                       trim_export if local else trim_remote_export, report_exports)),
-            self._reflector(SERVICES, _Objects(self._services, _key, trim_service, report_keys)),
+            self._reflector(SERVICES, _Objects(self._services, _key, service_record, report_keys)),
             self._reflector(ENDPOINT_SLICES, self._slices),
             self._reflector(NAMESPACES, _Objects(
                 self._namespaces, lambda o: o["metadata"]["name"], trim_namespace,
@@ -439,11 +406,11 @@ class MemberCache:
         return self._namespaces
 
     @property
-    def exports(self) -> dict[Key, ServiceExport]:
+    def exports(self) -> dict[Key, ExportRecord]:
         return self._exports
 
     @property
-    def services(self) -> dict[Key, Service]:
+    def services(self) -> dict[Key, ServiceRecord]:
         return self._services
 
     def ready_endpoints(self, key: Key) -> int:

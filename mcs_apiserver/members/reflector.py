@@ -67,8 +67,12 @@ class Resource:
 class Handler(Protocol):
     """Receives a reflector's output. Called from the event loop, never concurrently."""
 
-    def replace(self, objects: list[dict[str, Any]]) -> None:
-        """The full current state, after a (re)list."""
+    def prepare(self, objects: list[dict[str, Any]]) -> list[Any]:
+        """What is kept of one listed page (trimmed entries), until the list's last page: a list of
+        10,000 objects, held whole, would leave its peak behind in the allocator's pools."""
+
+    def replace_prepared(self, prepared: list[Any]) -> None:
+        """The full current state, after a (re)list: the pages' prepared entries."""
 
     def apply(self, event_type: ObjectEventType, obj: dict[str, Any]) -> None:
         """One ADDED / MODIFIED / DELETED watch event."""
@@ -126,7 +130,7 @@ class Reflector:
             backoff = min(backoff * 2, self.settings.backoff_max)
 
     async def _list(self) -> None:
-        objects: list[dict[str, Any]] = []
+        objects: list[Any] = []  # the pages' prepared entries
         params: dict[str, str] = {"limit": str(self.settings.list_page_size)}
         while True:
             try:
@@ -141,7 +145,8 @@ class Reflector:
             if not isinstance(page, dict):
                 raise ValueError(f"the list of {self.resource} is not a JSON object")
             items = page.get("items") or []
-            objects.extend(o for o in (items if isinstance(items, list) else []) if self._well_formed(o))
+            objects.extend(self.handler.prepare(
+                [o for o in (items if isinstance(items, list) else []) if self._well_formed(o)]))
             meta = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
             token = meta.get("continue")
             if not token or not isinstance(token, str):
@@ -149,7 +154,7 @@ class Reflector:
             params = {"limit": str(self.settings.list_page_size), "continue": token}
         rv = meta.get("resourceVersion", "")
         self.resource_version = rv if isinstance(rv, str) else ""
-        self.handler.replace(objects)
+        self.handler.replace_prepared(objects)
         self.synced = True
         self.last_event = time.time()
         self._on_healthy()

@@ -19,11 +19,17 @@ What is recomputed:
 ClusterSetIPs are allocated over every import of the ClusterSet, served here or not, so that every
 instance computes the same addresses whatever namespaces its local cluster has.
 
-The objects handed out (``imports``, ``clusterset``, the deltas) are shared with the engine's own
-state and with each other (ports, families, labels and conditions are one copy for every import
-that has equal ones; status lists): callers must treat them as read-only and copy before adding
-anything (e.g. ``metadata.resourceVersion``), or the next comparison would see a change that is not
-there, and every import sharing the fragment would change with it.
+The engine keeps no ServiceImport object: per import it keeps what the object is built from (the
+derivation, the ClusterSet's name, the conditions with their times, the addresses), and
+``render_service_import`` makes the object from that whenever one is asked for (``imports``, the
+deltas), in a few microseconds. The served JSON is kept by the API store; a second tree of five dicts
+per import here was the largest cost per export of an instance.
+
+The objects handed out (``imports``, ``clusterset``, the deltas) share their fragments with the
+engine's own state and with each other (ports, families, labels and conditions are one copy for every
+import that has equal ones; status lists): callers must treat them as read-only and copy before
+adding anything (e.g. ``metadata.resourceVersion``), or every import sharing the fragment would
+change with it.
 """
 
 from __future__ import annotations
@@ -32,8 +38,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
-from typing import AbstractSet, Callable, Final, Iterable, Iterator, Mapping
+from typing import AbstractSet, Any, Callable, Final, Iterable, Iterator, Mapping
 
 from mcs_apiserver.kube.types import ClusterSet, ServiceImport
 from mcs_apiserver.views.clusterset import Membership, build_clusterset, derive_membership
@@ -43,9 +48,10 @@ from mcs_apiserver.views.imports import (
     Age,
     Contribution,
     DerivedImport,
-    build_service_import,
     derive_import,
+    import_conditions,
     make_contribution,
+    render_service_import,
 )
 from mcs_apiserver.views.ipalloc import DEFAULT_CLUSTERSET_IP_CIDRS, Allocator
 from mcs_apiserver.contract import Key, MemberView
@@ -108,6 +114,35 @@ class ViewDelta:
         return bool(self.imports) or self.clusterset_changed
 
 
+#: What an import's object is built from, one flat tuple: (derivation, ClusterSet name, conditions,
+#: address in each ClusterSetIP range... (in the ranges' order, which never changes; none for Headless)).
+_Built = tuple[Any, ...]
+_DERIVED, _CLUSTERSET, _CONDITIONS = 0, 1, 2
+
+
+class _ServedImports(Mapping[Key, ServiceImport]):
+    """``ViewEngine.imports``: the served keys, each object rendered when it is read (read-only, live)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: ViewEngine) -> None:
+        self._engine = engine
+
+    def __getitem__(self, key: Key) -> ServiceImport:
+        if key not in self._engine._served:
+            raise KeyError(key)
+        return self._engine._render(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._engine._served
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._engine._served)
+
+    def __len__(self) -> int:
+        return len(self._engine._served)
+
+
 class ViewEngine:
     """Derives the served views from the members, recomputing only what a change can affect."""
 
@@ -134,20 +169,19 @@ class ViewEngine:
             self._allocators[allocator.family] = allocator
         self._membership: Membership | None = None
         self._clusterset: ClusterSet | None = None
-        self._derived: dict[Key, DerivedImport] = {}
-        self._objects: dict[Key, ServiceImport] = {}  # every import of the ClusterSet
-        # what each of _objects was built from, to skip rebuilding an object whose inputs are unchanged:
-        # (derivation, ClusterSet name, address in each range...), one flat tuple per import
-        self._inputs: dict[Key, tuple[DerivedImport | str | None, ...]] = {}
-        self._by_namespace: dict[str, set[Key]] = {}  # keys of _objects by namespace
-        self._served: dict[Key, ServiceImport] = {}  # those whose namespace exists locally
+        #: every import of the ClusterSet: what its object is built from (see ``_Built``)
+        self._built: dict[Key, _Built] = {}
+        # insertion-ordered set of those whose namespace exists locally
+        self._served: dict[Key, None] = {}
+        self._imports = _ServedImports(self)
 
     # -- what is served --
 
     @property
     def imports(self) -> Mapping[Key, ServiceImport]:
-        """The ServiceImports served in the local cluster (read-only, live)."""
-        return MappingProxyType(self._served)
+        """The ServiceImports served in the local cluster (read-only, live; each object is built
+        when read, so hold on to it rather than reading it again)."""
+        return self._imports
 
     @property
     def clusterset(self) -> ClusterSet | None:
@@ -161,7 +195,8 @@ class ViewEngine:
 
     def derived(self, key: Key) -> DerivedImport | None:
         """The derivation behind an import of the ClusterSet (served locally or not): conflicts etc."""
-        return self._derived.get(key)
+        built = self._built.get(key)
+        return built[_DERIVED] if built is not None else None
 
     def contributions(self, members: Mapping[str, MemberView], key: Key) -> list[Contribution]:
         """The eligible members' current contributions for ``key`` (for the admission webhook)."""
@@ -230,17 +265,14 @@ class ViewEngine:
         for key in self._served:
             delta.imports[key] = None
         self._served.clear()
-        self._objects.clear()
-        self._inputs.clear()
-        self._by_namespace.clear()
-        self._derived.clear()
+        self._built.clear()
         for allocator in self._allocators.values():
             allocator.reset({})
 
     def _recompute_all(
         self, members: Mapping[str, MemberView], membership: Membership, now: str, delta: ViewDelta
     ) -> None:
-        keys: set[Key] = set(self._objects)
+        keys: set[Key] = set(self._built)
         for name in membership.eligible:
             keys.update(members[name].exports.keys())  # eligible names come from ``members``
         derived: dict[Key, DerivedImport] = {}
@@ -248,7 +280,6 @@ class ViewEngine:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
             if result is not None:
                 derived[key] = result
-        self._derived = derived
         for family, allocator in self._allocators.items():
             allocator.reset(
                 {k: d.age for k, d in derived.items() if d.type == CLUSTERSET_IP and family in d.families}
@@ -256,7 +287,7 @@ class ViewEngine:
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in keys:
-            self._apply(key, clusterset, local_namespaces, now, delta)
+            self._apply(key, derived.get(key), clusterset, local_namespaces, now, delta)
 
     def _recompute_keys(
         self,
@@ -268,13 +299,11 @@ class ViewEngine:
         delta: ViewDelta,
     ) -> None:
         touched: set[Key] = set()
+        fresh: dict[Key, DerivedImport | None] = {}  # the new derivations of the changed keys
         allocation: dict[str, list[tuple[Key, Age | None]]] = {family: [] for family in self._allocators}
         for key in changed_keys:
             result = derive_import(key, self._contributions(members, membership.eligible, key))
-            if result is None:
-                self._derived.pop(key, None)
-            else:
-                self._derived[key] = result
+            fresh[key] = result
             for family, changes in allocation.items():
                 if result is not None and result.type == CLUSTERSET_IP and family in result.families:
                     changes.append((key, result.age))
@@ -284,62 +313,69 @@ class ViewEngine:
         for family, changes in allocation.items():
             if changes:
                 touched.update(self._allocators[family].update(changes))
-        for namespace in changed_namespaces:
-            touched.update(self._by_namespace.get(namespace, ()))
+        if changed_namespaces:  # rare (a local namespace came or went): one pass, no index kept per import
+            touched.update(key for key in self._built if key[0] in changed_namespaces)
         local_namespaces = self._local_namespaces(members)
         clusterset = membership.clusterset or ""
         for key in touched:
-            self._apply(key, clusterset, local_namespaces, now, delta)
+            derived = fresh[key] if key in fresh else self.derived(key)
+            self._apply(key, derived, clusterset, local_namespaces, now, delta)
 
     def _local_namespaces(self, members: Mapping[str, MemberView]) -> Mapping[str, object]:
         local = members.get(self.local_member)
         return local.namespaces if local is not None else {}
 
+    def _render(self, key: Key) -> ServiceImport:
+        built = self._built[key]
+        return _render_built(built, self._allocators)
+
     def _apply(
         self,
         key: Key,
+        derived: DerivedImport | None,
         clusterset: str,
         local_namespaces: Mapping[str, object],
         now: str,
         delta: ViewDelta,
     ) -> None:
-        """Rebuild the object of ``key`` from its derivation; record it in ``delta`` if the served one changed."""
-        derived = self._derived.get(key)
-        old = self._objects.get(key)
+        """Rebuild the object of ``key`` from its derivation (None: it has none any more); record it in
+        ``delta`` if the served one changed."""
+        old = self._built.get(key)
         namespace = key[0]
+        obj: ServiceImport | None = None  # the new object, when it was rendered
         if derived is None:
-            self._inputs.pop(key, None)
+            changed = old is not None
             if old is not None:
-                del self._objects[key]
-                keys = self._by_namespace[namespace]
-                keys.discard(key)
-                if not keys:
-                    del self._by_namespace[namespace]
-            new = None
+                del self._built[key]
         else:
             addresses = (
                 {family: allocator.address(key) for family, allocator in self._allocators.items()}
                 if derived.type == CLUSTERSET_IP
                 else {}
             )
-            inputs = (derived, clusterset, *addresses.values())  # the ranges' order never changes
-            if old is not None and self._inputs.get(key) == inputs:
-                new = old  # same inputs, same object (condition times included): skip building it
+            values = tuple(addresses.values())
+            if (old is not None and old[_DERIVED] == derived and old[_CLUSTERSET] == clusterset
+                    and old[_CONDITIONS + 1:] == values):
+                changed = False  # same inputs, same object (condition times included): skip building it
             else:
-                new = build_service_import(derived, clusterset, addresses, old, now)
-                self._inputs[key] = inputs
-            if old is not None and new == old:
-                new = old
-            else:
-                self._objects[key] = new
-                if old is None:
-                    self._by_namespace.setdefault(namespace, set()).add(key)
-        served = new if new is not None and namespace in local_namespaces else None
-        before = self._served.get(key)
-        if served is before:
-            return
-        if served is None:
+                previous = old[_CONDITIONS] if old is not None else None
+                built = (derived, clusterset, import_conditions(derived, addresses, previous, now), *values)
+                self._built[key] = built
+                obj = _render_built(built, self._allocators)
+                changed = old is None or obj != _render_built(old, self._allocators)
+        served = derived is not None and namespace in local_namespaces
+        was = key in self._served
+        if served:
+            if was and not changed:
+                return
+            self._served[key] = None
+            delta.imports[key] = obj if obj is not None else self._render(key)
+        elif was:
             del self._served[key]
-        else:
-            self._served[key] = served
-        delta.imports[key] = served
+            delta.imports[key] = None
+
+
+def _render_built(built: _Built, allocators: Mapping[str, Allocator[Age]]) -> ServiceImport:
+    derived: DerivedImport = built[_DERIVED]
+    addresses = dict(zip(allocators, built[_CONDITIONS + 1:])) if derived.type == CLUSTERSET_IP else {}
+    return render_service_import(derived, built[_CLUSTERSET], addresses, built[_CONDITIONS])

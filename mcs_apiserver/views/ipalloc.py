@@ -127,7 +127,6 @@ class Allocator(Generic[A]):
         self._owner: dict[int, Key] = {}
         self._passed: dict[int, set[Key]] = {}
         self._unassigned: set[Key] = set()
-        self._text: dict[Key, str] = {}
 
     # -- queries --
 
@@ -142,14 +141,11 @@ class Allocator(Generic[A]):
         return key in self._ages
 
     def address(self, key: Key) -> str | None:
-        """The import's address, None if it has none (unknown key, or range full)."""
-        text = self._text.get(key)
-        if text is None:
-            slot = self._slot.get(key)
-            if slot is None:
-                return None
-            text = self._text[key] = self.range.address(slot)
-        return text
+        """The import's address, None if it has none (unknown key, or range full). Formatted on each
+        call (a microsecond): the engine keeps the text it builds an import from, so a cache here
+        would only be a second index entry per import."""
+        slot = self._slot.get(key)
+        return None if slot is None else self.range.address(slot)
 
     # -- updates --
 
@@ -164,7 +160,6 @@ class Allocator(Generic[A]):
         self._owner.clear()
         self._passed.clear()
         self._unassigned.clear()
-        self._text.clear()
         # Oldest first, so nobody is ever displaced: the plain greedy of the rule, keeping the index.
         size = self.range.size
         owner, slots, steps, passed, probe = self._owner, self._slot, self._steps, self._passed, self.range.probe
@@ -249,7 +244,6 @@ class Allocator(Generic[A]):
                     owner[slot] = key
                     self._slot[key] = slot
                     self._set_steps(key, i)
-                    self._text.pop(key, None)
                     placed = True
                     break
                 passed.setdefault(slot, set()).add(key)
@@ -261,7 +255,6 @@ class Allocator(Generic[A]):
                     self._discard_passed((start + i * step) % size, key)
                 self._slot.pop(key, None)
                 self._steps.pop(key, None)
-                self._text.pop(key, None)
                 self._unassigned.add(key)
                 return
             if holder is None:
@@ -270,7 +263,6 @@ class Allocator(Generic[A]):
             self._note(before, holder)
             passed.setdefault(slot, set()).add(holder)
             index = self._steps.get(holder, 0) + 1
-            self._text.pop(holder, None)
             key = holder
 
     def _set_steps(self, key: Key, steps: int) -> None:
@@ -316,7 +308,6 @@ class Allocator(Generic[A]):
         for i in range(self._steps.pop(key, 0)):
             self._discard_passed((start + i * step) % size, key)
         del self._owner[slot]
-        self._text.pop(key, None)
         self._fill(slot, before)
 
     def _fill(self, slot: int, before: dict[Key, str | None]) -> None:
@@ -331,7 +322,6 @@ class Allocator(Generic[A]):
             start, step = self.range.probe(mover)
             index = ((slot - start) * pow(step, -1, size)) % size if size > 1 else 0
             self._owner[slot] = mover
-            self._text.pop(mover, None)
             if mover in self._unassigned:
                 self._unassigned.discard(mover)
                 for i in range(index):

@@ -1,14 +1,16 @@
 """Plain-data members and object builders, for tests (ours and other layers') and dry runs.
 
 ``InMemoryMember`` implements the ``MemberView`` protocol with ordinary dicts, so the view engine can
-be exercised without a cluster. The builders make the minimal Kubernetes JSON the views read, with
-the defaults kube-apiserver would fill in (e.g. ``sessionAffinity: None``).
+be exercised without a cluster (exports and Services stored in it as JSON become the records the
+member caches keep, as they would there). The builders make the minimal Kubernetes JSON the views
+read, with the defaults kube-apiserver would fill in (e.g. ``sessionAffinity: None``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Generic, Iterable, Mapping, TypeVar
 
 from mcs_apiserver.kube.types import ClusterProperty, Namespace, Service, ServiceExport
 from mcs_apiserver.contract import (
@@ -16,13 +18,31 @@ from mcs_apiserver.contract import (
     CLUSTERSET_PROPERTY,
     EXPORTED_AT_ANNOTATION,
     Endpoint,
+    ExportRecord,
     Key,
     MemberStatus,
     ReadyEndpoints,
+    ServiceRecord,
     SlicePort,
+    export_record,
+    service_record,
 )
 
 JOINED = MemberStatus(connected=True, synced=True, last_sync="2026-01-01T00:00:00Z")
+
+R = TypeVar("R", ExportRecord, ServiceRecord)
+
+
+class Records(dict[Key, R], Generic[R]):
+    """A dict of records that turns the JSON stored in it (``m.services[key] = service(...)``) into
+    its record, as the member caches do on the way in."""
+
+    def __init__(self, record: Callable[[Mapping[str, Any]], R]) -> None:
+        super().__init__()
+        self._record = record
+
+    def __setitem__(self, key: Key, value: R | Mapping[str, Any]) -> None:
+        super().__setitem__(key, value if isinstance(value, tuple) else self._record(value))
 
 
 @dataclass
@@ -33,8 +53,8 @@ class InMemoryMember:
     status: MemberStatus = JOINED
     cluster_properties: dict[str, ClusterProperty] = field(default_factory=dict)
     namespaces: dict[str, Namespace] = field(default_factory=dict)
-    exports: dict[Key, ServiceExport] = field(default_factory=dict)
-    services: dict[Key, Service] = field(default_factory=dict)
+    exports: Records[ExportRecord] = field(default_factory=lambda: Records(export_record))
+    services: Records[ServiceRecord] = field(default_factory=lambda: Records(service_record))
     endpoints: dict[Key, int] = field(default_factory=dict)
     slices: dict[Key, tuple[ReadyEndpoints, ...]] = field(default_factory=dict)
 

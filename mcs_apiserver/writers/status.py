@@ -60,7 +60,7 @@ def desired_conditions(engine: ViewEngine, local: MemberCache, key: Key, now: st
     membership = engine.membership
     cluster = (membership.local_cluster if membership else None) or ""
     contribution = make_contribution(cluster, local.name, export, local.services.get(key), local.ready_endpoints(key))
-    current: list[Condition] = list((export.get("status") or {}).get("conditions") or ())
+    current: list[Condition] = list((export.status or {}).get("conditions") or ())
     ours = export_conditions(contribution, engine.derived(key), current, now)
     if _significant(ours) == _significant(current):
         return None
@@ -120,10 +120,9 @@ class StatusWriter:
                 # The version the conditions were computed from, not the one cached at write time:
                 # anything that changed in between (e.g. another controller's condition) must make
                 # the write fail with 409 rather than be overwritten.
-                metadata = export.get("metadata") or {}
-                version = metadata.get("resourceVersion")
-                changes = condition_events((export.get("status") or {}).get("conditions") or (), conditions)
-                ref = ObjectRef(key[0], key[1], metadata.get("uid", ""))
+                version = export.resource_version
+                changes = condition_events((export.status or {}).get("conditions") or (), conditions)
+                ref = ObjectRef(key[0], key[1], export.uid or "")
                 await semaphore.acquire()
                 task = asyncio.create_task(self._write(key, conditions, version, semaphore, ref, changes))
                 in_flight.add(task)

@@ -19,7 +19,7 @@ from mcs_apiserver.members.member import (
     MemberCache,
 )
 from mcs_apiserver.members.reflector import Expired, MemberSettings, Reflector
-from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import ServiceRecord
 
 pytestmark = pytest.mark.e2e
 
@@ -151,11 +151,11 @@ async def test_the_first_sync_brings_what_the_member_already_holds(clusterset, w
         assert cache.status.connected and cache.status.synced and cache.status.last_sync
         assert cache.status.message == ""
         assert ns in cache.namespaces and cache.namespaces[ns]["status"]["phase"] == "Active"
-        assert [p["port"] for p in cache.services[key]["spec"]["ports"]] == [80, 443]
-        assert cache.services[key]["spec"]["clusterIP"]  # what kube-apiserver allocated
-        assert "managedFields" not in cache.services[key]["metadata"]
+        assert [p["port"] for p in cache.services[key].ports] == [80, 443]  # type: ignore[union-attr]
+        assert cache.services[key].cluster_ip  # what kube-apiserver allocated
+        assert isinstance(cache.services[key], ServiceRecord)  # what is read: no metadata, managedFields and all
         export = cache.exports[key]
-        assert EXPORTED_AT_ANNOTATION in export["metadata"]["annotations"]  # stamped by member-2's webhook
+        assert export.exported_at  # the EXPORTED_AT_ANNOTATION stamped by member-2's webhook
         assert cache.ready_endpoints(key) == 2
         values = {name: p["spec"]["value"] for name, p in cache.cluster_properties.items()}
         assert values["cluster.clusterset.k8s.io"] == "member-2"
@@ -221,13 +221,13 @@ async def test_services_and_exports_added_modified_and_deleted_are_seen_and_repo
     since = sink.mark()
     await writer.json("PATCH", f"/api/v1/namespaces/{ns}/services/web", content_type="application/merge-patch+json",
                       body={"spec": {"ports": [{"name": "p80", "port": 80}, {"name": "p443", "port": 443}]}})
-    await until(lambda: [p["port"] for p in cache.services[key]["spec"]["ports"]] == [80, 443], what="the MODIFIED")
+    await until(lambda: [p["port"] for p in cache.services[key].ports or ()] == [80, 443], what="the MODIFIED")
     assert key in sink.keys(since)
 
     since = sink.mark()
     await writer.json("POST", f"{EXPORTS_API}/namespaces/{ns}/serviceexports", body=export_body("web"))
     await until(lambda: key in cache.exports and key in sink.keys(since), what="the ServiceExport ADDED")
-    assert EXPORTED_AT_ANNOTATION in cache.exports[key]["metadata"]["annotations"]
+    assert cache.exports[key].exported_at  # the EXPORTED_AT_ANNOTATION
 
     since = sink.mark()
     await writer.json("DELETE", f"{EXPORTS_API}/namespaces/{ns}/serviceexports/web")
@@ -324,12 +324,13 @@ async def test_the_local_members_cache_keeps_export_conditions_and_another_membe
         key = (ns, "web")
 
         def valid_in_local_cache() -> bool:
-            conditions = (local.exports.get(key, {}).get("status") or {}).get("conditions") or []
+            export = local.exports.get(key)
+            conditions = ((export.status if export is not None else None) or {}).get("conditions") or []
             return any(c["type"] == "Valid" and c["status"] == "True" for c in conditions)
 
         await until(valid_in_local_cache, what="member-2's instance's conditions in the local cache")
         await until(lambda: key in remote.exports, what="the export in the other cache")
-        assert "status" not in remote.exports[key]
+        assert remote.exports[key].status is None
     finally:
         await local.stop()
         await remote.stop()
@@ -346,7 +347,10 @@ class Recorder:
         self.events: list[tuple[str, str]] = []
         self.on_replace: Callable[[], None] | None = None
 
-    def replace(self, objects: list[dict]) -> None:
+    def prepare(self, objects: list[dict]) -> list[dict]:
+        return objects  # kept whole: what the reflector hands over is what is recorded
+
+    def replace_prepared(self, objects: list[dict]) -> None:
         self.replaced.append(objects)
         if self.on_replace is not None:
             self.on_replace()

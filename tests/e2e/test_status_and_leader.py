@@ -258,7 +258,7 @@ async def test_an_export_seen_before_the_local_member_finished_syncing_gets_its_
 
         got = await until(written, what="the export's conditions written")
         assert (got["Valid"]["status"], got["Ready"]["status"]) == ("True", "True")
-        await until(lambda: (cache.exports[(ns, "web")].get("status") or {}).get("conditions")
+        await until(lambda: (cache.exports[(ns, "web")].status or {}).get("conditions")
                     and (ns, "web") not in writer._pending, what="the write seen back by the cache")
         # computed once the views held the whole member: no interim write before the right one
         assert counted.patched[f"{EXPORTS_API}/namespaces/{ns}/serviceexports/web/status"] == 1
@@ -304,7 +304,7 @@ async def test_a_condition_added_while_a_write_waits_its_turn_is_not_overwritten
         # The last export's conditions are computed; another controller adds one before they are written.
         await client.json("PATCH", f"{EXPORTS_API}/namespaces/{ns}/serviceexports/{last}/status",
                           content_type="application/merge-patch+json", body={"status": {"conditions": [AUDITED]}})
-        await until(lambda: (pipeline.cache.exports[(ns, last)].get("status") or {}).get("conditions"),
+        await until(lambda: (pipeline.cache.exports[(ns, last)].status or {}).get("conditions"),
                     what="the other controller's condition in the cache")
         gated.gate.set()
 

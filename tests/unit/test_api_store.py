@@ -122,6 +122,53 @@ def test_an_objects_json_is_encoded_once_and_reused(store: Store) -> None:
     assert orjson.loads(event.stored.metadata_json)["labels"] == {"app": "web"}
 
 
+def test_an_object_is_kept_only_as_its_json_and_read_back_as_a_fresh_copy(store: Store) -> None:
+    served = obj("shop", "web", labels={"app": "web"})
+    (event,) = store.apply({("shop", "web"): served})
+    copy = event.stored.obj
+    assert copy == {**served, "metadata": {**served["metadata"], "resourceVersion": str(event.rv)}}
+    copy["metadata"]["labels"]["app"] = "changed"
+    assert event.stored.obj["metadata"]["labels"] == {"app": "web"}
+    assert "resourceVersion" not in served["metadata"]  # the given object is not stamped
+
+
+def with_conditions(name: str, second: str) -> dict[str, Any]:
+    served = obj("shop", name)
+    served["status"] = {"clusters": [{"cluster": name}], "conditions": [
+        {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": f"2026-01-01T00:00:{second}Z"}]}
+    return served
+
+
+def test_equal_conditions_of_stored_objects_are_one_copy_and_each_json_is_whole(store: Store) -> None:
+    events = store.apply({("shop", n): with_conditions(n, s) for n, s in (("a", "01"), ("b", "01"), ("c", "02"))})
+    a, b, c = (e.stored for e in events)
+    for stored, name, second in ((a, "a", "01"), (b, "b", "01"), (c, "c", "02")):
+        expected = with_conditions(name, second)
+        expected["metadata"]["resourceVersion"] = str(stored.rv)
+        assert stored.json == orjson.dumps(expected)
+    assert a.end is b.end and a.end is not c.end and a.end is not None
+    assert a.end.conditions == orjson.dumps(with_conditions("a", "01")["status"]["conditions"])
+    assert a.obj == orjson.loads(a.json) and c.obj == orjson.loads(c.json)  # conditions parsed once, put back
+    (plain,) = store.apply({("shop", "plain"): obj("shop", "plain")})
+    assert plain.stored.end is None and plain.stored.json is plain.stored.own
+
+
+@pytest.mark.parametrize("served", [
+    obj("shop", "web", labels={"app": "web", "tier": "front"}),
+    obj("shop", "bare"),
+    {"metadata": {"name": "cluster-scoped"}, "status": {}},
+], ids=["labelled", "unlabelled", "cluster-scoped without a spec"])
+def test_what_selectors_read_of_a_stored_object_is_what_its_json_says(store: Store, served: dict[str, Any]) -> None:
+    from mcs_apiserver.api.resources import SUPPORTED_FIELDS
+
+    key = (served["metadata"].get("namespace", ""), served["metadata"]["name"])
+    (event,) = store.apply({key: served})
+    stored = event.stored
+    for field, read in SUPPORTED_FIELDS["serviceimports"].items():
+        assert read(stored.selectable) == read(stored.obj), field
+    assert stored.selectable["metadata"].get("labels") == stored.obj["metadata"].get("labels")
+
+
 # --- snapshots ----------------------------------------------------------------------------------
 
 

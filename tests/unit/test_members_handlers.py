@@ -14,9 +14,8 @@ from mcs_apiserver.members.member import (
     _key,
     _Objects,
     _Slices,
-    trim_service,
 )
-from mcs_apiserver.contract import Endpoint, ReadyEndpoints, SlicePort
+from mcs_apiserver.contract import Endpoint, ReadyEndpoints, ServiceRecord, SlicePort, service_record
 from mcs_apiserver.members.reflector import MemberSettings
 
 
@@ -52,14 +51,14 @@ def objects() -> tuple[dict, list[set]]:
 
 
 def handler(store: dict, reported: list[set]) -> _Objects:
-    return _Objects(store, _key, trim_service, lambda keys: reported.append(set(keys)))
+    return _Objects(store, _key, service_record, lambda keys: reported.append(set(keys)))
 
 
 def test_a_first_replace_stores_trimmed_objects_and_reports_every_key(objects) -> None:
     store, reported = objects
     handler(store, reported).replace([svc("a", managedFields=[{}]), svc("b")])
     assert set(store) == {("shop", "a"), ("shop", "b")}
-    assert "managedFields" not in store[("shop", "a")]["metadata"]
+    assert store[("shop", "a")] == ServiceRecord(type="ClusterIP", ports=[{"port": 80}])  # what is read, no metadata
     assert reported == [{("shop", "a"), ("shop", "b")}]
 
 
@@ -71,7 +70,7 @@ def test_a_relist_reports_only_what_changed_while_away(objects) -> None:
     h.replace([svc("kept"), svc("changed", rv="2", port=81), svc("new")])
     assert reported == [{("shop", "changed"), ("shop", "gone"), ("shop", "new")}]
     assert set(store) == {("shop", "kept"), ("shop", "changed"), ("shop", "new")}
-    assert store[("shop", "changed")]["spec"]["ports"] == [{"port": 81}]
+    assert store[("shop", "changed")].ports == [{"port": 81}]
 
 
 def test_a_relist_that_changes_nothing_reports_nothing(objects) -> None:
@@ -87,7 +86,7 @@ def test_events_add_modify_and_delete_one_key_each(objects) -> None:
     h = handler(store, reported)
     h.apply("ADDED", svc("a"))
     h.apply("MODIFIED", svc("a", rv="2", port=443))
-    assert store[("shop", "a")]["spec"]["ports"] == [{"port": 443}]
+    assert store[("shop", "a")].ports == [{"port": 443}]
     h.apply("DELETED", svc("a", rv="3"))
     assert store == {}
     assert reported == [{("shop", "a")}] * 3

@@ -20,7 +20,10 @@ class Sink:
         self.replaced: list[list[dict[str, Any]]] = []
         self.applied: list[tuple[str, dict[str, Any]]] = []
 
-    def replace(self, objects: list[dict[str, Any]]) -> None:
+    def prepare(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return objects  # kept whole: what the reflector hands over is what is recorded
+
+    def replace_prepared(self, objects: list[dict[str, Any]]) -> None:
         self.replaced.append(objects)
 
     def apply(self, event_type: str, obj: dict[str, Any]) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.members.member import (
+    _key,
     ready_count,
     trim_export,
     trim_namespace,
     trim_property,
     trim_remote_export,
-    trim_service,
 )
-from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION, ExportRecord, ServiceRecord, service_record
 
 METADATA = {
     "name": "web", "namespace": "shop", "uid": "u-1", "resourceVersion": "42", "generation": 3,
@@ -29,29 +29,33 @@ def test_an_export_keeps_what_is_read_its_version_uid_spec_status_and_only_the_e
               "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_export(export)
-    assert trimmed == {
-        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "42", "uid": "u-1",
-                     "creationTimestamp": "2026-01-01T00:00:00Z",
-                     "annotations": {EXPORTED_AT_ANNOTATION: "2026-01-01T00:00:00.000001Z"}},
-        "spec": {"exportedLabels": {"tier": "web"}},
-        "status": {"conditions": [{"type": "Valid", "status": "True"}]},
-    }
+    assert trimmed == ExportRecord(
+        namespace="shop", name="web", creation_timestamp="2026-01-01T00:00:00Z",
+        exported_at="2026-01-01T00:00:00.000001Z", exported_labels={"tier": "web"},
+        resource_version="42", uid="u-1", status={"conditions": [{"type": "Valid", "status": "True"}]},
+    )
 
 
 def test_an_export_without_the_stamp_spec_or_status_carries_none_of_them() -> None:
     export = {"metadata": {"name": "web", "namespace": "shop", "annotations": {"other": "x"}}, "spec": {}}
-    assert trim_export(export) == {"metadata": {"name": "web", "namespace": "shop"}}
+    assert trim_export(export) == ExportRecord(namespace="shop", name="web")
 
 
 def test_an_export_of_another_member_is_kept_without_its_status_resource_version_or_uid() -> None:
     export = {"metadata": METADATA, "spec": {"exportedLabels": {"tier": "web"}},
               "status": {"conditions": [{"type": "Valid", "status": "True"}]}}
     trimmed = trim_remote_export(export)
-    assert "status" not in trimmed and "resourceVersion" not in trimmed["metadata"]
-    assert "uid" not in trimmed["metadata"]
+    assert trimmed.status is None and trimmed.resource_version is None and trimmed.uid is None
     local = trim_export(export)
-    local_meta = {k: v for k, v in local["metadata"].items() if k not in ("resourceVersion", "uid")}
-    assert trimmed == {"metadata": local_meta, "spec": local["spec"]}
+    assert trimmed == local._replace(resource_version=None, uid=None, status=None)
+
+
+def test_an_export_keeps_no_part_whose_type_is_not_its_schemas() -> None:
+    odd = trim_export({"metadata": {"name": "web", "namespace": "shop", "creationTimestamp": 7,
+                                    "annotations": {EXPORTED_AT_ANNOTATION: 1}},
+                       "spec": {"exportedLabels": ["a"], "exportedAnnotations": {"a": "b"}}, "status": [1]})
+    assert odd == ExportRecord(namespace="shop", name="web", exported_annotations={"a": "b"})
+    assert trim_export({"metadata": ["web"], "spec": [{}]}) == ExportRecord()
 
 
 def test_a_status_write_in_another_member_is_no_change_at_all() -> None:
@@ -67,11 +71,15 @@ def test_a_service_keeps_only_the_spec_fields_the_views_read() -> None:
             "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
             "internalTrafficPolicy": "Local", "trafficDistribution": "PreferClose",
             "selector": {"app": "web"}, "ipFamilyPolicy": "SingleStack", "publishNotReadyAddresses": True}
-    trimmed = trim_service({"metadata": METADATA, "spec": spec, "status": {"loadBalancer": {}}})
-    assert set(trimmed) == {"metadata", "spec"}
-    assert "annotations" not in trimmed["metadata"] and "managedFields" not in trimmed["metadata"]
-    assert trimmed["spec"] == {k: v for k, v in spec.items()
-                               if k not in ("selector", "ipFamilyPolicy", "publishNotReadyAddresses")}
+    trimmed = service_record({"metadata": METADATA, "spec": spec, "status": {"loadBalancer": {}}})
+    assert trimmed == ServiceRecord(
+        type="ClusterIP", cluster_ip="10.0.0.1", ip_families=["IPv4"], ports=spec["ports"],
+        session_affinity="ClientIP", session_affinity_config={"clientIP": {"timeoutSeconds": 60}},
+        internal_traffic_policy="Local", traffic_distribution="PreferClose",
+    )
+    assert trimmed.addresses == ("10.0.0.1",)  # clusterIPs of the primary alone: not kept twice
+    dual = service_record({"spec": {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1", "fd00::1"]}})
+    assert dual.addresses == ["10.0.0.1", "fd00::1"]
 
 
 def test_a_service_and_its_export_share_one_copy_of_their_names_and_of_repeated_values() -> None:
@@ -81,21 +89,23 @@ def test_a_service_and_its_export_share_one_copy_of_their_names_and_of_repeated_
     def meta() -> dict:
         return {"name": fresh("web"), "namespace": fresh("shop"), "creationTimestamp": fresh("2026-01-01T00:00:00Z")}
 
-    service = trim_service({"metadata": meta(), "spec": {"type": fresh("ClusterIP"), "ipFamilies": [fresh("IPv4")],
-                                                        "ports": [{"protocol": fresh("TCP"), "port": 80}]}})
+    def spec() -> dict:
+        return {"type": fresh("ClusterIP"), "ipFamilies": [fresh("IPv4")], "ports": [{"protocol": fresh("TCP"), "port": 80}]}
+
+    service_key = _key({"metadata": meta(), "spec": spec()})
     export = trim_remote_export({"metadata": meta()})
-    for field in ("name", "namespace", "creationTimestamp"):
-        assert service["metadata"][field] is export["metadata"][field]  # type: ignore[literal-required]
-    other = trim_service({"metadata": meta(), "spec": {"type": fresh("ClusterIP"), "ipFamilies": [fresh("IPv4")],
-                                                      "ports": [{"protocol": fresh("TCP"), "port": 80}]}})
-    assert other["spec"]["type"] is service["spec"]["type"]
-    assert other["spec"]["ipFamilies"][0] is service["spec"]["ipFamilies"][0]
-    assert other["spec"]["ports"][0]["protocol"] is service["spec"]["ports"][0]["protocol"]
+    assert service_key[0] is export.namespace and service_key[1] is export.name
+    assert trim_remote_export({"metadata": meta()}).creation_timestamp is export.creation_timestamp
+    service = service_record({"metadata": meta(), "spec": spec()})
+    other = service_record({"metadata": meta(), "spec": {**spec(), "ports": [{"protocol": fresh("TCP"), "port": 81}]}})
+    assert other.type is service.type
+    assert other.ip_families[0] is service.ip_families[0]  # type: ignore[index]
+    assert other.ports[0]["protocol"] is service.ports[0]["protocol"]  # type: ignore[index]
 
 
-def test_an_external_name_service_keeps_its_type_and_external_name() -> None:
-    trimmed = trim_service({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.b"}})
-    assert trimmed["spec"] == {"type": "ExternalName", "externalName": "a.b"}
+def test_an_external_name_service_keeps_its_type() -> None:
+    trimmed = service_record({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.b"}})
+    assert trimmed == ServiceRecord(type="ExternalName")  # what makes its export invalid; the name is not read
 
 
 def test_a_namespace_keeps_its_status_and_a_property_its_spec() -> None:
@@ -144,8 +154,8 @@ def test_services_with_equal_ports_and_families_share_one_copy_of_them() -> None
         return {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "ipFamilies": ["IPv4"],
                 "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}
 
-    one = trim_service({"metadata": METADATA, "spec": spec("10.0.0.1")})
-    two = trim_service({"metadata": METADATA, "spec": spec("10.0.0.2")})
-    assert one["spec"]["ports"] is two["spec"]["ports"]
-    assert one["spec"]["ipFamilies"] is two["spec"]["ipFamilies"]
-    assert one["spec"]["clusterIPs"] == ["10.0.0.1"] and two["spec"]["clusterIPs"] == ["10.0.0.2"]
+    one = service_record({"metadata": METADATA, "spec": spec("10.0.0.1")})
+    two = service_record({"metadata": METADATA, "spec": spec("10.0.0.2")})
+    assert one.ports is two.ports
+    assert one.ip_families is two.ip_families
+    assert one.addresses == ("10.0.0.1",) and two.addresses == ("10.0.0.2",)

@@ -10,7 +10,8 @@ import pytest
 from mcs_apiserver.kube.times import parse_time
 from mcs_apiserver.views.imports import (
     Contribution,
-    build_service_import,
+    import_conditions,
+    render_service_import,
     derive_import,
     export_conditions,
     export_conflicts,
@@ -52,7 +53,8 @@ def contrib(
 def build(contributions: list[Contribution], addresses=ADDRESSES, previous=None, now: str = NOW):
     derived = derive_import(KEY, contributions)
     assert derived is not None
-    return build_service_import(derived, "set-1", addresses, previous, now)
+    before = ((previous or {}).get("status") or {}).get("conditions")
+    return render_service_import(derived, "set-1", addresses, import_conditions(derived, addresses, before, now))
 
 
 def conditions(obj) -> dict[str, dict[str, str]]:

@@ -10,7 +10,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION
+from mcs_apiserver.contract import EXPORTED_AT_ANNOTATION, service_record
 from mcs_apiserver.kube.times import format_micro_time, parse_micro_time
 from webhooks.review import AdmissionRequest, Decision, parse_review, review_response
 from webhooks.serviceexport import (
@@ -308,7 +308,7 @@ def test_the_conflict_check_sees_the_export_being_admitted_and_the_local_service
     obj = export(annotations={KEY: STAMP}, labels={"app": "web"})
     facts = StaticFacts(services={("shop", "web"): svc})
     validate_service_export(request("CREATE", obj), facts)
-    assert ("export_conflicts", ("shop", "web", obj, svc)) in facts.calls
+    assert ("export_conflicts", ("shop", "web", obj, service_record(svc))) in facts.calls  # the record the caches keep
 
 
 def _labels_conflict(namespace: str, name: str, export_: dict, service_: dict) -> list[tuple[str, str]]:

@@ -31,7 +31,7 @@ def by_type(conditions) -> dict[str, dict]:
 
 def carry(m: InMemoryMember, key, conditions) -> None:
     """The export now carries ``conditions`` in its status (what the write and the watch bring)."""
-    m.exports[key] = {**m.exports[key], "status": {"conditions": conditions}}
+    m.exports[key] = m.exports[key]._replace(status={"conditions": conditions})
 
 
 def test_an_export_of_an_existing_service_of_a_joined_member_is_valid_ready_and_without_conflict() -> None:
