@@ -54,21 +54,26 @@ FRONT_PROXY = "X-Remote-User: admin\r\nX-Remote-Group: system:masters\r\n"
 #: What the figures of the last run on this machine mean (kept with the code that measures them).
 NOTES_SLOW_BODIES = """
 Strangers get 401 as soon as their headers are in (`local up` requires kube-apiserver's webhook client
-certificate), so their bodies are never buffered. What they cost is CPU: 150 TLS handshakes at once
-(ECDSA P-256 serving keys; no TLS 1.3 session tickets, which were 40% of a server handshake's CPU
-with OpenSSL 3.0), plus decrypting what they send until their connection is closed. The instance
-accepts 4 connections per turn of its loop, so that a burst never holds the loop for long (300
-handshakes from 3 processes: the longest turn 92-104 ms of CPU unpaced, 18 ms paced); profiled
-during this attack, its loop was never busy for more than about 20 ms at a stretch. The GETs are
-still slowed well past the target, and (side by side above) far more than kube-apiserver's under
-the same flood: the attacking client (150 handshakes of its own in Python) shares the 2 CPUs, but
-that costs kube-apiserver 3-5x, not 30x. The figures vary a lot with the machine's load. A holder
-of the certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight, answered 408 after the 10 s body timeout) and 429 for
-the rest. What those 140 keep sending until their connections close is read through uvloop's and
-OpenSSL's buffers; with the kernel's default receive buffer that made up to 512 KiB resident per
-connection, and the peak 2.7-2.8x idle (main's code too, measured the same way). A 64 KiB receive
-buffer per TLS connection (`RECEIVE_BUFFER`) brought it to 1.5-1.9x (A/B runs, and this one). It all
-comes back (RSS after within 2% of idle)."""
+certificate), so their bodies are never buffered. What they cost is CPU: a TLS handshake each (about
+0.5 ms with OpenSSL 3.0: ECDSA P-256 serving keys, no TLS 1.3 session tickets, which were 40% of it),
+plus decrypting what they sent before their 401, 1.5-2 ms in all per stranger (0.21-0.33 s of CPU
+for the 150, measured from /proc). The instance accepts 4 connections per turn of its loop, so that
+a burst never holds the loop for long. Since the last run:
+- a connection refused with its body unread stops reading at once and is reset once its answer is
+  delivered, as Go's net/http does; before, uvloop's graceful TLS close read and decrypted whatever
+  the client still sent for up to 2 s (a client that ignores the 401 could push its whole 3 MiB);
+- each TLS connection's kernel receive buffer is 16 KiB instead of 64: less decrypted for nothing
+  before a 401, and the RSS peak of a stranger flood 1.13-1.18x idle instead of 1.22-1.62x
+  (interleaved A/B, 3 floods each);
+- what is alive once the instance is ready is frozen out of the garbage collector's full
+  collections (`gc.freeze`): measured during a flood before, one took 250 ms, every request waiting.
+The GETs are still slowed past the target, and more than kube-apiserver's: a lag monitor in the
+instance showed its loop waiting for a CPU (stalls of 26-60 ms of which 4-17 ms its own CPU), the
+attacking client's Python handshakes taking the other core; kube-apiserver's goroutines use both
+cores and a Go handshake costs a fraction of OpenSSL 3.0's. The figures vary a lot with the
+machine's load. A holder of the certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight,
+answered 408 after the 10 s body timeout) and 429 for the rest; those 140 are no longer read after
+their 429. It all comes back (RSS after within 2% of idle)."""
 NOTES_WATCHES = """
 Over TLS, most of a watch's cost is its connection, and it is OpenSSL's and uvloop's: the server's
 SSL object with its session and the client's certificate (about 22 KiB of heap with OpenSSL 3.0,
