@@ -59,9 +59,11 @@ certificate), so their bodies are never buffered. What they cost is CPU: a TLS h
 plus decrypting what they sent before their 401, 1.5-2 ms in all per stranger (0.21-0.33 s of CPU
 for the 150, measured from /proc). The instance accepts 4 connections per turn of its loop, so that
 a burst never holds the loop for long. Since the last run:
-- a connection refused with its body unread stops reading at once and is reset once its answer is
-  delivered, as Go's net/http does; before, uvloop's graceful TLS close read and decrypted whatever
-  the client still sent for up to 2 s (a client that ignores the 401 could push its whole 3 MiB);
+- a request's body is read only once the request is authenticated (a stranger's bytes wait in
+  the kernel), and a connection refused with its body unread stops reading at once and is reset
+  0.5 s later, as Go's net/http does; before, uvloop's graceful TLS close read and decrypted
+  whatever the client still sent for up to 2 s (a client that ignores the 401 could push its whole
+  3 MiB);
 - each TLS connection's kernel receive buffer is 16 KiB instead of 64: less decrypted for nothing
   before a 401, and the RSS peak of a stranger flood 1.13-1.18x idle instead of 1.22-1.62x
   (interleaved A/B, 3 floods each);

@@ -257,12 +257,15 @@ def build_app(served: Served, *, checks: Iterable[HealthCheck], metrics: Metrics
               webhook_paths: Iterable[str] = (), settings: ApiSettings = ApiSettings(),
               clock: Callable[[], float] = time.time) -> web.Application:
     """The application. ``middlewares`` (authentication and authorization) run after the in-flight
-    limits of ``limiter`` and before its watch limits, which count watches per ``user_of``."""
+    limits of ``limiter`` and before its watch limits, which count watches per ``user_of``; a
+    request's body is read only once they let it through (``guard``)."""
     chain: list = [guard.middleware] if guard is not None else []
     chain += [request_info_middleware, metrics_middleware(metrics, frozenset(webhook_paths)), status_errors]
     if limiter is not None:
         chain.append(limiter.inflight)
     chain += list(middlewares)
+    if guard is not None:
+        chain.append(guard.admission_gate())  # bodies are read only from here on
     if limiter is not None:
         chain.append(limiter.watches(user_of))
         metrics.add_limiter(limiter)

@@ -17,9 +17,9 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   is not closed gracefully: that would read and decrypt whatever the client still sends until its
   close_notify (uvloop's TLS shutdown does), so a client that ignores the answer would keep us
   decrypting for :data:`SSL_SHUTDOWN_TIMEOUT`. Reading stops at once instead, the
-  kernel's window closes on the client, and the connection is reset as soon as the answer has been
-  delivered (at most :data:`UNREAD_BODY_LINGER` later). Go's net/http (so kube-apiserver) also stops
-  reading and resets, after a fixed 500 ms.
+  kernel's window closes on the client, and the connection is reset :data:`UNREAD_BODY_LINGER`
+  later, as Go's net/http (so kube-apiserver) does. Nor is a body read before its request is
+  authenticated (:meth:`ConnectionGuard.admission_gate`): a stranger's bytes wait in the kernel.
 * ``--request-header-timeout``: a connection must complete its TLS handshake within it (counted
   from the connection), then each request's headers (counted from the handshake or from the
   request's first byte), or it is closed. aiohttp has no such timeout, so :class:`GuardedSite`
@@ -40,12 +40,9 @@ the client, not the server, closes a connection it may be about to reuse.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import socket
 import ssl
-import struct
-import termios
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,11 +88,9 @@ IDLE_CONNECTION_TIMEOUT = 120.0
 #: client has nothing left to send close gracefully: see :class:`_Transport`).
 SSL_SHUTDOWN_TIMEOUT = 2.0
 #: How long a connection with an unread request body stays open, not read, after it was told to
-#: close: long enough for the answer to reach the client before the reset (Go's net/http waits
+#: close: long enough for the client to read the answer before the reset (Go's net/http waits
 #: 500 ms, its ``rstAvoidanceDelay``, for the same reason).
 UNREAD_BODY_LINGER = 0.5
-#: How often such a connection checks whether its answer has been delivered.
-DELIVERY_POLL = 0.02
 TRIM_INTERVAL = 10.0
 #: How many TLS connections are accepted, so how many handshakes start, per turn of the event loop
 #: (see the module docstring).
@@ -287,21 +282,61 @@ class Limiter:
 
 
 class _Transport:
-    """The transport aiohttp's protocol is given: the real one, except that :meth:`close` of a
-    connection whose request body was left unread does not close gracefully (see the module
-    docstring): it stops reading at once, and resets the connection as soon as the kernel has
-    delivered the answer (its send queue is empty), or after :data:`UNREAD_BODY_LINGER` at most.
-    Linux keeps what a client received readable after the reset, so the answer is not lost."""
+    """The transport aiohttp's protocol is given: the real one, with two changes.
 
-    __slots__ = ("real", "unread_body", "discarding")
+    A request's body is not read until the request is authenticated (:meth:`hold_body`,
+    :meth:`release_body`), as Go's net/http reads a body only when the handler does: what a stranger
+    sends after its headers is neither decrypted nor parsed. aiohttp's own flow control
+    (:meth:`pause_reading`, :meth:`resume_reading`) goes on underneath.
+
+    :meth:`close` of a connection whose request body was left unread does not close gracefully (see
+    the module docstring): it stops reading at once, and resets the connection
+    :data:`UNREAD_BODY_LINGER` later, once the client has surely read the answer: a client that is
+    reset before it read what it received may report the reset rather than the answer (asyncio's
+    streams do; Go waits 500 ms for the same reason)."""
+
+    __slots__ = ("real", "unread_body", "discarding", "holding", "app_paused")
 
     def __init__(self, real: asyncio.Transport) -> None:
         self.real = real
         self.unread_body = False  # the last request's body was not read to its end (set by the guard)
         self.discarding = False
+        self.holding = False  # a request's body waits for its authentication
+        self.app_paused = False  # aiohttp paused reading (its buffer is full)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+    def pause_reading(self) -> None:
+        self.app_paused = True
+        self.real.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.app_paused = False
+        if not self.holding and not self.discarding:
+            self.real.resume_reading()
+
+    def _read_limit(self, high: int | None) -> None:
+        """Over TLS, pausing only stops the decrypting: the bytes would still be read into the TLS
+        layer's buffer (256 KiB). A read limit of 0 stops reading the socket itself; None restores
+        the default."""
+        set_limits = getattr(self.real, "set_read_buffer_limits", None)
+        if set_limits is not None:
+            set_limits(high)
+
+    def hold_body(self) -> None:
+        if not self.holding:
+            self.holding = True
+            self.real.pause_reading()
+            self._read_limit(0)
+
+    def release_body(self) -> None:
+        if self.holding:
+            self.holding = False
+            if not self.discarding:
+                self._read_limit(None)
+                if not self.app_paused:
+                    self.real.resume_reading()
 
     def close(self) -> None:
         if not self.unread_body:
@@ -311,30 +346,9 @@ class _Transport:
             return
         self.discarding = True
         self.real.pause_reading()
-        # Over TLS, pausing only stops the decrypting: the bytes would still be read into the TLS
-        # layer's buffer (256 KiB). A read limit of 0 stops reading the socket itself.
-        set_limits = getattr(self.real, "set_read_buffer_limits", None)
-        if set_limits is not None:
-            set_limits(0)
-        loop = asyncio.get_running_loop()
-        self._reset_when_delivered(loop, loop.time() + UNREAD_BODY_LINGER)
+        self._read_limit(0)
+        asyncio.get_running_loop().call_later(UNREAD_BODY_LINGER, self.real.abort)
 
-    def _reset_when_delivered(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        if (self.real.is_closing() or loop.time() >= deadline
-                or (not self.real.get_write_buffer_size() and not _unsent(self.real))):
-            self.real.abort()
-            return
-        loop.call_later(DELIVERY_POLL, self._reset_when_delivered, loop, deadline)
-
-
-def _unsent(transport: asyncio.Transport) -> int:
-    """Bytes in the kernel's send queue of ``transport``'s socket, not yet acknowledged by the
-    client (``SIOCOUTQ``); 0 when it cannot be known."""
-    sock = transport.get_extra_info("socket")
-    try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-    except (AttributeError, OSError, ValueError):
-        return 0
 
 
 class _Guarded(asyncio.Protocol):
@@ -403,6 +417,7 @@ class ConnectionGuard:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
+        self.holds_bodies = False  # see admission_gate
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory(), self)
@@ -410,19 +425,39 @@ class ConnectionGuard:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The headers are in: no deadline while the request is served (bodies and watches have
-        their own), a new one from the first byte of the next request. Notes whether the request's
-        body was left unread, which decides how the connection is closed (:class:`_Transport`)."""
+        their own), a new one from the first byte of the next request. A body is held until
+        :meth:`admitted` lets it be read. Notes whether the request's body was left unread, which
+        decides how the connection is closed (:class:`_Transport`)."""
         guarded = self.connections.get(request.transport) if request.transport is not None else None
         if guarded is None:
             return await handler(request)
+        transport = guarded.transport
         guarded.busy = True
         guarded._disarm()
+        if transport is not None and self.holds_bodies and request.body_exists:
+            transport.hold_body()
         try:
             return await handler(request)
         finally:
             guarded.busy = False
-            if guarded.transport is not None:
-                guarded.transport.unread_body = request.body_exists and not request.content.is_eof()
+            if transport is not None:
+                transport.unread_body = request.body_exists and not request.content.is_eof()
+                if not transport.unread_body:
+                    transport.release_body()
+
+    def admission_gate(self) -> Callable[..., Any]:
+        """The middleware to put after authentication and authorization: from it on, a request's
+        body may be read. Until an app asks for it, bodies are not held."""
+        self.holds_bodies = True
+
+        @web.middleware
+        async def admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
+            transport = request.transport
+            if isinstance(transport, _Transport):
+                transport.release_body()
+            return await handler(request)
+
+        return admitted
 
 
 class _PacedListener:

@@ -333,10 +333,24 @@ async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[in
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"reason": "Unauthorized"}, status=401)  # the body is never read
 
+    @web.middleware
+    async def slow_authentication(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/gated":
+            await asyncio.sleep(0.3)  # a SubjectAccessReview, say
+            received = request.content.total_bytes  # what the body fed aiohttp meanwhile
+            return web.json_response({"reason": "Unauthorized", "received": received}, status=401)
+        return await handler(request)
+
+    async def read_all(request: web.Request) -> web.Response:
+        return web.json_response({"size": len(await request.read())})
+
     guard = ConnectionGuard(timeout)
-    app = web.Application(middlewares=[guard.middleware])
+    app = web.Application(middlewares=[guard.middleware, slow_authentication, guard.admission_gate()],
+                          client_max_size=8 * 1024 * 1024)
     app.router.add_get("/", hello)
     app.router.add_post("/refuse", refuse)
+    app.router.add_post("/gated", read_all)
+    app.router.add_post("/admitted", read_all)
     runner = web.AppRunner(app, **runner_options())
     await runner.setup()
     site = GuardedSite(runner, "127.0.0.1", 0, guard=guard, ssl_context=context)
@@ -435,3 +449,46 @@ async def test_a_refused_body_is_not_read_and_the_client_still_gets_the_answer_u
     answer, sent = await _refused_body(*tls_contexts)
     assert answer.startswith(b"HTTP/1.1 401 ")
     assert sent < 1024 * 1024
+
+
+async def _sent_before_the_answer(client: ssl.SSLContext, port: int, path: str) -> tuple[bytes, int]:
+    """POST 3 MiB to ``path`` as fast as the connection takes it: (the answer, the body bytes the
+    client had handed its connection when the answer came)."""
+    body, chunk = 3 * 1024 * 1024, b"x" * 16384
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=client, server_hostname="localhost")
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {body}\r\n\r\n".encode())
+    answer = asyncio.ensure_future(reader.read(300))
+    sent = 0
+    try:
+        async with asyncio.timeout(GUARD):
+            while sent < body and not answer.done():
+                writer.write(chunk)
+                sent += len(chunk)
+                await asyncio.wait([asyncio.ensure_future(writer.drain()), answer],
+                                   return_when=asyncio.FIRST_COMPLETED)
+            return await answer, sent
+    finally:
+        writer.close()
+
+
+async def _held_and_admitted(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[tuple[bytes, int], bytes]:
+    async for port in serve_tls(server, GUARD):
+        refused = await _sent_before_the_answer(client, port, "/gated")
+        admitted, _ = await _sent_before_the_answer(client, port, "/admitted")
+        return refused, admitted
+    raise AssertionError("not served")
+
+
+def test_a_body_is_not_read_before_its_request_is_authenticated(tls_contexts) -> None:
+    """While authentication takes its time, the body waits in the kernel's buffers: at most what
+    came in with the headers reaches aiohttp (read, the body would fill aiohttp's buffer, 128 KiB,
+    and more). A request let through reads its whole body."""
+    (answer, sent), admitted = uvloop.run(_held_and_admitted(*tls_contexts))
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    received = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["received"]
+    assert received < 64 * 1024 < sent  # the client kept sending all along
+    assert admitted.startswith(b"HTTP/1.1 200 ") and admitted.endswith(b'{"size": 3145728}')
