@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import Any, Literal, Mapping, NamedTuple, Protocol, Sequence
 
-from mcs_apiserver.kube.shared import SharedCopies
+from mcs_apiserver.kube.shared import SharedCopies, interned
 from mcs_apiserver.kube.types import ClusterProperty, Namespace
 
 #: (namespace, name) of a ServiceExport / Service / ServiceImport.
@@ -65,11 +65,6 @@ class ReadyEndpoints(NamedTuple):
 _SHARED = SharedCopies()
 
 
-def _interned(value: Any) -> Any:
-    """``value`` as the one shared copy of that string (anything else as is)."""
-    return intern(value) if type(value) is str else value
-
-
 def _string_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
@@ -115,8 +110,8 @@ def service_record(obj: Mapping[str, Any]) -> ServiceRecord:
             if type(value) is str:
                 value = intern(value)
             elif type(value) is list:
-                value = _SHARED.of([{k: _interned(v) for k, v in item.items()} if isinstance(item, dict)
-                                    else _interned(item) for item in value])
+                value = _SHARED.of([{k: interned(v) for k, v in item.items()} if isinstance(item, dict)
+                                    else interned(item) for item in value])
             else:
                 value = _SHARED.of(value)
         values.append(value)
@@ -163,9 +158,9 @@ def export_record(obj: Mapping[str, Any], *, keep_status: bool = True) -> Export
     labels, extra = spec.get("exportedLabels"), spec.get("exportedAnnotations")
     status = obj.get("status") if keep_status else None
     return ExportRecord(
-        _interned(text(metadata.get("namespace")) or ""),
-        _interned(text(metadata.get("name")) or ""),
-        _interned(text(metadata.get("creationTimestamp"))),
+        interned(text(metadata.get("namespace")) or ""),
+        interned(text(metadata.get("name")) or ""),
+        interned(text(metadata.get("creationTimestamp"))),
         stamp,
         _SHARED.of(labels) if labels and _string_map(labels) else None,
         _SHARED.of(extra) if extra and _string_map(extra) else None,

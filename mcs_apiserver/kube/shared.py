@@ -14,11 +14,18 @@ full it starts over, which costs sharing, never correctness.
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any, Hashable, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["SharedCopies"]
+__all__ = ["SharedCopies", "interned"]
+
+
+def interned(value: Any) -> Any:
+    """``value`` as the one shared copy of that string (anything else as is): ``sys.intern`` for
+    the names, namespaces and timestamps thousands of cached objects repeat."""
+    return intern(value) if type(value) is str else value
 
 
 def _frozen(value: Any) -> Hashable:

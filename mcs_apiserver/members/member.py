@@ -26,6 +26,7 @@ import aiohttp
 
 from mcs_apiserver.kube.types import ClusterProperty, Namespace, ObjectEventType
 from mcs_apiserver.kube.client import ApiError, KubeClient
+from mcs_apiserver.kube.shared import interned
 from mcs_apiserver.members.reflector import MemberSettings, Reflector, Resource
 from mcs_apiserver.kube.times import format_epoch
 from mcs_apiserver.contract import (
@@ -62,11 +63,6 @@ class ChangeSink(Protocol):
     def membership_changed(self, member: str) -> None: ...
 
 
-def _interned(value: Any) -> Any:
-    """``value`` as the one shared copy of that string (anything else as is)."""
-    return intern(value) if type(value) is str else value
-
-
 #: The metadata the views and webhooks read of namespaces and ClusterProperties. Strings are
 #: interned: thousands of objects share a creation second.
 _META_KEPT = ("name", "namespace", "creationTimestamp")
@@ -74,7 +70,7 @@ _META_KEPT = ("name", "namespace", "creationTimestamp")
 
 def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    kept = {k: _interned(meta[k]) for k in _META_KEPT if k in meta}
+    kept = {k: interned(meta[k]) for k in _META_KEPT if k in meta}
     for k in extra:
         if k in meta:
             kept[k] = meta[k]
@@ -83,7 +79,7 @@ def _meta(obj: dict[str, Any], *, extra: tuple[str, ...] = ()) -> dict[str, Any]
 
 def _key(obj: dict[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
-    return (_interned(meta.get("namespace", "")), _interned(meta.get("name", "")))
+    return (interned(meta.get("namespace", "")), interned(meta.get("name", "")))
 
 
 def trim_export(obj: dict[str, Any]) -> ExportRecord:
