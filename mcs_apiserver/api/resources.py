@@ -282,11 +282,7 @@ class ResourceHandler:
                 + b'","metadata":')
         parts = [head, orjson.dumps(meta), b',"items":[']
         for stored in items:
-            parts.append(stored.own)
-            end = stored.end
-            if end is not None:
-                parts.append(end.conditions)
-                parts.append(end.tail)
+            parts += stored.pieces
             parts.append(b",")
         if items:
             parts.pop()

@@ -85,10 +85,17 @@ class Stored:
                    (obj.get("spec") or {}).get("type"))
 
     @property
+    def pieces(self) -> tuple[bytes, ...]:
+        """The object's JSON as the pieces it is kept in, to be joined (a LIST joins all its objects'
+        pieces at once)."""
+        end = self.end
+        return (self.own,) if end is None else (self.own, end.conditions, end.tail)
+
+    @property
     def json(self) -> bytes:
         """The object's JSON (without a shared end, ``own`` itself, not a copy)."""
         end = self.end
-        return self.own if end is None else b"".join((self.own, end.conditions, end.tail))
+        return self.own if end is None else b"".join(self.pieces)
 
     @property
     def selectable(self) -> dict[str, Any]:
