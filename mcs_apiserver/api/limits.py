@@ -324,11 +324,14 @@ class _Transport:
         if set_limits is not None:
             set_limits(high)
 
+    def _stop_reading(self) -> None:
+        self.real.pause_reading()
+        self._read_limit(0)
+
     def hold_body(self) -> None:
         if not self.holding:
             self.holding = True
-            self.real.pause_reading()
-            self._read_limit(0)
+            self._stop_reading()
 
     def release_body(self) -> None:
         if self.holding:
@@ -345,10 +348,8 @@ class _Transport:
         if self.discarding:
             return
         self.discarding = True
-        self.real.pause_reading()
-        self._read_limit(0)
+        self._stop_reading()
         asyncio.get_running_loop().call_later(UNREAD_BODY_LINGER, self.real.abort)
-
 
 
 class _Guarded(asyncio.Protocol):
@@ -425,8 +426,8 @@ class ConnectionGuard:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The headers are in: no deadline while the request is served (bodies and watches have
-        their own), a new one from the first byte of the next request. A body is held until
-        :meth:`admitted` lets it be read. Notes whether the request's body was left unread, which
+        their own), a new one from the first byte of the next request. A body is held until the
+        :meth:`admission_gate` lets it be read. Notes whether the request's body was left unread, which
         decides how the connection is closed (:class:`_Transport`)."""
         guarded = self.connections.get(request.transport) if request.transport is not None else None
         if guarded is None:
