@@ -60,12 +60,18 @@ def test_the_first_update_serves_everything_and_an_unchanged_update_reports_noth
     assert full.imports == {} and not full
 
 
-def test_only_imports_whose_served_object_changed_are_in_the_delta() -> None:
+def web_and_db_imported() -> tuple[dict[str, InMemoryMember], ViewEngine]:
+    """A ClusterSet where member b exports WEB and DB, and an engine that has seen it."""
     ms = world()
     ms["b"].export(WEB, web_service(), at(1), ready=1)
     ms["b"].export(DB, web_service(DB), at(2), ready=1)
     e = engine()
     e.update(ms)
+    return ms, e
+
+
+def test_only_imports_whose_served_object_changed_are_in_the_delta() -> None:
+    ms, e = web_and_db_imported()
     ms["b"].endpoints[WEB] = 3
     ms["b"].services[DB] = web_service(DB, selector={"app": "new"})  # not a field the import shows
     delta = e.update(ms, changed_keys={WEB, DB})
@@ -399,11 +405,7 @@ def test_an_empty_delta_is_false_and_the_unchanged_sentinel_is_distinct_from_non
 
 
 def test_imports_with_equal_ports_families_and_conditions_share_one_copy_of_each() -> None:
-    ms = world()
-    ms["b"].export(WEB, web_service(), at(1), ready=1)
-    ms["b"].export(DB, web_service(DB), at(2), ready=1)
-    e = engine()
-    e.update(ms)
+    _, e = web_and_db_imported()
     web, db = e.imports[WEB], e.imports[DB]
     assert web["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 80}]
     assert web["spec"]["ports"] is db["spec"]["ports"]
