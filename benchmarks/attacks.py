@@ -370,6 +370,7 @@ class WatchResult:
     open_rss: int
     after_rss: int
     gone_seconds: float
+    connections: int | None = None  # TLS connections the instance held with the watches open (through the aggregator)
 
 
 @dataclass
@@ -426,6 +427,49 @@ async def measure_watches(target: Target, count: int) -> WatchResult:
     gone = time.perf_counter() - dropped
     await settle(TRIM_INTERVAL + 2)  # the instance gives free pages back every TRIM_INTERVAL
     return WatchResult(target.name, await negotiated(target), count, before, opened, target.rss(), gone)
+
+
+def established(port: int) -> int:
+    """TCP connections established to ``port`` on this machine (from /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+async def measure_aggregated_watches(ours: Target, kube: Target, count: int) -> WatchResult:
+    """Watches of the views as users open them: each on its own connection to member-1's kube-apiserver
+    (the admin certificate, HTTP/1.1), which proxies them to the instance as its aggregator does. What
+    the instance's RSS grows by, and how many connections it holds for them (kube-apiserver's transport
+    chooses h2 when the instance offers it: one connection, a stream per watch)."""
+    through = Target(ours.name + " through kube-apiserver", kube.port, ours.pid, kube.pki, kube.ca,
+                     kube.server_hostname, kube.identity, kube.headers, kube.get_path,
+                     f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=900", ours.watch_gauge)
+    await settle()
+    base = await registered_watchers(ours)
+    before = ours.rss()
+    context = through.context(through.identity)
+    writers = []
+    for start in range(0, count, 50):
+        writers += await asyncio.gather(*(open_watch(through, context) for _ in range(min(50, count - start))))
+    while await registered_watchers(ours) < base + count:
+        await asyncio.sleep(0.05)
+    await settle()
+    opened = ours.rss()
+    connections = established(ours.port)
+    dropped = time.perf_counter()
+    for writer in writers:
+        writer.transport.abort()
+    while await registered_watchers(ours) > base:
+        await asyncio.sleep(0.05)
+    gone = time.perf_counter() - dropped
+    await settle(TRIM_INTERVAL + 2)
+    return WatchResult(through.name, await negotiated(ours), count, before, opened, ours.rss(), gone, connections)
 
 
 async def negotiated(target: Target) -> str:
@@ -555,11 +599,12 @@ def side_by_side(attacks: list[AttackResult]) -> list[str]:
 
 def watch_rows(watches: list[WatchResult]) -> list[str]:
     """The watches table: one row per target."""
-    lines = ["| target | ALPN chosen (h2 offered) | watches | RSS before | RSS open | per watch "
-             "| gauge back after the drop | RSS after the drop |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| watches to | ALPN chosen (h2 offered) | watches | connections held | RSS before | RSS open "
+             "| per watch | gauge back after the drop | RSS after the drop |", "|---|---|---|---|---|---|---|---|---|"]
     for w in watches:
         per = (w.open_rss - w.before_rss) / w.watches
-        lines.append(f"| {w.target} | {w.alpn} | {w.watches} | {mib(w.before_rss)} | {mib(w.open_rss)} "
+        held = w.watches if w.connections is None else w.connections
+        lines.append(f"| {w.target} | {w.alpn} | {w.watches} | {held} | {mib(w.before_rss)} | {mib(w.open_rss)} "
                      f"| {per / 1024:.1f} KiB | {w.gone_seconds * 1000:.0f} ms | {mib(w.after_rss)} |")
     return lines
 
@@ -636,6 +681,8 @@ async def run(state_dir: Path, connections: int, watches: int, hold: float) -> R
     for target in (ours, kube):
         progress(f"watches: {watches} to {target.name}")
         results.watches.append(await measure_watches(target, watches))
+    progress(f"watches: {watches} to {ours.name} through kube-apiserver")
+    results.watches.append(await measure_aggregated_watches(ours, kube, watches))
     progress(f"watches by part: {watches} on a test server, over TCP then TLS")
     results.watch_parts = await measure_watch_parts(ours.pki, watches)
     return results

@@ -25,3 +25,18 @@ _.pause_writing
 _.resume_writing
 # OpenSSL reads the number of TLS 1.3 session tickets to send from the SSLContext (mcs_apiserver/tls.py).
 _.num_tickets
+# aiohttp's StreamReader and Request read these of their protocol, and call its pause/resume with
+# resume_parser; its responses set a payload writer's sizes and call its compression and chunking
+# switches (mcs_apiserver/api/http2.py: Stream, _Writer).
+_._reading_paused
+_.peername
+_.sockname
+resume_parser
+_.buffer_size
+_.output_size
+_.enable_compression
+strategy
+_.enable_chunking
+# h2 reads MAX_CLOSED_STREAMS and local_settings of its connection (mcs_apiserver/api/http2.py).
+_.MAX_CLOSED_STREAMS
+_.local_settings

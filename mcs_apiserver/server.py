@@ -34,6 +34,7 @@ from mcs_apiserver.dns.responder import Responder
 from mcs_apiserver.dns.server import DnsOptions, DnsServer
 from mcs_apiserver.dns.zone import DEFAULT_TTL, DEFAULT_ZONE, Zone
 from mcs_apiserver.api.app import HealthCheck, build_app
+from mcs_apiserver.api.http2 import ALPN_PROTOCOLS, Http2Settings, http2_factory
 from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, Limiter, Limits, return_free_memory, runner_options, tune_process
 from mcs_apiserver.api.resources import ApiSettings, Served
 from mcs_apiserver.api.store import Store, StoreSettings, Versioner
@@ -240,11 +241,16 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-request-body-bytes-inflight", type=int, default=d.max_request_body_bytes_inflight,
                    metavar="BYTES", help="body bytes all requests being received may reserve together; more get "
                                          f"429 (default: {d.max_request_body_bytes_inflight}, 32 MiB)")
+    g.add_argument("--http2-max-streams-per-connection", type=int, default=d.http2_max_streams_per_connection,
+                   metavar="N", help="HTTP/2 streams (requests, watches) a client may open at once on one connection "
+                                     "(kube-apiserver's transports open another connection beyond it); 0 turns "
+                                     f"HTTP/2 off: HTTP/1.1 only (default: {d.http2_max_streams_per_connection}, "
+                                     "as kube-apiserver)")
 
 
 def _limits_from_args(args: argparse.Namespace) -> Limits:
     for name in ("max_requests_inflight", "max_mutating_requests_inflight", "max_watches", "max_watches_per_user",
-                 "max_request_body_bytes", "max_request_body_bytes_inflight"):
+                 "max_request_body_bytes", "max_request_body_bytes_inflight", "http2_max_streams_per_connection"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
     for name in ("request_header_timeout", "request_body_timeout"):
@@ -259,6 +265,7 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
         request_body_timeout=args.request_body_timeout,
         max_request_body_bytes=args.max_request_body_bytes,
         max_request_body_bytes_inflight=args.max_request_body_bytes_inflight,
+        http2_max_streams_per_connection=args.http2_max_streams_per_connection,
     )
 
 
@@ -271,7 +278,8 @@ def _cipher_suites(text: str) -> tuple[str, ...]:
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
-        tls=TLSOptions(min_version=args.tls_min_version, cipher_suites=args.tls_cipher_suites),
+        tls=TLSOptions(min_version=args.tls_min_version, cipher_suites=args.tls_cipher_suites,
+                       alpn_protocols=ALPN_PROTOCOLS if args.http2_max_streams_per_connection else ()),
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         secure_port=args.secure_port,
@@ -406,7 +414,12 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         HealthCheck("authentication-config", auth.loaded),
         HealthCheck("shutdown", lambda: (not shutting_down, "shutting down")),
     ]
-    guard = ConnectionGuard(options.limits.request_header_timeout)
+    limits = options.limits
+    http2 = None
+    if limits.http2_max_streams_per_connection:
+        http2 = http2_factory(Http2Settings(max_streams=limits.http2_max_streams_per_connection,
+                                            header_timeout=limits.request_header_timeout))
+    guard = ConnectionGuard(limits.request_header_timeout, http2=http2)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
                     user_of=lambda request: request[USER].name if USER in request else "",

@@ -83,10 +83,12 @@ CIPHER_SUITES: dict[str, str | None] = {
 
 @dataclass(frozen=True)
 class TLSOptions:
-    """``--tls-min-version`` and ``--tls-cipher-suites`` (empty: OpenSSL's defaults)."""
+    """``--tls-min-version`` and ``--tls-cipher-suites`` (empty: OpenSSL's defaults), and the application
+    protocols offered by ALPN, best first (empty: none, which a client takes as HTTP/1.1)."""
 
     min_version: str = "VersionTLS12"
     cipher_suites: tuple[str, ...] = ()
+    alpn_protocols: tuple[str, ...] = ()
 
 
 def parse_cipher_suites(text: str) -> tuple[str, ...]:
@@ -149,6 +151,7 @@ class ServerTLS:
         self._min_version = TLS_VERSIONS[options.min_version]
         #: The OpenSSL names of the TLS 1.2 suites asked for; empty: OpenSSL's defaults.
         self._ciphers = ":".join(tls12)
+        self._alpn = list(options.alpn_protocols)
         self._defer = defer_client_verification
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
@@ -242,6 +245,8 @@ class ServerTLS:
         # handshake's CPU, more than half with a client certificate (the session, certificate
         # included, is encoded and decoded for each ticket): measured in BENCHMARKS.md, "Hostile clients".
         context.num_tickets = 0
+        if self._alpn:
+            context.set_alpn_protocols(self._alpn)
         context.verify_mode = ssl.CERT_OPTIONAL
         for pem in (client_ca_pem, self._extra_client_ca_pem):
             if pem:

@@ -123,6 +123,8 @@ class Limits:
     request_body_timeout: float = 10.0
     max_request_body_bytes: int = WEBHOOK_BODY_LIMIT
     max_request_body_bytes_inflight: int = 32 * MIB
+    #: kube-apiserver's default; 0: HTTP/1.1 only (see api/http2.py).
+    http2_max_streams_per_connection: int = 1000
 
     def body_limit(self, path: str) -> int:
         """The largest body a request to ``path`` may declare."""
@@ -361,11 +363,13 @@ class _Guarded(asyncio.Protocol):
     Idle keep-alive connections (no byte at all) are aiohttp's ``keepalive_timeout``'s business.
     """
 
-    __slots__ = ("inner", "guard", "transport", "timer", "busy")
+    __slots__ = ("server", "inner", "guard", "transport", "timer", "busy", "http2")
 
-    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
-        self.inner = inner
+    def __init__(self, server: Callable[[], asyncio.Protocol], guard: ConnectionGuard) -> None:
+        self.server = server
+        self.inner: Any = None  # aiohttp's protocol, or the HTTP/2 one (see connection_made)
         self.guard = guard
+        self.http2 = False
         self.transport: _Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False
@@ -389,11 +393,20 @@ class _Guarded(asyncio.Protocol):
         # aiohttp (so every request's ``transport``) sees the wrapper; ``guard.connections`` is keyed by it.
         self.transport = _Transport(transport)  # type: ignore[arg-type]
         self.guard.connections[self.transport] = self
-        self.inner.connection_made(self.transport)  # type: ignore[arg-type]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if self.guard.http2 is not None and ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            # Its streams are requests of their own, with their own deadlines (api/http2.py).
+            self.http2 = True
+            self.inner = self.guard.http2(self.server)
+            self.inner.connection_made(self.transport)
+            return
+        self.inner = self.server()
+        self.inner.connection_made(self.transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        self._arm()
+        if not self.http2:
+            self._arm()
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -413,15 +426,21 @@ class _Guarded(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """Header deadlines for every connection of a site (see :class:`_Guarded`)."""
+    """Header deadlines for every connection of a site (see :class:`_Guarded`). ``http2`` makes the
+    protocol of a connection whose client chose h2 by ALPN, from the site's aiohttp server."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, http2: Callable[[Any], Any] | None = None) -> None:
         self.timeout = timeout
+        self.http2 = http2
         self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
         self.holds_bodies = False  # see admission_gate
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Guarded(factory(), self)
+        return lambda: _Guarded(factory, self)
+
+    async def shutdown_http2(self) -> None:
+        """GOAWAY to every HTTP/2 connection (aiohttp's server shuts down only its own protocols)."""
+        await asyncio.gather(*(g.inner.shutdown() for g in list(self.connections.values()) if g.http2))
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -560,4 +579,5 @@ class GuardedSite(web.BaseSite):
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
+        await self._guard.shutdown_http2()
         await super().stop()
