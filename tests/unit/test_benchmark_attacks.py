@@ -24,11 +24,15 @@ def test_each_attack_row_puts_kube_apiservers_ratio_next_to_ours() -> None:
     assert len(rows) == 4
 
 
-def test_the_watch_table_gives_each_targets_growth_per_watch_and_its_alpn_choice() -> None:
+def test_the_watch_table_gives_each_targets_growth_per_watch_its_alpn_choice_and_connections() -> None:
     rows = watch_rows([WatchResult("kube-apiserver", "h2", 1000, 300 << 20, (300 << 20) + 1000 * 30 * 1024,
-                                   301 << 20, 0.25)])
-    assert rows[2].startswith("| kube-apiserver | h2 | 1000 | 300.0 MiB |")
+                                   301 << 20, 0.25),
+                       WatchResult("mcs-apiserver through kube-apiserver", "h2", 1000, 100 << 20,
+                                   (100 << 20) + 1000 * 19 * 1024, 101 << 20, 0.1, connections=1)])
+    assert rows[2].startswith("| kube-apiserver | h2 | 1000 | 1000 | 300.0 MiB |")  # a connection per watch
     assert "| 30.0 KiB | 250 ms |" in rows[2]
+    assert rows[3].startswith("| mcs-apiserver through kube-apiserver | h2 | 1000 | 1 | 100.0 MiB |")
+    assert "| 19.0 KiB | 100 ms |" in rows[3]
 
 
 def test_the_section_has_both_targets_rows_and_the_side_by_side_table() -> None:
