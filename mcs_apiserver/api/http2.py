@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -73,6 +74,9 @@ MAX_HEADER_LIST_SIZE = 64 * 1024
 #: How much of a request body aiohttp's reader buffers before it asks to stop reading (the stream's
 #: window then stays closed until the handler reads): one flow-control window.
 BODY_BUFFER = 64 * 1024
+#: Frames queued for the connection are written out at the end of the loop's turn (so that what many
+#: streams write in one turn goes in one write), or at once beyond this many bytes.
+FLUSH_THRESHOLD = 64 * 1024
 #: Headers that belong to one HTTP/1.1 connection and are forbidden in HTTP/2 (RFC 9113, 8.2.2): aiohttp
 #: adds some (``Transfer-Encoding: chunked`` for a streamed body, ``Connection: close``).
 _CONNECTION_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
@@ -201,7 +205,7 @@ class Stream:
                 continue
             piece, chunk = (chunk, b"") if size == len(chunk) else (chunk[:size], chunk[size:])
             connection.h2.send_data(self.id, piece)
-            connection.flush_soon()
+            connection.queued(len(piece))
         await connection.drain()
 
 
@@ -270,6 +274,7 @@ class Http2Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
         self._flushing = False
+        self._pending = 0  # body bytes queued since the last write
         self._paused: asyncio.Future[None] | None = None  # set while the transport's buffer is full
         self._timer: asyncio.TimerHandle | None = None
         self.going_away = False  # GOAWAY sent: new streams are refused, open ones finish
@@ -363,13 +368,14 @@ class Http2Connection(asyncio.Protocol):
         self.streams[stream_id] = stream
         pseudo: dict[bytes, bytes] = {}
         headers: CIMultiDict[str] = CIMultiDict()
-        raw: list[tuple[bytes, bytes]] = []
         for name, value in fields:
             if name.startswith(b":"):
                 pseudo[name] = value
             else:
-                headers.add(name.decode("latin-1"), value.decode("latin-1"))
-                raw.append((name, value))
+                # A watch keeps its request, headers included, as long as it lasts: the names and the
+                # short values (user, groups, Accept, User-Agent) are one copy for every stream.
+                text = value.decode("latin-1")
+                headers.add(sys.intern(name.decode("latin-1")), sys.intern(text) if len(text) <= 64 else text)
         authority = pseudo.get(b":authority")
         if authority is not None and "host" not in headers:
             headers["Host"] = authority.decode("latin-1")
@@ -388,7 +394,8 @@ class Http2Connection(asyncio.Protocol):
         if error is not None:
             stream.task = self.loop.create_task(self._answer(stream, method, _bad_request(error)))
             return
-        message = RawRequestMessage(method, target, HttpVersion11, CIMultiDictProxy(headers), tuple(raw),
+        # No raw headers: nothing of ours reads them, and a watch would keep them.
+        message = RawRequestMessage(method, target, HttpVersion11, CIMultiDictProxy(headers), (),
                                     False, None, False, False, url)
         stream.task = self.loop.create_task(self._serve(stream, message))
 
@@ -485,8 +492,13 @@ class Http2Connection(asyncio.Protocol):
             self._flushing = True
             self.loop.call_soon(self._flush)
 
+    def queued(self, size: int) -> None:
+        self._pending += size
+        self.flush_soon()
+
     async def drain(self) -> None:
-        self._flush()
+        if self._pending >= FLUSH_THRESHOLD:
+            self._flush()
         paused = self._paused
         if paused is not None:
             await asyncio.shield(paused)
@@ -517,6 +529,7 @@ class Http2Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flushing = False
+        self._pending = 0
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

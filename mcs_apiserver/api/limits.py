@@ -32,6 +32,10 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   means that a client that stalls its handshake holds no slot. Each TLS connection's kernel receive
   buffer is :data:`RECEIVE_BUFFER`, which bounds what a client that keeps sending costs us.
 
+A connection whose client chose HTTP/2 by ALPN (kube-apiserver's do) is served by api/http2.py: its
+streams are requests with the same middlewares, so the same limits, and its own deadlines and flow
+control take the place of the header deadline and body holding above.
+
 Health probes are never limited (kubelet must always get through), and idle keep-alive connections
 are closed after :data:`IDLE_CONNECTION_TIMEOUT`, longer than Go clients' 90 s idle timeout so that
 the client, not the server, closes a connection it may be about to reuse.
