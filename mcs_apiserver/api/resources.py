@@ -378,42 +378,28 @@ class ResourceHandler:
     async def _stream(self, response: web.StreamResponse, watcher: Watcher, writer: "_EventWriter",
                       store: Store, deadline: float, bookmarks: bool) -> None:
         loop = asyncio.get_running_loop()
-        queue = watcher.queue
         next_bookmark = loop.time() + self.settings.bookmark_interval * (0.5 + random.random() / 2)
         while True:
             now = loop.time()
             if now >= deadline:
                 # Events queued while the last chunk was written go out before the final bookmark:
                 # a bookmark tells the client it has seen everything up to its version.
-                batch, closed = _drain(queue, [])
+                batch, closed = watcher.take()
                 if batch:
                     await response.write(b"".join(writer.event(e.type, e.stored) for e in batch))
                 if bookmarks and not closed:
                     await response.write(writer.bookmark(store.resource_version))
                 return
-            wake = min(deadline, next_bookmark) if bookmarks else deadline
-            try:
-                first = await asyncio.wait_for(queue.get(), timeout=max(0.0, wake - now))
-            except asyncio.TimeoutError:
-                if bookmarks and queue.empty() and loop.time() >= next_bookmark:
+            if not await watcher.wait(min(deadline, next_bookmark) if bookmarks else deadline):
+                if bookmarks and loop.time() >= next_bookmark:
                     await response.write(writer.bookmark(store.resource_version))
                     next_bookmark = loop.time() + self.settings.bookmark_interval
                 continue
-            batch, closed = _drain(queue, [first]) if first is not None else ([], True)
+            batch, closed = watcher.take()
             if batch:
                 await response.write(b"".join(writer.event(e.type, e.stored) for e in batch))
             if closed:
                 return  # server shutdown, or the watcher fell too far behind: the client rewatches
-
-
-def _drain(queue: asyncio.Queue[Event | None], batch: list[Event]) -> tuple[list[Event], bool]:
-    """Add every event already queued to ``batch``; True as well if the watch was closed."""
-    while not queue.empty():
-        event = queue.get_nowait()
-        if event is None:
-            return batch, True
-        batch.append(event)
-    return batch, False
 
 
 class _EventWriter:

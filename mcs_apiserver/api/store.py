@@ -156,7 +156,13 @@ class Event:
 
 
 class Watcher:
-    """One open watch: a namespace filter, a predicate, and a queue of events."""
+    """One open watch: a namespace filter, a predicate, and the events not yet sent.
+
+    The events wait in a plain list with one future for the handler to wait on, not an
+    ``asyncio.Queue`` (four deques and an event, some 3 KiB) woken through ``asyncio.wait_for``
+    (a task per wait): a thousand idle watches are a thousand of these."""
+
+    __slots__ = ("namespace", "queue_limit", "predicate", "key", "pending", "waiter", "overflowed")
 
     def __init__(self, namespace: str | None, predicate: Predicate, key: Key | None = None, *,
                  queue_limit: int) -> None:
@@ -164,7 +170,8 @@ class Watcher:
         self.queue_limit = queue_limit
         self.predicate = predicate
         self.key = key
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.pending: list[Event | None] = []  # None: the watch is closed after what precedes it
+        self.waiter: asyncio.Future[None] | None = None
         self.overflowed = False
 
     def matches(self, stored: Stored | None) -> bool:
@@ -193,15 +200,47 @@ class Watcher:
     def offer(self, event: Event) -> None:
         if self.overflowed:
             return
-        if self.queue.qsize() >= self.queue_limit:
+        if len(self.pending) >= self.queue_limit:
             # A consumer this far behind is stuck: end its watch (it relists), as the watch cache does.
             self.overflowed = True
-            self.queue.put_nowait(None)
+            self._put(None)
             return
-        self.queue.put_nowait(event)
+        self._put(event)
 
     def close(self) -> None:
-        self.queue.put_nowait(None)
+        self._put(None)
+
+    def _put(self, event: Event | None) -> None:
+        self.pending.append(event)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, until: float) -> bool:
+        """Wait until something is pending or the loop's clock reaches ``until``; whether something is."""
+        if self.pending:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
+        timer = loop.call_at(until, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+        return bool(self.pending)
+
+    def take(self) -> tuple[list[Event], bool]:
+        """The pending events, and whether the watch was closed after them."""
+        pending, self.pending = self.pending, []
+        if None in pending:
+            return [e for e in pending[: pending.index(None)] if e is not None], True
+        return pending, False  # type: ignore[return-value]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class TooOld(Exception):

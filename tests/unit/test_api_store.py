@@ -284,10 +284,9 @@ def test_watchers_receive_only_their_namespace_and_their_selection(store: Store)
 
 
 def drain(watcher: Watcher) -> list[Event | None]:
-    out: list[Event | None] = []
-    while not watcher.queue.empty():
-        out.append(watcher.queue.get_nowait())
-    return out
+    """What the watcher holds, None for its closing."""
+    events, closed = watcher.take()
+    return [*events, None] if closed else list(events)
 
 
 def test_leaving_a_selection_is_a_deleted_with_the_previous_state_at_the_new_version(store: Store) -> None:

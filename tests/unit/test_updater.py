@@ -135,8 +135,8 @@ async def test_an_unexport_deletes_the_import_with_a_deleted_event(pipeline: Pip
     pipeline.updater.keys_changed("a", [WEB])
     await turn()
     assert pipeline.imports.get(WEB) is None
-    event = watcher.queue.get_nowait()
-    assert event is not None and (event.type, event.stored.key) == ("DELETED", WEB)
+    (event,), _ = watcher.take()
+    assert (event.type, event.stored.key) == ("DELETED", WEB)
 
 
 async def test_a_namespace_appearing_in_the_local_cluster_serves_its_imports(pipeline: Pipeline) -> None:
