@@ -87,6 +87,18 @@ class Http2Settings:
     """The settings of every HTTP/2 connection of a server."""
 
     max_streams: int = DEFAULT_MAX_STREAMS
+    #: A connection without a client certificate (a stranger, a probe, a scraper with a token; kube-apiserver
+    #: calling the webhooks when they do not require its certificate) gets fewer: Go's clients open
+    #: another connection beyond it, and a stranger's connection holds at most this many answers it
+    #: does not read (see :attr:`stall_timeout`).
+    max_streams_without_certificate: int = 100
+    #: A response that cannot be sent for this long (the client's flow-control window stays shut, or it
+    #: reads nothing) is reset: kube-apiserver's default ``--request-timeout``.
+    stall_timeout: float = 60.0
+    #: More streams than ``max_streams`` reset by the client before their answer within this window end the
+    #: connection with GOAWAY ENHANCE_YOUR_CALM: opening and resetting streams costs the client nothing and
+    #: us a request each ("rapid reset", CVE-2023-44487).
+    reset_window: float = 1.0
     #: The first request must have come within it (``--request-header-timeout``).
     header_timeout: float = 10.0
     idle_timeout: float = IDLE_CONNECTION_TIMEOUT
@@ -178,6 +190,11 @@ class Stream:
         if not self.closed:
             self.connection.reset(self, code)
 
+    def stalled(self) -> None:
+        log.debug("resetting an HTTP/2 stream whose client has not let us send for a while",
+                  extra={"stream": self.id})
+        self.reset(ErrorCodes.CANCEL)
+
     def gone(self) -> None:
         """The client reset the stream or the connection ended: stop everything of it at once."""
         if self.closed:
@@ -198,9 +215,11 @@ class Stream:
                        len(chunk))
             if size <= 0:
                 self.window = connection.loop.create_future()
+                stalled = connection.loop.call_later(connection.settings.stall_timeout, self.stalled)
                 try:
                     await self.window
                 finally:
+                    stalled.cancel()
                     self.window = None
                 continue
             piece, chunk = (chunk, b"") if size == len(chunk) else (chunk[:size], chunk[size:])
@@ -266,23 +285,30 @@ class Http2Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.h2 = _H2(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_inbound_headers=True))
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_streams,
-            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
-            h2.settings.SettingCodes.ENABLE_PUSH: 0,
-        })
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
         self._flushing = False
         self._pending = 0  # body bytes queued since the last write
         self._paused: asyncio.Future[None] | None = None  # set while the transport's buffer is full
         self._timer: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # closes a connection whose client reads nothing
         self.going_away = False  # GOAWAY sent: new streams are refused, open ones finish
+        self._resets = 0  # streams the client reset before their answer, since _resets_since
+        self._resets_since = 0.0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        streams = self.settings.max_streams
+        if ssl_object is None or ssl_object.getpeercert(binary_form=True) is None:
+            streams = min(streams, self.settings.max_streams_without_certificate)
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            h2.settings.SettingCodes.ENABLE_PUSH: 0,
+        })
         self.h2.initiate_connection()
         self._flush()
         self._arm(self.settings.header_timeout)
@@ -296,6 +322,8 @@ class Http2Connection(asyncio.Protocol):
             self._close()
             return
         for event in events:
+            if self.transport is None or self.transport.is_closing():
+                return  # closed by one of these events (see _client_reset)
             self._handle(event)
         self._flush()
 
@@ -304,6 +332,8 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._stalled is not None:
+            self._stalled.cancel()
         self.transport = None
         for stream in list(self.streams.values()):
             stream.gone()
@@ -313,10 +343,14 @@ class Http2Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._paused is None:
             self._paused = self.loop.create_future()
+            self._stalled = self.loop.call_later(self.settings.stall_timeout, self._close)
             if self.transport is not None:
                 self.transport.pause_reading()  # no more of what would make us write (see the module docstring)
 
     def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         paused, self._paused = self._paused, None
         if paused is not None and not paused.done():
             paused.set_result(None)
@@ -347,6 +381,8 @@ class Http2Connection(asyncio.Protocol):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
                 stream.gone()
+                if not stream.answered:
+                    self._client_reset()
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id:
                 stream = self.streams.get(event.stream_id)
@@ -357,6 +393,18 @@ class Http2Connection(asyncio.Protocol):
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._wake_all()  # the initial window may have grown
         elif isinstance(event, h2.events.ConnectionTerminated):
+            self._close()
+
+    def _client_reset(self) -> None:
+        now = self.loop.time()
+        if now - self._resets_since > self.settings.reset_window:
+            self._resets, self._resets_since = 0, now
+        self._resets += 1
+        if self._resets > self.settings.max_streams and self.transport is not None:
+            log.info("closing an HTTP/2 connection that resets streams as fast as it opens them",
+                     extra={"peer": str(self.transport.get_extra_info("peername"))})
+            self.h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._flush()
             self._close()
 
     def _request(self, stream_id: int, fields: list[tuple[bytes, bytes]], ended: bool) -> None:

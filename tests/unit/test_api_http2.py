@@ -133,6 +133,7 @@ class Client:
         self.auto_ack = True
         self.goaway: int | None = None  # the last stream id of the server's GOAWAY
         self._frames = b""
+        self.goaway_code = b""
         self.flush()
 
     @classmethod
@@ -176,6 +177,7 @@ class Client:
             frame, self._frames = self._frames[:end], self._frames[end:]
             if frame[3] == 0x7:
                 self.goaway = int.from_bytes(frame[9:13], "big") & 0x7FFFFFFF
+                self.goaway_code = frame[13:17]
             else:
                 kept += frame
         return kept
@@ -438,3 +440,37 @@ async def test_a_client_that_sends_pings_and_reads_nothing_stops_being_read(tls)
         # Our answers wait in our buffer only up to its high-water mark, then we stop reading the client.
         assert real.get_write_buffer_size() < 1024 * 1024
         client.writer.transport.abort()
+
+
+async def test_a_connection_without_a_client_certificate_gets_fewer_streams(tls) -> None:
+    server, ca = tls
+    async with serve(server, Handlers(), max_streams=1000, max_streams_without_certificate=50) as (port, _):
+        client = await Client.connect(port, ca)
+        await client.answer(client.send("GET", "/hello"))
+        assert client.h2.remote_settings.max_concurrent_streams == 50
+        client.close()
+
+
+async def test_a_response_the_client_never_lets_us_send_is_reset_after_the_stall_timeout(tls) -> None:
+    server, ca = tls
+    async with serve(server, Handlers(), stall_timeout=0.2) as (port, _):
+        client = await Client.connect(port, ca, window=0)  # no DATA may be sent on any stream
+        answer = await client.answer(client.send("GET", "/big"))
+        assert answer.headers[":status"] == "200" and answer.body == bytearray()
+        assert answer.reset == ErrorCodes.CANCEL
+        client.close()
+
+
+async def test_a_client_that_resets_streams_as_fast_as_it_opens_them_is_told_to_calm_down(tls) -> None:
+    server, ca = tls
+    handlers = Handlers()
+    async with serve(server, handlers, max_streams=20) as (port, _):
+        client = await Client.connect(port, ca)
+        for _ in range(5):  # bursts of 10 opened and at once reset, the way CVE-2023-44487 floods
+            for _ in range(10):
+                stream = client.send("GET", "/slow")
+                client.h2.reset_stream(stream, ErrorCodes.CANCEL)
+            client.flush()
+        await client.until(lambda: client.closed)
+        assert client.goaway is not None
+        assert bytes(client.goaway_code) == ErrorCodes.ENHANCE_YOUR_CALM.to_bytes(4, "big")
