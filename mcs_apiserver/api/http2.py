@@ -16,7 +16,13 @@ Framing, HPACK, stream states and flow-control bookkeeping are python-hyper's ``
 Limits, as kube-apiserver's where it has the same one (k8s.io/apiserver's secure serving):
 
 * ``SETTINGS_MAX_CONCURRENT_STREAMS`` is ``--http2-max-streams-per-connection`` (1000, kube-apiserver's
-  default: Go's clients open another connection beyond it); 0 turns HTTP/2 off.
+  default: Go's clients open another connection beyond it); 0 turns HTTP/2 off. A connection without a
+  client certificate gets 100 (:attr:`Http2Settings.max_streams_without_certificate`).
+* A response the client does not let us send for 60 s (its window stays shut) is reset, and a connection
+  whose client reads nothing for 60 s is closed (kube-apiserver's default ``--request-timeout``): what a
+  client that never reads can hold is bounded in time as well as in streams.
+* A client that resets more streams before their answer than it may open, within a second, gets GOAWAY
+  ENHANCE_YOUR_CALM ("rapid reset", CVE-2023-44487).
 * A request body is acknowledged (its flow-control window opened again) only as the handler reads it, so a
   client sends at most one window ahead: 64 KiB per stream and 64 KiB per connection (the protocol's
   initial windows). A stranger's body, never read before its 401, costs at most that. A response that ends
