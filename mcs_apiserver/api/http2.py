@@ -212,8 +212,9 @@ class Stream:
         if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
             self.task.cancel()
 
-    async def send_data(self, chunk: bytes) -> None:
+    async def send_data(self, data: bytes | bytearray | memoryview) -> None:
         connection = self.connection
+        chunk = memoryview(data)  # frames are views: slicing a large body must not copy what remains
         while chunk:
             if self.closed:
                 raise ConnectionResetError("the client reset the stream")
@@ -228,9 +229,9 @@ class Stream:
                     stalled.cancel()
                     self.window = None
                 continue
-            piece, chunk = (chunk, b"") if size == len(chunk) else (chunk[:size], chunk[size:])
-            connection.h2.send_data(self.id, piece)
-            connection.queued(len(piece))
+            connection.h2.send_data(self.id, chunk[:size])
+            chunk = chunk[size:]
+            connection.queued(size)
         await connection.drain()
 
 
@@ -254,7 +255,7 @@ class _Writer(AbstractStreamWriter):
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
         if chunk:
             self.output_size += len(chunk)
-            await self.stream.send_data(bytes(chunk))
+            await self.stream.send_data(chunk)
 
     async def write_eof(self, chunk: bytes = b"") -> None:
         await self.write(chunk)
