@@ -290,8 +290,11 @@ class Http2Connection(asyncio.Protocol):
         self.server = server
         self.settings = settings
         self.loop = asyncio.get_running_loop()
+        # What clients send is validated (RFC 9113, 8.2: names, values, pseudo-headers); what aiohttp
+        # answers is not validated again, nor normalised: half of h2's CPU per request.
         self.h2 = _H2(h2.config.H2Configuration(
-            client_side=False, header_encoding=None, validate_inbound_headers=True))
+            client_side=False, header_encoding=None, validate_inbound_headers=True, normalize_inbound_headers=False,
+            validate_outbound_headers=False, normalize_outbound_headers=False, split_outbound_cookies=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
         self._flushing = False
