@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 import pytest
 
-from benchmarks.attacks import RSSSampler, Target, open_watch, registered_watchers, slow_body
+from benchmarks.attacks import RSSSampler, Target, established, negotiated, open_watch, registered_watchers, slow_body
 from mcs_apiserver.local import cluster
 from mcs_apiserver.local.pki import LocalPKI
 from tests.e2e.helpers import eventually
@@ -207,6 +207,31 @@ def test_a_watch_dropped_through_kube_apiserver_is_unregistered_at_once(clusters
         watch.wait()
     eventually(lambda: asyncio.run(registered_watchers(tgt)) <= base, timeout=5, interval=0.05,
                what="the aggregator's dropped watch to be unregistered")
+
+
+def test_watches_proxied_by_kube_apiserver_are_streams_of_one_http2_connection(clusterset):
+    ours, kube = target(clusterset), Target.kube(clusterset.state_dir)
+    through = Target("through kube-apiserver", kube.port, ours.pid, kube.pki, kube.ca, kube.server_hostname,
+                     kube.identity, "", kube.get_path, f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=60",
+                     ours.watch_gauge)
+
+    async def scenario() -> tuple[str, float, float, int]:
+        base = await registered_watchers(ours)
+        context = through.context("admin")
+        writers = await asyncio.gather(*(open_watch(through, context) for _ in range(60)))
+        opened = await registered_watchers(ours)
+        connections = established(ours.port)  # every client of the instance, kube-apiserver's included
+        for writer in writers:
+            writer.transport.abort()
+        return await negotiated(ours), base, opened, connections
+
+    alpn, base, opened, connections = asyncio.run(scenario())
+    assert alpn == "h2"
+    assert opened == base + 60
+    # Over HTTP/1.1 the aggregator held a connection per watch: 60 and more.
+    assert connections < 10, connections
+    eventually(lambda: asyncio.run(registered_watchers(ours)) <= base, timeout=5, interval=0.05,
+               what="the aggregator's reset streams to be unregistered")
 
 
 # --- 3. a stopped instance -------------------------------------------------------------------------------
