@@ -406,7 +406,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         HealthCheck("authentication-config", auth.loaded),
         HealthCheck("shutdown", lambda: (not shutting_down, "shutting down")),
     ]
-    guard = ConnectionGuard(options.limits.request_header_timeout)
+    guard = ConnectionGuard(options.limits.request_header_timeout, trusts=auth.trusts)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
                     user_of=lambda request: request[USER].name if USER in request else "",

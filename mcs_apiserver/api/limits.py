@@ -43,7 +43,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +65,7 @@ __all__ = [
     "GuardedSite",
     "HANDSHAKES_PER_TURN",
     "RECEIVE_BUFFER",
+    "STRANGERS_PER_TURN",
     "Limiter",
     "Limits",
     "return_free_memory",
@@ -92,9 +93,13 @@ SSL_SHUTDOWN_TIMEOUT = 2.0
 #: 500 ms, its ``rstAvoidanceDelay``, for the same reason).
 UNREAD_BODY_LINGER = 0.5
 TRIM_INTERVAL = 10.0
-#: How many TLS connections are accepted, so how many handshakes start, per turn of the event loop
-#: (see the module docstring).
-HANDSHAKES_PER_TURN = 4
+#: How many TLS handshakes start per turn of the event loop (see :class:`_PacedListener`).
+HANDSHAKES_PER_TURN = 2
+#: How many connections are accepted per turn of the event loop at most (a bound, not a pace:
+#: accepting costs little, the handshakes are paced).
+ACCEPTS_PER_TURN = 64
+#: The least time a handshake is given once started, whatever it waited in line before.
+MIN_HANDSHAKE_TIME = 1.0
 #: The kernel's receive buffer of each TLS connection (``SO_RCVBUF``; Linux doubles it). uvloop
 #: reads as much as the kernel holds, up to 256 KiB, into a buffer of its own per connection, and
 #: copies it into OpenSSL's: a client that sends faster than it is read (a body we refuse and stop
@@ -103,6 +108,13 @@ HANDSHAKES_PER_TURN = 4
 #: flood of 150 strangers peaked at 1.13-1.18x idle RSS instead of 1.22-1.62x, with less CPU. The
 #: window it allows still carries a 3 MiB AdmissionReview in about 150 round trips (0.15 s at 1 ms).
 RECEIVE_BUFFER = 16 * 1024
+#: How many requests of strangers (connections without a client certificate this server trusts)
+#: start per turn of the event loop; the others wait, not read, in arrival order (see
+#: :class:`ConnectionGuard`).
+STRANGERS_PER_TURN = 1
+#: How a health probe's request begins: probes never wait behind strangers (kubelet's have no
+#: certificate).
+PROBE_STARTS = tuple(f"GET {path}".encode() for path in HEALTH_PATHS)
 #: After an error accepting connections (no file descriptor left), as asyncio's own servers wait.
 ACCEPT_RETRY_DELAY = 1.0
 #: asyncio gives every TLS connection a 256 KiB read buffer (``SSLProtocol.max_size``), allocated
@@ -295,7 +307,7 @@ class _Transport:
     reset before it read what it received may report the reset rather than the answer (asyncio's
     streams do; Go waits 500 ms for the same reason)."""
 
-    __slots__ = ("real", "unread_body", "discarding", "holding", "app_paused")
+    __slots__ = ("real", "unread_body", "discarding", "holding", "app_paused", "waiting")
 
     def __init__(self, real: asyncio.Transport) -> None:
         self.real = real
@@ -303,6 +315,7 @@ class _Transport:
         self.discarding = False
         self.holding = False  # a request's body waits for its authentication
         self.app_paused = False  # aiohttp paused reading (its buffer is full)
+        self.waiting = False  # a stranger's request waits for its turn (ConnectionGuard)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -313,7 +326,7 @@ class _Transport:
 
     def resume_reading(self) -> None:
         self.app_paused = False
-        if not self.holding and not self.discarding:
+        if not self.holding and not self.discarding and not self.waiting:
             self.real.resume_reading()
 
     def _read_limit(self, high: int | None) -> None:
@@ -328,6 +341,13 @@ class _Transport:
         self.real.pause_reading()
         self._read_limit(0)
 
+    def _resume(self) -> None:
+        """Read again, unless something else still says not to."""
+        if not self.holding and not self.discarding and not self.waiting:
+            self._read_limit(None)
+            if not self.app_paused:
+                self.real.resume_reading()
+
     def hold_body(self) -> None:
         if not self.holding:
             self.holding = True
@@ -336,10 +356,17 @@ class _Transport:
     def release_body(self) -> None:
         if self.holding:
             self.holding = False
-            if not self.discarding:
-                self._read_limit(None)
-                if not self.app_paused:
-                    self.real.resume_reading()
+            self._resume()
+
+    def wait_turn(self) -> None:
+        if not self.waiting:
+            self.waiting = True
+            self._stop_reading()
+
+    def end_wait(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            self._resume()
 
     def close(self) -> None:
         if not self.unread_body:
@@ -353,7 +380,8 @@ class _Transport:
 
 
 class _Guarded(asyncio.Protocol):
-    """One connection's protocol (aiohttp's), with a deadline for the request headers.
+    """One connection's protocol (aiohttp's), with a deadline for the request headers, and a place in
+    the strangers' line (:class:`ConnectionGuard`) when its client has no certificate we trust.
 
     The deadline runs from the connection's start (the end of its TLS handshake, which has its own),
     and again from the first byte after each response, until a request reaches the handlers
@@ -361,7 +389,7 @@ class _Guarded(asyncio.Protocol):
     Idle keep-alive connections (no byte at all) are aiohttp's ``keepalive_timeout``'s business.
     """
 
-    __slots__ = ("inner", "guard", "transport", "timer", "busy")
+    __slots__ = ("inner", "guard", "transport", "timer", "busy", "known", "waiting", "turn")
 
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self.inner = inner
@@ -369,6 +397,9 @@ class _Guarded(asyncio.Protocol):
         self.transport: _Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False
+        self.known = True  # its client presented a certificate we trust (set by connection_made)
+        self.waiting: list[bytes] | None = None  # what a stranger sent while it waits for its turn
+        self.turn = False  # a stranger's turn: until its request is answered, what it sends is read
 
     def _arm(self) -> None:
         if self.timer is None and not self.busy:
@@ -389,17 +420,45 @@ class _Guarded(asyncio.Protocol):
         # aiohttp (so every request's ``transport``) sees the wrapper; ``guard.connections`` is keyed by it.
         self.transport = _Transport(transport)  # type: ignore[arg-type]
         self.guard.connections[self.transport] = self
+        self.known = self.guard.knows(transport)
         self.inner.connection_made(self.transport)  # type: ignore[arg-type]
         self._arm()
+        if not self.known:  # not even its first bytes are read (decrypted) before its turn
+            self._line_up([])
 
     def data_received(self, data: bytes) -> None:
         self._arm()
-        self.inner.data_received(data)
+        if self.waiting is not None:
+            self.waiting.append(data)
+        elif self.known or self.busy or self.turn or data.startswith(PROBE_STARTS):
+            self.inner.data_received(data)
+        else:  # a stranger's next request: parsed and served in its turn
+            self._line_up([data])
+
+    def _line_up(self, data: list[bytes]) -> None:
+        self.waiting = data
+        assert self.transport is not None
+        self.transport.wait_turn()
+        self.guard.line_up(self)
+
+    def take_turn(self) -> bool:
+        """Hand what this stranger sent to aiohttp, or let it send (called by the guard in its
+        turn); False when the connection is gone."""
+        waiting, self.waiting = self.waiting, None
+        if waiting is None or self.transport is None:
+            return False
+        self.turn = True
+        if waiting:
+            self.inner.data_received(b"".join(waiting))
+        self.transport.end_wait()
+        return True
 
     def eof_received(self) -> bool | None:
+        self.take_turn()  # what came before the end goes first
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.waiting = None
         self._disarm()
         if self.transport is not None:
             self.guard.connections.pop(self.transport, None)
@@ -413,15 +472,52 @@ class _Guarded(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """Header deadlines for every connection of a site (see :class:`_Guarded`)."""
+    """Header deadlines for every connection of a site (see :class:`_Guarded`), and strangers after
+    known clients.
 
-    def __init__(self, timeout: float) -> None:
+    With ``trusts`` (which client certificates a request could be authenticated with), a
+    connection whose client presented no such certificate is a stranger: each of its requests
+    waits, its bytes not read, in a line that starts :data:`STRANGERS_PER_TURN` of them per turn of
+    the event loop. Anyone who can reach the port can open strangers' connections by the hundred;
+    each costs about a millisecond of CPU for its 401, and served as they come (many arrive in one
+    turn of the loop) they hold up every request of the aggregator's kept-alive connections for tens
+    of milliseconds. In line, a flood costs the others a stranger's request per turn. Health probes
+    (kubelet presents no certificate) skip the line; bearer-token clients and webhook calls without
+    a certificate wait in it, which costs nothing while there is no flood.
+    """
+
+    def __init__(self, timeout: float, trusts: Callable[[bytes], bool] | None = None) -> None:
         self.timeout = timeout
+        self.trusts = trusts
         self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
         self.holds_bodies = False  # see admission_gate
+        self.line: deque[_Guarded] = deque()
+        self._turns: asyncio.Handle | None = None
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory(), self)
+
+    def knows(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether the client of ``transport`` presented a certificate we trust (everyone is known
+        without ``trusts``)."""
+        if self.trusts is None:
+            return True
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return der is not None and self.trusts(der)
+
+    def line_up(self, stranger: _Guarded) -> None:
+        self.line.append(stranger)
+        if self._turns is None:
+            self._turns = asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """Start the next strangers' requests, then come back in the next turn of the loop (a
+        callback scheduled by a callback runs after the loop has polled for I/O again)."""
+        started = 0
+        while self.line and started < STRANGERS_PER_TURN:
+            started += self.line.popleft().take_turn()
+        self._turns = asyncio.get_running_loop().call_soon(self._next_turn) if self.line else None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -440,7 +536,7 @@ class ConnectionGuard:
         try:
             return await handler(request)
         finally:
-            guarded.busy = False
+            guarded.busy = guarded.turn = False
             if transport is not None:
                 transport.unread_body = request.body_exists and not request.content.is_eof()
                 if not transport.unread_body:
@@ -462,9 +558,16 @@ class ConnectionGuard:
 
 
 class _PacedListener:
-    """A TLS listening socket that accepts at most :data:`HANDSHAKES_PER_TURN` connections per turn
-    of the event loop; the rest wait in the kernel's accept queue (``backlog``). Each accepted
-    connection does its handshake as a TLS server's would (``loop.connect_accepted_socket``)."""
+    """A TLS listening socket that starts at most :data:`HANDSHAKES_PER_TURN` handshakes per turn of
+    the event loop.
+
+    It accepts every connection at once, but hands it to the event loop's TLS (``loop.
+    connect_accepted_socket``) only once its client's first bytes (the ClientHello) are in, and
+    then in turn: the first flight of a handshake (a key exchange and a signature) is most of its
+    CPU, and a burst of connections, accepted a few at a time or not, sends its ClientHellos
+    together, so that one turn of the loop would answer tens of them (measured: 20-40 ms) while every
+    request waits. A client that never sends its ClientHello holds no place in the line, and is
+    closed when its handshake time is up; the time in line counts in it."""
 
     def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol], context: Any,
                  handshake_timeout: float) -> None:
@@ -473,11 +576,15 @@ class _PacedListener:
         self._context = context
         self._handshake_timeout = handshake_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Accepted, handshake not started: when each is given up (its handshake time is up).
+        self._deadlines: dict[socket.socket, asyncio.TimerHandle] = {}
+        self._line: deque[socket.socket] = deque()  # their ClientHello is in
+        self._turns: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock, self._accept_some)
+        self._loop.add_reader(sock, self._accept_all)
 
-    def _accept_some(self) -> None:
-        for _ in range(HANDSHAKES_PER_TURN):
+    def _accept_all(self) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -485,17 +592,42 @@ class _PacedListener:
             except OSError as error:  # out of file descriptors, ...: try again in a second
                 log.warning("cannot accept connections; retrying in 1 s", extra={"reason": str(error)})
                 self._loop.remove_reader(self.sock)
-                self._loop.call_later(ACCEPT_RETRY_DELAY, self._loop.add_reader, self.sock, self._accept_some)
+                self._loop.call_later(ACCEPT_RETRY_DELAY, self._loop.add_reader, self.sock, self._accept_all)
                 return
             conn.setblocking(False)
-            task = self._loop.create_task(self._handshake(conn))
+            self._deadlines[conn] = self._loop.call_later(self._handshake_timeout, self._give_up, conn)
+            self._loop.add_reader(conn, self._heard, conn)
+
+    def _heard(self, conn: socket.socket) -> None:
+        self._loop.remove_reader(conn)
+        self._line.append(conn)
+        if self._turns is None:
+            self._turns = self._loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """Start the next handshakes, then come back in the next turn of the loop."""
+        for _ in range(min(HANDSHAKES_PER_TURN, len(self._line))):
+            conn = self._line.popleft()
+            deadline = self._deadlines.pop(conn)
+            deadline.cancel()
+            task = self._loop.create_task(self._handshake(conn, deadline.when() - self._loop.time()))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._turns = self._loop.call_soon(self._next_turn) if self._line else None
 
-    async def _handshake(self, conn: socket.socket) -> None:
+    def _give_up(self, conn: socket.socket) -> None:
+        log.debug("closing a connection that did not start its TLS handshake in time")
+        del self._deadlines[conn]
+        if conn in self._line:
+            self._line.remove(conn)
+        else:
+            self._loop.remove_reader(conn)
+        conn.close()
+
+    async def _handshake(self, conn: socket.socket, timeout: float) -> None:
         try:
             await self._loop.connect_accepted_socket(
-                self._factory, conn, ssl=self._context, ssl_handshake_timeout=self._handshake_timeout,
+                self._factory, conn, ssl=self._context, ssl_handshake_timeout=max(timeout, MIN_HANDSHAKE_TIME),
                 ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT)
         except (OSError, ssl.SSLError) as error:  # the handshake failed or timed out; the socket is closed
             log.debug("TLS handshake failed", extra={"reason": str(error) or type(error).__name__})
@@ -503,6 +635,15 @@ class _PacedListener:
     async def close(self) -> None:
         self._loop.remove_reader(self.sock)
         self.sock.close()
+        if self._turns is not None:
+            self._turns.cancel()
+        for conn, deadline in list(self._deadlines.items()):
+            deadline.cancel()
+            if conn not in self._line:
+                self._loop.remove_reader(conn)
+            conn.close()
+        self._deadlines.clear()
+        self._line.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
