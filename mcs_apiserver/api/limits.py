@@ -98,6 +98,10 @@ HANDSHAKES_PER_TURN = 2
 #: How many connections are accepted per turn of the event loop at most (a bound, not a pace:
 #: accepting costs little, the handshakes are paced).
 ACCEPTS_PER_TURN = 64
+#: Beyond how many waiting handshakes the newest starts first ("adaptive LIFO"): a burst of
+#: connections that arrived together waits as long either way, but a client that comes after it
+#: (a probe, the aggregator opening a connection) is not made to wait for all of it.
+LIFO_AFTER = 8
 #: The least time a handshake is given once started, whatever it waited in line before.
 MIN_HANDSHAKE_TIME = 1.0
 #: The kernel's receive buffer of each TLS connection (``SO_RCVBUF``; Linux doubles it). uvloop
@@ -423,17 +427,27 @@ class _Guarded(asyncio.Protocol):
         self.known = self.guard.knows(transport)
         self.inner.connection_made(self.transport)  # type: ignore[arg-type]
         self._arm()
-        if not self.known:  # not even its first bytes are read (decrypted) before its turn
-            self._line_up([])
 
     def data_received(self, data: bytes) -> None:
         self._arm()
         if self.waiting is not None:
             self.waiting.append(data)
-        elif self.known or self.busy or self.turn or data.startswith(PROBE_STARTS):
+        elif self.known or self.busy or data.startswith(PROBE_STARTS):
             self.inner.data_received(data)
+        elif self.turn:
+            self._hand_over(data)
         else:  # a stranger's next request: parsed and served in its turn
             self._line_up([data])
+
+    def _hand_over(self, data: bytes) -> None:
+        """A stranger's request in its turn: once its headers are in, nothing more is read (so
+        decrypted) until the request reaches the handlers (:meth:`ConnectionGuard.middleware`)."""
+        assert self.transport is not None
+        self.inner.data_received(data)
+        if b"\r\n\r\n" in data:
+            self.transport.wait_turn()
+        else:
+            self.transport.end_wait()
 
     def _line_up(self, data: list[bytes]) -> None:
         self.waiting = data
@@ -448,9 +462,7 @@ class _Guarded(asyncio.Protocol):
         if waiting is None or self.transport is None:
             return False
         self.turn = True
-        if waiting:
-            self.inner.data_received(b"".join(waiting))
-        self.transport.end_wait()
+        self._hand_over(b"".join(waiting))
         return True
 
     def eof_received(self) -> bool | None:
@@ -531,8 +543,10 @@ class ConnectionGuard:
         transport = guarded.transport
         guarded.busy = True
         guarded._disarm()
-        if transport is not None and self.holds_bodies and request.body_exists:
-            transport.hold_body()
+        if transport is not None:
+            if self.holds_bodies and request.body_exists:
+                transport.hold_body()
+            transport.end_wait()  # a stranger's request is in: its connection is read as any other
         try:
             return await handler(request)
         finally:
@@ -607,7 +621,7 @@ class _PacedListener:
     def _next_turn(self) -> None:
         """Start the next handshakes, then come back in the next turn of the loop."""
         for _ in range(min(HANDSHAKES_PER_TURN, len(self._line))):
-            conn = self._line.popleft()
+            conn = self._line.pop() if len(self._line) > LIFO_AFTER else self._line.popleft()
             deadline = self._deadlines.pop(conn)
             deadline.cancel()
             task = self._loop.create_task(self._handshake(conn, deadline.when() - self._loop.time()))
