@@ -24,13 +24,19 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   from the connection), then each request's headers (counted from the handshake or from the
   request's first byte), or it is closed. aiohttp has no such timeout, so :class:`GuardedSite`
   wraps each connection's protocol.
-* TLS handshakes are paced: at most :data:`HANDSHAKES_PER_TURN` connections are accepted per turn of
-  the event loop, the others wait in the kernel's accept queue. A handshake costs about half a
-  millisecond of CPU; a burst of a few hundred new connections (anyone who can reach the port can
-  send one) would otherwise be accepted and handshaken in one turn, and every request on an open
-  connection would wait for all of them. Pacing accepts, rather than capping handshakes in flight,
-  means that a client that stalls its handshake holds no slot. Each TLS connection's kernel receive
-  buffer is :data:`RECEIVE_BUFFER`, which bounds what a client that keeps sending costs us.
+* TLS handshakes are paced: a connection is accepted at once, but its handshake starts only once
+  its ClientHello is in, and at most :data:`HANDSHAKES_PER_TURN` start per turn of the event loop;
+  beyond :data:`LIFO_AFTER` waiting, the newest first (:class:`_PacedListener`). A handshake's first
+  flight costs about half a millisecond of CPU, and a burst of a few hundred new connections
+  (anyone who can reach the port can send one) sends its ClientHellos together: answered in one
+  turn, every request on an open connection would wait for all of them. A client that stalls its
+  handshake holds no place. Each TLS connection's kernel receive buffer is :data:`RECEIVE_BUFFER`,
+  which bounds what a client that keeps sending costs us.
+* strangers after known clients: a connection whose client presented no certificate the server
+  trusts (``ConnectionGuard(trusts=...)``) has each request wait, its bytes not read, in a line
+  that starts :data:`STRANGERS_PER_TURN` of them per turn of the event loop; once its headers are
+  in, nothing more is read until it reaches the handlers (:class:`ConnectionGuard`). A flood of
+  strangers then costs the aggregator's requests a stranger's request per turn, not tens of them.
 
 Health probes are never limited (kubelet must always get through), and idle keep-alive connections
 are closed after :data:`IDLE_CONNECTION_TIMEOUT`, longer than Go clients' 90 s idle timeout so that
@@ -64,6 +70,7 @@ __all__ = [
     "ConnectionGuard",
     "GuardedSite",
     "HANDSHAKES_PER_TURN",
+    "LIFO_AFTER",
     "RECEIVE_BUFFER",
     "STRANGERS_PER_TURN",
     "Limiter",
