@@ -101,7 +101,7 @@ SSL_SHUTDOWN_TIMEOUT = 2.0
 UNREAD_BODY_LINGER = 0.5
 TRIM_INTERVAL = 10.0
 #: How many TLS handshakes start per turn of the event loop (see :class:`_PacedListener`).
-HANDSHAKES_PER_TURN = 2
+HANDSHAKES_PER_TURN = 1
 #: How many connections are accepted per turn of the event loop at most (a bound, not a pace:
 #: accepting costs little, the handshakes are paced).
 ACCEPTS_PER_TURN = 64

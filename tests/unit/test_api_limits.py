@@ -592,7 +592,7 @@ async def test_beyond_a_few_waiting_handshakes_the_newest_start_first() -> None:
         for conn, _ in pairs:  # their ClientHellos are in, oldest first
             listener._deadlines[conn] = loop.call_later(GUARD, listener._give_up, conn)
             listener._heard(conn)
-        for _ in range(len(pairs)):
+        for _ in range(2 * len(pairs)):  # enough turns, however many start per turn
             await asyncio.sleep(0)
         order = [[c.fileno() for c, _ in pairs].index(fd) for fd in started]
         newest_first = len(pairs) - LIFO_AFTER  # started while more than LIFO_AFTER waited
