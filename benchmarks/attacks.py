@@ -56,26 +56,29 @@ NOTES_SLOW_BODIES = """
 Strangers get 401 as soon as their headers are in (`local up` requires kube-apiserver's webhook client
 certificate), so their bodies are never buffered. What they cost is CPU: a TLS handshake each (about
 0.5 ms with OpenSSL 3.0: ECDSA P-256 serving keys, no TLS 1.3 session tickets, which were 40% of it),
-plus decrypting what they sent before their 401, 1.5-2 ms in all per stranger (0.21-0.33 s of CPU
-for the 150, measured from /proc). The instance accepts 4 connections per turn of its loop, so that
-a burst never holds the loop for long. Since the last run:
-- a request's body is read only once the request is authenticated (a stranger's bytes wait in
-  the kernel), and a connection refused with its body unread stops reading at once and is reset
-  0.5 s later, as Go's net/http does; before, uvloop's graceful TLS close read and decrypted
-  whatever the client still sent for up to 2 s (a client that ignores the 401 could push its whole
-  3 MiB);
-- each TLS connection's kernel receive buffer is 16 KiB instead of 64: less decrypted for nothing
-  before a 401, and the RSS peak of a stranger flood 1.13-1.18x idle instead of 1.22-1.62x
-  (interleaved A/B, 3 floods each);
-- what is alive once the instance is ready is frozen out of the garbage collector's full
-  collections (`gc.freeze`): measured during a flood before, one took 250 ms, every request waiting.
-The GETs are still slowed past the target, and more than kube-apiserver's: a lag monitor in the
-instance showed its loop waiting for a CPU (stalls of 26-60 ms of which 4-17 ms its own CPU), the
-attacking client's Python handshakes taking the other core; kube-apiserver's goroutines use both
-cores and a Go handshake costs a fraction of OpenSSL 3.0's. The figures vary a lot with the
-machine's load. A holder of the certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight,
-answered 408 after the 10 s body timeout) and 429 for the rest; those 140 are no longer read after
-their 429. It all comes back (RSS after within 2% of idle)."""
+plus decrypting what they sent before their 401, about 1-1.5 ms in all per stranger (0.15-0.2 s of
+CPU for the 150 before the changes below, 0.18-0.23 s after, with more turns of the loop;
+measured from /proc, interleaved). A trace of the
+instance's loop during a flood showed where the GETs waited: not for the strangers' requests one by
+one, but for turns of the loop that answered tens of ClientHellos at once (20-40 ms of CPU in one
+turn), since a burst of connections sends its ClientHellos together however slowly it is accepted
+(4 accepts per turn or 1 made no difference). Since the last run:
+- a connection's handshake starts only once its ClientHello is in, one per turn of the loop, the
+  newest first when more than 8 wait (a client that comes after the burst, such as the GETs on new
+  connections here, is not made to wait for all of it); a client that sends no ClientHello holds no
+  place;
+- a connection without a certificate the instance trusts is a stranger: each of its requests waits,
+  not read, in a line that starts one per turn of the loop, and once its headers are in nothing more
+  is read until it reaches the handlers; known clients (the aggregator's front-proxy certificate,
+  kube-apiserver's webhook certificate) never wait in it; health probes skip it.
+Interleaved A/B on one ClusterSet (4 rounds of 150 strangers each, median of each round's p99 over
+idle): before, 14x on new connections and 27.5x kept-alive; with both changes and two handshakes a
+turn, 4.4x and 4.9x (kube-apiserver in the same rounds: 6.0x and 6.2x); one handshake a turn rather
+than two, 2.6x and 4.0x against 4.6x and 7.5x. The rest is waiting for a CPU: the attacking client's
+Python handshakes, the probe and the instance share 2 cores (a trace showed a slow GET's 52 ms in the
+instance to be 13 ms of its CPU). A holder of the certificate gets 10 bodies of 3 MiB accepted
+(32 MiB in flight, answered 408 after the 10 s body timeout) and 429 for the rest; those 140 are no
+longer read after their 429. It all comes back (RSS after within 2% of idle)."""
 NOTES_WATCHES = """
 Over TLS, most of a watch's cost is its connection, and it is OpenSSL's and uvloop's: the server's
 SSL object with its session and the client's certificate (about 22 KiB of heap with OpenSSL 3.0,
