@@ -56,26 +56,31 @@ NOTES_SLOW_BODIES = """
 Strangers get 401 as soon as their headers are in (`local up` requires kube-apiserver's webhook client
 certificate), so their bodies are never buffered. What they cost is CPU: a TLS handshake each (about
 0.5 ms with OpenSSL 3.0: ECDSA P-256 serving keys, no TLS 1.3 session tickets, which were 40% of it),
-plus decrypting what they sent before their 401, 1.5-2 ms in all per stranger (0.21-0.33 s of CPU
-for the 150, measured from /proc). The instance accepts 4 connections per turn of its loop, so that
-a burst never holds the loop for long. Since the last run:
-- a request's body is read only once the request is authenticated (a stranger's bytes wait in
-  the kernel), and a connection refused with its body unread stops reading at once and is reset
-  0.5 s later, as Go's net/http does; before, uvloop's graceful TLS close read and decrypted
-  whatever the client still sent for up to 2 s (a client that ignores the 401 could push its whole
-  3 MiB);
-- each TLS connection's kernel receive buffer is 16 KiB instead of 64: less decrypted for nothing
-  before a 401, and the RSS peak of a stranger flood 1.13-1.18x idle instead of 1.22-1.62x
-  (interleaved A/B, 3 floods each);
-- what is alive once the instance is ready is frozen out of the garbage collector's full
-  collections (`gc.freeze`): measured during a flood before, one took 250 ms, every request waiting.
-The GETs are still slowed past the target, and more than kube-apiserver's: a lag monitor in the
-instance showed its loop waiting for a CPU (stalls of 26-60 ms of which 4-17 ms its own CPU), the
-attacking client's Python handshakes taking the other core; kube-apiserver's goroutines use both
-cores and a Go handshake costs a fraction of OpenSSL 3.0's. The figures vary a lot with the
-machine's load. A holder of the certificate gets 10 bodies of 3 MiB accepted (32 MiB in flight,
-answered 408 after the 10 s body timeout) and 429 for the rest; those 140 are no longer read after
-their 429. It all comes back (RSS after within 2% of idle)."""
+plus decrypting what they sent before their 401, about 1-1.5 ms in all per stranger (0.15-0.2 s of
+CPU for the 150 before the changes below, 0.18-0.23 s after, with more turns of the loop;
+measured from /proc, interleaved). A trace of the
+instance's loop during a flood showed where the GETs waited: not for the strangers' requests one by
+one, but for turns of the loop that answered tens of ClientHellos at once (20-40 ms of CPU in one
+turn), since a burst of connections sends its ClientHellos together however slowly it is accepted
+(4 accepts per turn or 1 made no difference). Since the last run:
+- a connection's handshake starts only once its ClientHello is in, one per turn of the loop, the
+  newest first when more than 8 wait (a client that comes after the burst, such as the GETs on new
+  connections here, is not made to wait for all of it); a client that sends no ClientHello holds no
+  place;
+- a connection without a certificate the instance trusts is a stranger: each of its requests waits,
+  not read, in a line that starts one per turn of the loop, and once its headers are in nothing more
+  is read until it reaches the handlers; known clients (the aggregator's front-proxy certificate,
+  kube-apiserver's webhook certificate) never wait in it; health probes skip it.
+Interleaved A/B on one ClusterSet (4 rounds of 150 strangers each, median of each round's p99 over
+idle): before, 14x on new connections and 27.5x kept-alive; with both changes and two handshakes a
+turn, 4.4x and 4.9x (kube-apiserver in the same rounds: 6.0x and 6.2x); one handshake a turn rather
+than two, 2.6x and 4.0x against 4.6x and 7.5x. The rest is waiting for a CPU: the attacking client's
+Python handshakes, the probe and the instance share 2 cores (a trace showed a slow GET's 52 ms in the
+instance to be 13 ms of its CPU). A holder of the certificate gets 10 bodies of 3 MiB accepted
+(32 MiB in flight, answered 408 after the 10 s body timeout) and 429 for the rest; those 140 are no
+longer read after their 429. It all comes back (RSS after within 2% of idle). What earlier runs
+brought stays: bodies read only once authenticated, refused ones reset as Go's net/http does, 16 KiB
+receive buffers, `gc.freeze` once ready (README, "Limits")."""
 NOTES_WATCHES = """
 Watches reach the instance through kube-apiserver's aggregator, which talks HTTP/2 to it: every watch is
 a stream of one TLS connection (the "through kube-apiserver" row, 1 connection for 1,000 watches), and
@@ -91,12 +96,14 @@ the instance gives free pages back every 10 s (`malloc_trim`); what stays is reu
 watches (a second round of 1,000 grew RSS by 0.9 MiB)."""
 #: The reading of the side-by-side table of the last run (written after it).
 NOTES_SIDE_BY_SIDE = """
-Same flood, same client processes, same 2 CPUs. In this run kube-apiserver's GET p99 rose 5.5-7.3x
-(kept-alive 2.9-10.6x), ours 7.1-11x (kept-alive 20-26x); the last run before these changes: 28-33x
-and 28-73x. The RSS peak of a stranger flood fell from 1.49-1.62x idle to 1.15-1.16x, and the
-holders' kept-alive GET from 5.6-7.9x to 3.4-4.7x. The floods last under a second, so "during" rests
-on 5-10 GETs: one slow GET moves a ratio by 10x. Ours stays past the 3x target, with new
-connections now where kube-apiserver's are, and kept-alive GETs still well behind its."""
+Same flood, same client processes, same 2 CPUs (load average 2-3 from other work during this run).
+In this run ours rose 2.6-8.2x on new connections and 3.1-5.4x kept-alive, kube-apiserver's 3.2-4.3x
+and 3.7-13.2x; the last run before the handshake and strangers' lines: ours 7.1-11x and 20-26x. Only
+the second flood meets the 3x target on both (2.6x, 3.1x); the first, whose flood lasted twice as
+long (17 GETs), did not. The floods last under a second, so "during" rests on 7-27 GETs: one slow
+GET moves a ratio by several x, and the interleaved A/B figures below are the steadier comparison.
+The holders' GETs (their connections are known clients, so neither line applies) moved within their
+usual noise (new connections 2.1-5.9x, kept-alive 1.3-12x, idle p99 up to 17 ms in this run)."""
 BEGIN = "<!-- benchmarks.attacks: begin -->"
 END = "<!-- benchmarks.attacks: end -->"
 

@@ -419,7 +419,7 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
     if limits.http2_max_streams_per_connection:
         http2 = http2_factory(Http2Settings(max_streams=limits.http2_max_streams_per_connection,
                                             header_timeout=limits.request_header_timeout))
-    guard = ConnectionGuard(limits.request_header_timeout, http2=http2)
+    guard = ConnectionGuard(limits.request_header_timeout, http2=http2, trusts=auth.trusts)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
                     user_of=lambda request: request[USER].name if USER in request else "",

@@ -24,13 +24,19 @@ Every limit answers the way kube-apiserver does, so that clients back off as the
   from the connection), then each request's headers (counted from the handshake or from the
   request's first byte), or it is closed. aiohttp has no such timeout, so :class:`GuardedSite`
   wraps each connection's protocol.
-* TLS handshakes are paced: at most :data:`HANDSHAKES_PER_TURN` connections are accepted per turn of
-  the event loop, the others wait in the kernel's accept queue. A handshake costs about half a
-  millisecond of CPU; a burst of a few hundred new connections (anyone who can reach the port can
-  send one) would otherwise be accepted and handshaken in one turn, and every request on an open
-  connection would wait for all of them. Pacing accepts, rather than capping handshakes in flight,
-  means that a client that stalls its handshake holds no slot. Each TLS connection's kernel receive
-  buffer is :data:`RECEIVE_BUFFER`, which bounds what a client that keeps sending costs us.
+* TLS handshakes are paced: a connection is accepted at once, but its handshake starts only once
+  its ClientHello is in, and at most :data:`HANDSHAKES_PER_TURN` start per turn of the event loop;
+  beyond :data:`LIFO_AFTER` waiting, the newest first (:class:`_PacedListener`). A handshake's first
+  flight costs about half a millisecond of CPU, and a burst of a few hundred new connections
+  (anyone who can reach the port can send one) sends its ClientHellos together: answered in one
+  turn, every request on an open connection would wait for all of them. A client that stalls its
+  handshake holds no place. Each TLS connection's kernel receive buffer is :data:`RECEIVE_BUFFER`,
+  which bounds what a client that keeps sending costs us.
+* strangers after known clients: a connection whose client presented no certificate the server
+  trusts (``ConnectionGuard(trusts=...)``) has each request wait, its bytes not read, in a line
+  that starts :data:`STRANGERS_PER_TURN` of them per turn of the event loop; once its headers are
+  in, nothing more is read until it reaches the handlers (:class:`ConnectionGuard`). A flood of
+  strangers then costs the aggregator's requests a stranger's request per turn, not tens of them.
 
 A connection whose client chose HTTP/2 by ALPN (kube-apiserver's do) is served by api/http2.py: its
 streams are requests with the same middlewares, so the same limits, and its own deadlines and flow
@@ -47,7 +53,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +74,9 @@ __all__ = [
     "ConnectionGuard",
     "GuardedSite",
     "HANDSHAKES_PER_TURN",
+    "LIFO_AFTER",
     "RECEIVE_BUFFER",
+    "STRANGERS_PER_TURN",
     "Limiter",
     "Limits",
     "return_free_memory",
@@ -96,9 +104,17 @@ SSL_SHUTDOWN_TIMEOUT = 2.0
 #: 500 ms, its ``rstAvoidanceDelay``, for the same reason).
 UNREAD_BODY_LINGER = 0.5
 TRIM_INTERVAL = 10.0
-#: How many TLS connections are accepted, so how many handshakes start, per turn of the event loop
-#: (see the module docstring).
-HANDSHAKES_PER_TURN = 4
+#: How many TLS handshakes start per turn of the event loop (see :class:`_PacedListener`).
+HANDSHAKES_PER_TURN = 1
+#: How many connections are accepted per turn of the event loop at most (a bound, not a pace:
+#: accepting costs little, the handshakes are paced).
+ACCEPTS_PER_TURN = 64
+#: Beyond how many waiting handshakes the newest starts first ("adaptive LIFO"): a burst of
+#: connections that arrived together waits as long either way, but a client that comes after it
+#: (a probe, the aggregator opening a connection) is not made to wait for all of it.
+LIFO_AFTER = 8
+#: The least time a handshake is given once started, whatever it waited in line before.
+MIN_HANDSHAKE_TIME = 1.0
 #: The kernel's receive buffer of each TLS connection (``SO_RCVBUF``; Linux doubles it). uvloop
 #: reads as much as the kernel holds, up to 256 KiB, into a buffer of its own per connection, and
 #: copies it into OpenSSL's: a client that sends faster than it is read (a body we refuse and stop
@@ -107,6 +123,13 @@ HANDSHAKES_PER_TURN = 4
 #: flood of 150 strangers peaked at 1.13-1.18x idle RSS instead of 1.22-1.62x, with less CPU. The
 #: window it allows still carries a 3 MiB AdmissionReview in about 150 round trips (0.15 s at 1 ms).
 RECEIVE_BUFFER = 16 * 1024
+#: How many requests of strangers (connections without a client certificate this server trusts)
+#: start per turn of the event loop; the others wait, not read, in arrival order (see
+#: :class:`ConnectionGuard`).
+STRANGERS_PER_TURN = 1
+#: How a health probe's request begins: probes never wait behind strangers (kubelet's have no
+#: certificate).
+PROBE_STARTS = tuple(f"GET {path}".encode() for path in HEALTH_PATHS)
 #: After an error accepting connections (no file descriptor left), as asyncio's own servers wait.
 ACCEPT_RETRY_DELAY = 1.0
 #: asyncio gives every TLS connection a 256 KiB read buffer (``SSLProtocol.max_size``), allocated
@@ -301,7 +324,7 @@ class _Transport:
     reset before it read what it received may report the reset rather than the answer (asyncio's
     streams do; Go waits 500 ms for the same reason)."""
 
-    __slots__ = ("real", "unread_body", "discarding", "holding", "app_paused")
+    __slots__ = ("real", "unread_body", "discarding", "holding", "app_paused", "waiting")
 
     def __init__(self, real: asyncio.Transport) -> None:
         self.real = real
@@ -309,6 +332,7 @@ class _Transport:
         self.discarding = False
         self.holding = False  # a request's body waits for its authentication
         self.app_paused = False  # aiohttp paused reading (its buffer is full)
+        self.waiting = False  # a stranger's request waits for its turn (ConnectionGuard)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -319,7 +343,7 @@ class _Transport:
 
     def resume_reading(self) -> None:
         self.app_paused = False
-        if not self.holding and not self.discarding:
+        if not self.holding and not self.discarding and not self.waiting:
             self.real.resume_reading()
 
     def _read_limit(self, high: int | None) -> None:
@@ -334,6 +358,13 @@ class _Transport:
         self.real.pause_reading()
         self._read_limit(0)
 
+    def _resume(self) -> None:
+        """Read again, unless something else still says not to."""
+        if not self.holding and not self.discarding and not self.waiting:
+            self._read_limit(None)
+            if not self.app_paused:
+                self.real.resume_reading()
+
     def hold_body(self) -> None:
         if not self.holding:
             self.holding = True
@@ -342,10 +373,17 @@ class _Transport:
     def release_body(self) -> None:
         if self.holding:
             self.holding = False
-            if not self.discarding:
-                self._read_limit(None)
-                if not self.app_paused:
-                    self.real.resume_reading()
+            self._resume()
+
+    def wait_turn(self) -> None:
+        if not self.waiting:
+            self.waiting = True
+            self._stop_reading()
+
+    def end_wait(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            self._resume()
 
     def close(self) -> None:
         if not self.unread_body:
@@ -359,7 +397,8 @@ class _Transport:
 
 
 class _Guarded(asyncio.Protocol):
-    """One connection's protocol (aiohttp's), with a deadline for the request headers.
+    """One connection's protocol (aiohttp's), with a deadline for the request headers, and a place in
+    the strangers' line (:class:`ConnectionGuard`) when its client has no certificate we trust.
 
     The deadline runs from the connection's start (the end of its TLS handshake, which has its own),
     and again from the first byte after each response, until a request reaches the handlers
@@ -367,7 +406,7 @@ class _Guarded(asyncio.Protocol):
     Idle keep-alive connections (no byte at all) are aiohttp's ``keepalive_timeout``'s business.
     """
 
-    __slots__ = ("server", "inner", "guard", "transport", "timer", "busy", "http2")
+    __slots__ = ("server", "inner", "guard", "transport", "timer", "busy", "http2", "known", "waiting", "turn")
 
     def __init__(self, server: Callable[[], asyncio.Protocol], guard: ConnectionGuard) -> None:
         self.server = server
@@ -377,6 +416,9 @@ class _Guarded(asyncio.Protocol):
         self.transport: _Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.busy = False
+        self.known = True  # its client presented a certificate we trust (set by connection_made)
+        self.waiting: list[bytes] | None = None  # what a stranger sent while it waits for its turn
+        self.turn = False  # a stranger's turn: until its request is answered, what it sends is read
 
     def _arm(self) -> None:
         if self.timer is None and not self.busy:
@@ -397,6 +439,7 @@ class _Guarded(asyncio.Protocol):
         # aiohttp (so every request's ``transport``) sees the wrapper; ``guard.connections`` is keyed by it.
         self.transport = _Transport(transport)  # type: ignore[arg-type]
         self.guard.connections[self.transport] = self
+        self.known = self.guard.knows(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if self.guard.http2 is not None and ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             # Its streams are requests of their own, with their own deadlines (api/http2.py).
@@ -409,14 +452,61 @@ class _Guarded(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if not self.http2:
-            self._arm()
+        if self.http2:  # a stranger's frames wait for their turn as its requests would
+            if self.waiting is not None:
+                self.waiting.append(data)
+            elif self.known:
+                self.inner.data_received(data)
+            else:
+                self._line_up([data])
+            return
+        self._arm()
+        if self.waiting is not None:
+            self.waiting.append(data)
+        elif self.known or self.busy or data.startswith(PROBE_STARTS):
+            self.inner.data_received(data)
+        elif self.turn:
+            self._hand_over(data)
+        else:  # a stranger's next request: parsed and served in its turn
+            self._line_up([data])
+
+    def _hand_over(self, data: bytes) -> None:
+        """A stranger's request in its turn: once its headers are in, nothing more is read (so
+        decrypted) until the request reaches the handlers (:meth:`ConnectionGuard.middleware`).
+        Over HTTP/2, what came is handed over and reading resumes: what comes next lines up again."""
+        assert self.transport is not None
+        if self.http2:
+            self.transport.end_wait()
+            self.inner.data_received(data)
+            return
         self.inner.data_received(data)
+        if b"\r\n\r\n" in data:
+            self.transport.wait_turn()
+        else:
+            self.transport.end_wait()
+
+    def _line_up(self, data: list[bytes]) -> None:
+        self.waiting = data
+        assert self.transport is not None
+        self.transport.wait_turn()
+        self.guard.line_up(self)
+
+    def take_turn(self) -> bool:
+        """Hand what this stranger sent to aiohttp, or let it send (called by the guard in its
+        turn); False when the connection is gone."""
+        waiting, self.waiting = self.waiting, None
+        if waiting is None or self.transport is None:
+            return False
+        self.turn = True
+        self._hand_over(b"".join(waiting))
+        return True
 
     def eof_received(self) -> bool | None:
+        self.take_turn()  # what came before the end goes first
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.waiting = None
         self._disarm()
         if self.transport is not None:
             self.guard.connections.pop(self.transport, None)
@@ -430,14 +520,31 @@ class _Guarded(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """Header deadlines for every connection of a site (see :class:`_Guarded`). ``http2`` makes the
-    protocol of a connection whose client chose h2 by ALPN, from the site's aiohttp server."""
+    """Header deadlines for every connection of a site (see :class:`_Guarded`), and strangers after
+    known clients. ``http2`` makes the protocol of a connection whose client chose h2 by ALPN, from the
+    site's aiohttp server.
 
-    def __init__(self, timeout: float, http2: Callable[[Any], Any] | None = None) -> None:
+    With ``trusts`` (which client certificates a request could be authenticated with), a
+    connection whose client presented no such certificate is a stranger: each of its requests
+    waits, its bytes not read, in a line that starts :data:`STRANGERS_PER_TURN` of them per turn of
+    the event loop (over HTTP/2, each read of its frames waits so). Anyone who can reach the port can
+    open strangers' connections by the hundred;
+    each costs about a millisecond of CPU for its 401, and served as they come (many arrive in one
+    turn of the loop) they hold up every request of the aggregator's kept-alive connections for tens
+    of milliseconds. In line, a flood costs the others a stranger's request per turn. Health probes
+    (kubelet presents no certificate) skip the line; bearer-token clients and webhook calls without
+    a certificate wait in it, which costs nothing while there is no flood.
+    """
+
+    def __init__(self, timeout: float, http2: Callable[[Any], Any] | None = None,
+                 trusts: Callable[[bytes], bool] | None = None) -> None:
         self.timeout = timeout
         self.http2 = http2
+        self.trusts = trusts
         self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
         self.holds_bodies = False  # see admission_gate
+        self.line: deque[_Guarded] = deque()
+        self._turns: asyncio.Handle | None = None
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory, self)
@@ -445,6 +552,28 @@ class ConnectionGuard:
     async def shutdown_http2(self) -> None:
         """GOAWAY to every HTTP/2 connection (aiohttp's server shuts down only its own protocols)."""
         await asyncio.gather(*(g.inner.shutdown() for g in list(self.connections.values()) if g.http2))
+
+    def knows(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether the client of ``transport`` presented a certificate we trust (everyone is known
+        without ``trusts``)."""
+        if self.trusts is None:
+            return True
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return der is not None and self.trusts(der)
+
+    def line_up(self, stranger: _Guarded) -> None:
+        self.line.append(stranger)
+        if self._turns is None:
+            self._turns = asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """Start the next strangers' requests, then come back in the next turn of the loop (a
+        callback scheduled by a callback runs after the loop has polled for I/O again)."""
+        started = 0
+        while self.line and started < STRANGERS_PER_TURN:
+            started += self.line.popleft().take_turn()
+        self._turns = asyncio.get_running_loop().call_soon(self._next_turn) if self.line else None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -458,12 +587,14 @@ class ConnectionGuard:
         transport = guarded.transport
         guarded.busy = True
         guarded._disarm()
-        if transport is not None and self.holds_bodies and request.body_exists:
-            transport.hold_body()
+        if transport is not None:
+            if self.holds_bodies and request.body_exists:
+                transport.hold_body()
+            transport.end_wait()  # a stranger's request is in: its connection is read as any other
         try:
             return await handler(request)
         finally:
-            guarded.busy = False
+            guarded.busy = guarded.turn = False
             if transport is not None:
                 transport.unread_body = request.body_exists and not request.content.is_eof()
                 if not transport.unread_body:
@@ -485,9 +616,16 @@ class ConnectionGuard:
 
 
 class _PacedListener:
-    """A TLS listening socket that accepts at most :data:`HANDSHAKES_PER_TURN` connections per turn
-    of the event loop; the rest wait in the kernel's accept queue (``backlog``). Each accepted
-    connection does its handshake as a TLS server's would (``loop.connect_accepted_socket``)."""
+    """A TLS listening socket that starts at most :data:`HANDSHAKES_PER_TURN` handshakes per turn of
+    the event loop.
+
+    It accepts every connection at once, but hands it to the event loop's TLS (``loop.
+    connect_accepted_socket``) only once its client's first bytes (the ClientHello) are in, and
+    then in turn: the first flight of a handshake (a key exchange and a signature) is most of its
+    CPU, and a burst of connections, accepted a few at a time or not, sends its ClientHellos
+    together, so that one turn of the loop would answer tens of them (measured: 20-40 ms) while every
+    request waits. A client that never sends its ClientHello holds no place in the line, and is
+    closed when its handshake time is up; the time in line counts in it."""
 
     def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol], context: Any,
                  handshake_timeout: float) -> None:
@@ -496,11 +634,15 @@ class _PacedListener:
         self._context = context
         self._handshake_timeout = handshake_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Accepted, handshake not started: when each is given up (its handshake time is up).
+        self._deadlines: dict[socket.socket, asyncio.TimerHandle] = {}
+        self._line: deque[socket.socket] = deque()  # their ClientHello is in
+        self._turns: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock, self._accept_some)
+        self._loop.add_reader(sock, self._accept_all)
 
-    def _accept_some(self) -> None:
-        for _ in range(HANDSHAKES_PER_TURN):
+    def _accept_all(self) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -508,17 +650,42 @@ class _PacedListener:
             except OSError as error:  # out of file descriptors, ...: try again in a second
                 log.warning("cannot accept connections; retrying in 1 s", extra={"reason": str(error)})
                 self._loop.remove_reader(self.sock)
-                self._loop.call_later(ACCEPT_RETRY_DELAY, self._loop.add_reader, self.sock, self._accept_some)
+                self._loop.call_later(ACCEPT_RETRY_DELAY, self._loop.add_reader, self.sock, self._accept_all)
                 return
             conn.setblocking(False)
-            task = self._loop.create_task(self._handshake(conn))
+            self._deadlines[conn] = self._loop.call_later(self._handshake_timeout, self._give_up, conn)
+            self._loop.add_reader(conn, self._heard, conn)
+
+    def _heard(self, conn: socket.socket) -> None:
+        self._loop.remove_reader(conn)
+        self._line.append(conn)
+        if self._turns is None:
+            self._turns = self._loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """Start the next handshakes, then come back in the next turn of the loop."""
+        for _ in range(min(HANDSHAKES_PER_TURN, len(self._line))):
+            conn = self._line.pop() if len(self._line) > LIFO_AFTER else self._line.popleft()
+            deadline = self._deadlines.pop(conn)
+            deadline.cancel()
+            task = self._loop.create_task(self._handshake(conn, deadline.when() - self._loop.time()))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._turns = self._loop.call_soon(self._next_turn) if self._line else None
 
-    async def _handshake(self, conn: socket.socket) -> None:
+    def _give_up(self, conn: socket.socket) -> None:
+        log.debug("closing a connection that did not start its TLS handshake in time")
+        del self._deadlines[conn]
+        if conn in self._line:
+            self._line.remove(conn)
+        else:
+            self._loop.remove_reader(conn)
+        conn.close()
+
+    async def _handshake(self, conn: socket.socket, timeout: float) -> None:
         try:
             await self._loop.connect_accepted_socket(
-                self._factory, conn, ssl=self._context, ssl_handshake_timeout=self._handshake_timeout,
+                self._factory, conn, ssl=self._context, ssl_handshake_timeout=max(timeout, MIN_HANDSHAKE_TIME),
                 ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT)
         except (OSError, ssl.SSLError) as error:  # the handshake failed or timed out; the socket is closed
             log.debug("TLS handshake failed", extra={"reason": str(error) or type(error).__name__})
@@ -526,6 +693,15 @@ class _PacedListener:
     async def close(self) -> None:
         self._loop.remove_reader(self.sock)
         self.sock.close()
+        if self._turns is not None:
+            self._turns.cancel()
+        for conn, deadline in list(self._deadlines.items()):
+            deadline.cancel()
+            if conn not in self._line:
+                self._loop.remove_reader(conn)
+            conn.close()
+        self._deadlines.clear()
+        self._line.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

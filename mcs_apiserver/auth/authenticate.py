@@ -341,6 +341,12 @@ class Authenticator:
                 self._last_review_error = str(error)
             return None
 
+    def trusts(self, der: bytes) -> bool:
+        """Whether a request could be authenticated with this client certificate alone (the
+        connection guard serves such clients before strangers)."""
+        peer = self._verify(der, self._config())
+        return peer is not None and peer.valid_at(time.time())
+
     def _verify(self, der: bytes, config: AuthenticationConfig) -> VerifiedPeer | None:
         if config is not self._peers_config:
             self._peers.clear()

@@ -47,7 +47,14 @@ class Auth:
         self.authorizer = Authorizer(client, settings=settings)
         self.middleware = auth_middleware(self.authenticator, self.authorizer, webhook_callers=webhook_callers,
                                           loaded=lambda: self.watcher.loaded)
+        self._webhook_callers = webhook_callers
         self._tasks: list[asyncio.Task[None]] = []
+
+    def trusts(self, der: bytes) -> bool:
+        """Whether a client certificate is one we trust: the front-proxy's, a client CA's, or a
+        webhook caller's (see ``api.limits.ConnectionGuard``: their connections go first)."""
+        return self.authenticator.trusts(der) or (
+            self._webhook_callers is not None and self._webhook_callers.allows(der))
 
     def loaded(self) -> tuple[bool, str]:
         """Readiness: until the ConfigMap is read, no front-proxy request can be authenticated."""

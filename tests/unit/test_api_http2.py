@@ -88,8 +88,10 @@ class Handlers:
 
 
 @asynccontextmanager
-async def serve(context: ssl.SSLContext, handlers: Handlers, **settings: Any) -> AsyncIterator[tuple[int, ConnectionGuard]]:
-    guard = ConnectionGuard(settings.get("header_timeout", 10.0), http2=http2_factory(Http2Settings(**settings)))
+async def serve(context: ssl.SSLContext, handlers: Handlers, trusts: Any = None,
+                **settings: Any) -> AsyncIterator[tuple[int, ConnectionGuard]]:
+    guard = ConnectionGuard(settings.get("header_timeout", 10.0), http2=http2_factory(Http2Settings(**settings)),
+                            trusts=trusts)
     app = web.Application(middlewares=[guard.middleware, guard.admission_gate()], client_max_size=8 * 1024 * 1024)
     app.router.add_get("/hello", handlers.hello)
     app.router.add_post("/echo", handlers.echo)
@@ -474,3 +476,17 @@ async def test_a_client_that_resets_streams_as_fast_as_it_opens_them_is_told_to_
         await client.until(lambda: client.closed)
         assert client.goaway is not None
         assert bytes(client.goaway_code) == ErrorCodes.ENHANCE_YOUR_CALM.to_bytes(4, "big")
+
+
+async def test_a_strangers_frames_wait_for_their_turn_and_its_requests_are_served(tls) -> None:
+    server, ca = tls
+    handlers = Handlers()
+    async with serve(server, handlers, trusts=lambda der: False) as (port, guard):
+        client = await Client.connect(port, ca)  # no client certificate: a stranger
+        streams = [client.send("GET", f"/hello?n={n}") for n in range(5)]
+        answers = [await client.answer(stream) for stream in streams]
+        assert [a.json()["query"] for a in answers] == [f"n={n}" for n in range(5)]
+        (guarded,) = guard.connections.values()
+        assert guarded.http2 and not guarded.known
+        assert guarded.waiting is None and not guarded.transport.waiting  # read again after its turn
+        client.close()

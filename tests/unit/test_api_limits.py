@@ -15,7 +15,8 @@ import uvloop
 from aiohttp import ClientSession, web
 
 from mcs_apiserver.api.app import build_app
-from mcs_apiserver.api.limits import RECEIVE_BUFFER, ConnectionGuard, GuardedSite, Limiter, Limits, runner_options
+from mcs_apiserver.api.limits import (HANDSHAKES_PER_TURN, LIFO_AFTER, RECEIVE_BUFFER, ConnectionGuard, GuardedSite,
+                                      Limiter, Limits, _PacedListener, runner_options)
 from mcs_apiserver.api.app import request_info_middleware
 from mcs_apiserver.api.resources import PREFIX, Served
 from mcs_apiserver.api.store import Store, Versioner
@@ -324,7 +325,7 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLConte
     return server, client
 
 
-async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[int]:
+async def serve_tls(context: ssl.SSLContext, timeout: float, trusts: Any = None) -> AsyncIterator[int]:
     async def hello(request: web.Request) -> web.Response:
         sock = request.transport.get_extra_info("socket")
         return web.json_response({"tls": request.transport.get_extra_info("ssl_object") is not None,
@@ -344,7 +345,7 @@ async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[in
     async def read_all(request: web.Request) -> web.Response:
         return web.json_response({"size": len(await request.read())})
 
-    guard = ConnectionGuard(timeout)
+    guard = ConnectionGuard(timeout, trusts=trusts)
     app = web.Application(middlewares=[guard.middleware, slow_authentication, guard.admission_gate()],
                           client_max_size=8 * 1024 * 1024)
     app.router.add_get("/", hello)
@@ -361,8 +362,8 @@ async def serve_tls(context: ssl.SSLContext, timeout: float) -> AsyncIterator[in
         await runner.cleanup()
 
 
-async def _burst_is_served(server: ssl.SSLContext, client: ssl.SSLContext) -> list[Any]:
-    async for port in serve_tls(server, GUARD):
+async def _burst_is_served(server: ssl.SSLContext, client: ssl.SSLContext, trusts: Any = None) -> list[Any]:
+    async for port in serve_tls(server, GUARD, trusts):
         async with ClientSession() as session:
             async def get() -> Any:
                 async with session.get(f"https://127.0.0.1:{port}/", ssl=client) as response:
@@ -492,3 +493,114 @@ def test_a_body_is_not_read_before_its_request_is_authenticated(tls_contexts) ->
     received = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["received"]
     assert received < 64 * 1024 < sent  # the client kept sending all along
     assert admitted.startswith(b"HTTP/1.1 200 ") and admitted.endswith(b'{"size": 3145728}')
+
+
+def test_a_burst_of_strangers_is_served_in_full_while_they_wait_in_line(tls_contexts) -> None:
+    """Connections without a trusted certificate take turns, one request a turn: all are answered."""
+    server, client = tls_contexts
+    answers = uvloop.run(_burst_is_served(server, client, trusts=lambda der: True))  # none presents one
+    assert answers == [(200, {"tls": True, "receive_buffer": 2 * RECEIVE_BUFFER})] * 60
+
+
+class _Recorder(asyncio.Protocol):
+    """aiohttp's place: notes what reaches it, in order."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def data_received(self, data: bytes) -> None:
+        self.log.append(self.name)
+
+
+class _TLSTransport:
+    """What the guard asks of the event loop's TLS transport: the client's certificate, reading."""
+
+    def __init__(self, der: bytes | None) -> None:
+        self.der = der
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self
+        return default
+
+    def getpeercert(self, binary_form: bool = False) -> bytes | None:
+        return self.der
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def set_read_buffer_limits(self, high: int | None = None) -> None:
+        pass
+
+
+def _connections(log: list[str], *clients: tuple[str, bytes | None]) -> list[tuple[Any, _TLSTransport]]:
+    guard = ConnectionGuard(GUARD, trusts=lambda der: der == b"front-proxy")
+    connections = []
+    for name, der in clients:
+        protocol, transport = guard.wrap(lambda name=name: _Recorder(name, log))(), _TLSTransport(der)
+        protocol.connection_made(transport)
+        connections.append((protocol, transport))
+    return connections
+
+
+async def test_a_known_clients_request_is_served_before_the_strangers_waiting_in_line() -> None:
+    log: list[str] = []
+    *strangers, known = _connections(log, ("stranger-1", None), ("stranger-2", None), ("self-signed", b"forged"),
+                                     ("aggregator", b"front-proxy"))
+    for protocol, _ in strangers:
+        protocol.data_received(b"POST /webhooks/admit HTTP/1.1\r\nContent-Length: 3145728\r\n\r\n")
+    known[0].data_received(b"GET /apis HTTP/1.1\r\n\r\n")
+    assert log == ["aggregator"]
+    assert [transport.reading for _, transport in strangers] == [False] * 3  # the rest of their bytes wait
+    for turns in range(1, 4):
+        await asyncio.sleep(0)  # a turn of the loop
+        assert log == ["aggregator", "stranger-1", "stranger-2", "self-signed"][:turns + 1]
+    # its headers are in: nothing more is read until the request reaches the handlers
+    assert [transport.reading for _, transport in strangers] == [False] * 3
+
+
+async def test_a_health_probe_without_a_certificate_skips_the_strangers_line() -> None:
+    log: list[str] = []
+    stranger, probe = _connections(log, ("stranger", None), ("kubelet", None))
+    stranger[0].data_received(b"GET /apis HTTP/1.1\r\n\r\n")
+    probe[0].data_received(b"GET /readyz HTTP/1.1\r\n\r\n")
+    assert log == ["kubelet"]
+    await asyncio.sleep(0)
+    assert log == ["kubelet", "stranger"]
+
+
+async def test_beyond_a_few_waiting_handshakes_the_newest_start_first() -> None:
+    """A client that comes after a burst (a probe, the aggregator) does not wait for all of it."""
+    loop = asyncio.get_running_loop()
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    listening.setblocking(False)
+    listener = _PacedListener(listening, asyncio.Protocol, None, GUARD)
+    started: list[int] = []
+
+    async def handshake(conn: socket.socket, timeout: float) -> None:
+        started.append(conn.fileno())
+
+    listener._handshake = handshake  # type: ignore[method-assign]
+    pairs = [socket.socketpair() for _ in range(LIFO_AFTER + 4)]
+    try:
+        for conn, _ in pairs:  # their ClientHellos are in, oldest first
+            listener._deadlines[conn] = loop.call_later(GUARD, listener._give_up, conn)
+            listener._heard(conn)
+        for _ in range(2 * len(pairs)):  # enough turns, however many start per turn
+            await asyncio.sleep(0)
+        order = [[c.fileno() for c, _ in pairs].index(fd) for fd in started]
+        newest_first = len(pairs) - LIFO_AFTER  # started while more than LIFO_AFTER waited
+        assert order[:newest_first] == list(range(len(pairs) - 1, LIFO_AFTER - 1, -1))
+        assert order[newest_first:] == list(range(LIFO_AFTER))  # then in arrival order again
+        assert HANDSHAKES_PER_TURN < len(pairs)  # so the order above took turns
+    finally:
+        await listener.close()
+        for conn, other in pairs:
+            conn.close()
+            other.close()

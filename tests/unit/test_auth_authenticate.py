@@ -407,3 +407,10 @@ async def test_a_new_configuration_applies_to_a_certificate_already_seen(config,
     current[0] = AuthenticationConfig(client_ca=config.client_ca, username_headers=config.username_headers)
     assert await authenticator.authenticate(proxy, request) is None
 
+
+
+def test_the_authenticator_trusts_the_certificates_a_request_could_be_authenticated_with(config, proxy, alice):
+    """What the connection guard asks: whose connections go before strangers'."""
+    authenticator = Authenticator(lambda: config)
+    assert authenticator.trusts(proxy) and authenticator.trusts(alice)
+    assert not authenticator.trusts(der(pki.issue_client_cert(pki.new_ca("other-ca"), common_name="alice")))
