@@ -429,6 +429,10 @@ class Http2Connection(asyncio.Protocol):
         for name, value in fields:
             if name.startswith(b":"):
                 pseudo[name] = value
+            elif name == b"expect":
+                # aiohttp answers "Expect: 100-continue" by writing an HTTP/1.1 interim response into the
+                # body; over HTTP/2 the client sends its body anyway (RFC 9113, 8.1), so it is not needed.
+                continue
             else:
                 # A watch keeps its request, headers included, as long as it lasts: the names and the
                 # short values (user, groups, Accept, User-Agent) are one copy for every stream.

@@ -490,3 +490,14 @@ async def test_a_strangers_frames_wait_for_their_turn_and_its_requests_are_serve
         assert guarded.http2 and not guarded.known
         assert guarded.waiting is None and not guarded.transport.waiting  # read again after its turn
         client.close()
+
+
+async def test_a_body_sent_with_expect_100_continue_is_answered_with_no_interim_bytes_in_the_response(tls) -> None:
+    server, ca = tls
+    async with serve(server, Handlers()) as (port, _):
+        client = await Client.connect(port, ca)
+        answer = await client.answer(client.send("POST", "/echo", b"x" * 1000 + b"end",
+                                                 headers=[("expect", "100-continue")]))
+        assert answer.headers[":status"] == "200"
+        assert answer.json() == {"size": 1003, "tail": "xxxxxend"}  # JSON from the first byte
+        client.close()
