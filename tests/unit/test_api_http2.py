@@ -18,9 +18,11 @@ import h2.settings
 import orjson
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from h2.errors import ErrorCodes
 
-from mcs_apiserver.api.http2 import ALPN_PROTOCOLS, Http2Settings, http2_factory
+from mcs_apiserver.api.http2 import ALPN_PROTOCOLS, Http2Connection, Http2Settings, http2_factory
 from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, runner_options
 
 
@@ -501,3 +503,61 @@ async def test_a_body_sent_with_expect_100_continue_is_answered_with_no_interim_
         assert answer.headers[":status"] == "200"
         assert answer.json() == {"size": 1003, "tail": "xxxxxend"}  # JSON from the first byte
         client.close()
+
+
+class _FakeTransport(asyncio.Transport):
+    """Collects what the connection writes; closing is noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # and empty SETTINGS
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(st.binary(max_size=64), max_size=8), frames=st.lists(
+    st.tuples(st.integers(0, 12), st.integers(0, 255), st.integers(0, 7), st.binary(max_size=40)), max_size=6))
+async def test_no_bytes_after_the_preface_make_the_connection_raise(garbage: list[bytes], frames: Any) -> None:
+    """Random frames (any type, flags, stream, payload) and random bytes: h2 refuses what is wrong
+    with GOAWAY and we close; nothing escapes data_received."""
+    from aiohttp.web_server import Server
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    connection = Http2Connection(Server(handler), Http2Settings())
+    transport = _FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(PREFACE)
+    raw = b"".join(len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+                   for kind, flags, stream, payload in frames)
+    for chunk in [raw, *garbage]:
+        if transport.closed:
+            break
+        connection.data_received(chunk)
+    await asyncio.sleep(0)
+    for task in [s.task for s in connection.streams.values() if s.task is not None]:
+        task.cancel()
+    connection.connection_lost(None)
+    assert transport.written.startswith(b"\x00\x00")  # our SETTINGS went first, whatever came after
