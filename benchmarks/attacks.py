@@ -98,14 +98,19 @@ watches (a second round of 1,000 grew RSS by 0.9 MiB)."""
 NOTES_SIDE_BY_SIDE = """
 Same flood, same client processes, same 2 CPUs. In this run ours rose 3.4-4.3x on new connections and
 4.0-4.8x kept-alive, kube-apiserver's 3.5-4.6x and 6.8-9.4x: ours at or below upstream's, neither within
-the 3x target. The run before (the handshake and strangers' lines, on its own): ours 2.6-8.2x and
-3.1-5.4x; the last run before those lines: 7.1-11x and 20-26x. The floods last under a second, so
-"during" rests on 8-13 GETs: one slow GET moves a ratio by several x, and the interleaved A/B figures
-below are the steadier comparison. The holders' GETs (their connections are known clients, so
-neither line applies) rose 3.2-6.6x on new connections and 6.1-9.4x kept-alive, against 1.8-2.1x and
-3.4-4.7x two runs ago and 2.1-5.9x and 1.3-12x in the run before this one: their p99 is the 4th-5th
-slowest of 360-450 GETs, so these are real stalls of 12-50 ms, not measured apart from noise here
-(the holders' 150 handshakes, each with a client certificate, now start one per turn)."""
+the 3x target. The floods last under a second, so "during" rests on 8-13 GETs: one slow GET moves a
+ratio by several x. Steadier, interleaved on one ClusterSet (instances of member-1 side by side, 4
+rounds each of 150 connections holding 2 s, median of the rounds' p99 over idle):
+
+| attack | this code: new / kept-alive | last session's code (b612cd7) | kube-apiserver |
+|---|---|---|---|
+| strangers | 2.8x / 3.3x | 20.6x / 22.9x | 4.1x / 5.2x |
+| holders of the webhook certificate | 6.8-7.5x / 9.5-9.6x (two A/Bs) | 8.9x / 35.5x | n/a |
+
+and with 4 handshakes a turn instead of 1, holders 13.8x / 20.8x. The holders' figures in the table
+above (3.2-6.6x, 6.1-9.4x) are no worse than last session's code on the same machine today; the
+1.8-2.1x and 3.4-4.7x of its own run were a quieter moment. What remains is waiting for a CPU: the
+attacking client's Python handshakes, the probe and the instance share 2 cores."""
 BEGIN = "<!-- benchmarks.attacks: begin -->"
 END = "<!-- benchmarks.attacks: end -->"
 
