@@ -17,7 +17,7 @@ import re
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -278,8 +278,7 @@ def _cipher_suites(text: str) -> tuple[str, ...]:
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
-        tls=TLSOptions(min_version=args.tls_min_version, cipher_suites=args.tls_cipher_suites,
-                       alpn_protocols=ALPN_PROTOCOLS if args.http2_max_streams_per_connection else ()),
+        tls=TLSOptions(min_version=args.tls_min_version, cipher_suites=args.tls_cipher_suites),
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         secure_port=args.secure_port,
@@ -375,8 +374,15 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
                                     settings=settings.members)
     metrics.add_members(members)
 
+    limits = options.limits
+    http2 = None
+    if limits.http2_max_streams_per_connection:
+        http2 = http2_factory(Http2Settings(max_streams=limits.http2_max_streams_per_connection,
+                                            header_timeout=limits.request_header_timeout))
+    # h2 is offered by ALPN exactly when a connection that chooses it can be served so.
+    tls_options = replace(options.tls, alpn_protocols=ALPN_PROTOCOLS if http2 is not None else ())
     auth = Auth(local_client, options.tls_cert_file, options.tls_private_key_file,
-                webhook_callers=_webhook_callers(options), tls_options=options.tls,
+                webhook_callers=_webhook_callers(options), tls_options=tls_options,
                 settings=settings.auth or AuthSettings())
     # reportingInstance: the host name, which is the Pod's name in a Deployment.
     events = EventRecorder(local_client, socket.gethostname(), settings.events)
@@ -414,11 +420,6 @@ async def serve(options: ServeOptions, *, ready: asyncio.Event | None = None,
         HealthCheck("authentication-config", auth.loaded),
         HealthCheck("shutdown", lambda: (not shutting_down, "shutting down")),
     ]
-    limits = options.limits
-    http2 = None
-    if limits.http2_max_streams_per_connection:
-        http2 = http2_factory(Http2Settings(max_streams=limits.http2_max_streams_per_connection,
-                                            header_timeout=limits.request_header_timeout))
     guard = ConnectionGuard(limits.request_header_timeout, http2=http2, trusts=auth.trusts)
     app = build_app(Served({"serviceimports": imports, "clustersets": clustersets}), checks=checks,
                     metrics=metrics, middlewares=[auth.middleware], limiter=Limiter(options.limits), guard=guard,
