@@ -234,7 +234,7 @@ class Watcher:
         """The pending events, and whether the watch was closed after them."""
         pending, self.pending = self.pending, []
         if None in pending:
-            return [e for e in pending[: pending.index(None)] if e is not None], True
+            return pending[: pending.index(None)], True  # type: ignore[return-value]  # no None before it
         return pending, False  # type: ignore[return-value]
 
 
