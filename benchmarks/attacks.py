@@ -155,6 +155,14 @@ class Target:
                    'apiserver_longrunning_requests{component="apiserver",group="",resource="configmaps",'
                    'scope="namespace",subresource="",verb="WATCH"')
 
+    def through(self, kube: Target) -> Target:
+        """This instance's views as users reach them: through ``kube``, whose aggregator proxies them here
+        (kube-apiserver's transport chooses h2 when the instance offers it: one connection, a stream per
+        watch). Its pid and watch gauge are still the instance's."""
+        return Target(self.name + " through kube-apiserver", kube.port, self.pid, kube.pki, kube.ca,
+                      kube.server_hostname, kube.identity, kube.headers, kube.get_path,
+                      f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=900", self.watch_gauge)
+
     def context(self, identity: str | None, alpn: list[str] | None = None) -> ssl.SSLContext:
         """TLS to the target as ``identity`` (a client certificate of the local PKI), or none;
         offering ``alpn`` (default: HTTP/1.1 only, which is what every client here speaks)."""
@@ -425,24 +433,33 @@ async def measure_attack(target: Target, who: str, identity: str | None, connect
                         Summary.of(idle_kept), Summary.of(during_kept or [float("nan")]))
 
 
-async def measure_watches(target: Target, count: int) -> WatchResult:
+async def measure_watches(target: Target, count: int, measured: Target | None = None) -> WatchResult:
+    """``count`` idle watches opened to ``target``, each on a connection of its own; then every client
+    goes at once. ``measured`` is the server whose gauge, RSS and connections count (default: the
+    target itself; our instance, when the target is kube-apiserver proxying to it)."""
+    measured = measured or target
+    proxied = measured is not target
     await settle()
-    base = await registered_watchers(target)
-    before = target.rss()
+    base = await registered_watchers(measured)
+    before = measured.rss()
     context = target.context(target.identity)
     writers = []
     for start in range(0, count, 50):
         writers += await asyncio.gather(*(open_watch(target, context) for _ in range(min(50, count - start))))
+    while proxied and await registered_watchers(measured) < base + count:
+        await asyncio.sleep(0.05)
     await settle()
-    opened = target.rss()
+    opened = measured.rss()
+    connections = established(measured.port) if proxied else None
     dropped = time.perf_counter()
     for writer in writers:
         writer.transport.abort()  # the clients vanish: no more reads, no goodbye
-    while await registered_watchers(target) > base:
+    while await registered_watchers(measured) > base:
         await asyncio.sleep(0.05)
     gone = time.perf_counter() - dropped
     await settle(TRIM_INTERVAL + 2)  # the instance gives free pages back every TRIM_INTERVAL
-    return WatchResult(target.name, await negotiated(target), count, before, opened, target.rss(), gone)
+    return WatchResult(target.name, await negotiated(measured), count, before, opened, measured.rss(), gone,
+                       connections)
 
 
 def established(port: int) -> int:
@@ -456,36 +473,6 @@ def established(port: int) -> int:
                 if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     count += 1
     return count
-
-
-async def measure_aggregated_watches(ours: Target, kube: Target, count: int) -> WatchResult:
-    """Watches of the views as users open them: each on its own connection to member-1's kube-apiserver
-    (the admin certificate, HTTP/1.1), which proxies them to the instance as its aggregator does. What
-    the instance's RSS grows by, and how many connections it holds for them (kube-apiserver's transport
-    chooses h2 when the instance offers it: one connection, a stream per watch)."""
-    through = Target(ours.name + " through kube-apiserver", kube.port, ours.pid, kube.pki, kube.ca,
-                     kube.server_hostname, kube.identity, kube.headers, kube.get_path,
-                     f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=900", ours.watch_gauge)
-    await settle()
-    base = await registered_watchers(ours)
-    before = ours.rss()
-    context = through.context(through.identity)
-    writers = []
-    for start in range(0, count, 50):
-        writers += await asyncio.gather(*(open_watch(through, context) for _ in range(min(50, count - start))))
-    while await registered_watchers(ours) < base + count:
-        await asyncio.sleep(0.05)
-    await settle()
-    opened = ours.rss()
-    connections = established(ours.port)
-    dropped = time.perf_counter()
-    for writer in writers:
-        writer.transport.abort()
-    while await registered_watchers(ours) > base:
-        await asyncio.sleep(0.05)
-    gone = time.perf_counter() - dropped
-    await settle(TRIM_INTERVAL + 2)
-    return WatchResult(through.name, await negotiated(ours), count, before, opened, ours.rss(), gone, connections)
 
 
 async def negotiated(target: Target) -> str:
@@ -700,7 +687,7 @@ async def run(state_dir: Path, connections: int, watches: int, hold: float) -> R
     # Through kube-apiserver first: after the direct watches, the instance's heap would have room for them
     # freed by those, and the growth would say nothing.
     progress(f"watches: {watches} to {ours.name} through kube-apiserver")
-    aggregated = await measure_aggregated_watches(ours, kube, watches)
+    aggregated = await measure_watches(ours.through(kube), watches, measured=ours)
     for target in (ours, kube):
         progress(f"watches: {watches} to {target.name}")
         results.watches.append(await measure_watches(target, watches))

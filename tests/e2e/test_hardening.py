@@ -210,10 +210,8 @@ def test_a_watch_dropped_through_kube_apiserver_is_unregistered_at_once(clusters
 
 
 def test_watches_proxied_by_kube_apiserver_are_streams_of_one_http2_connection(clusterset):
-    ours, kube = target(clusterset), Target.kube(clusterset.state_dir)
-    through = Target("through kube-apiserver", kube.port, ours.pid, kube.pki, kube.ca, kube.server_hostname,
-                     kube.identity, "", kube.get_path, f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=60",
-                     ours.watch_gauge)
+    ours = target(clusterset)
+    through = ours.through(Target.kube(clusterset.state_dir))
 
     async def scenario() -> tuple[str, float, float, int]:
         base = await registered_watchers(ours)
