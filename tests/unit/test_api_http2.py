@@ -27,18 +27,11 @@ from mcs_apiserver.api.limits import ConnectionGuard, GuardedSite, runner_option
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+def tls(localhost_tls: tuple[ssl.SSLContext, str]) -> tuple[ssl.SSLContext, str]:
     """A server context offering h2 and HTTP/1.1, and the CA a client trusts."""
-    from certs import pki
-
-    tmp = tmp_path_factory.mktemp("h2")
-    ca = pki.new_ca("http2-test-ca")
-    pki.write_cert_key(pki.issue_serving_cert(ca, common_name="localhost", dns_names=["localhost"], ip_addresses=[]),
-                       tmp / "tls.crt", tmp / "tls.key")
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp / "tls.crt", tmp / "tls.key")
+    server, ca = localhost_tls
     server.set_alpn_protocols(list(ALPN_PROTOCOLS))
-    return server, ca.cert_pem().decode()
+    return server, ca
 
 
 def client_context(ca: str, alpn: list[str]) -> ssl.SSLContext:

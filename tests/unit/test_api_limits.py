@@ -310,17 +310,10 @@ def test_a_limit_flag_that_makes_no_sense_is_refused_with_a_clear_message(flag: 
 
 
 @pytest.fixture(scope="module")
-def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def tls_contexts(localhost_tls: tuple[ssl.SSLContext, str]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context (certificate of a fresh CA) and a client context trusting that CA."""
-    from certs import pki
-
-    tmp = tmp_path_factory.mktemp("tls")
-    ca = pki.new_ca("limits-test-ca")
-    pki.write_cert_key(pki.issue_serving_cert(ca, common_name="localhost", dns_names=["localhost"], ip_addresses=[]),
-                       tmp / "tls.crt", tmp / "tls.key")
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp / "tls.crt", tmp / "tls.key")
-    client = ssl.create_default_context(cadata=ca.cert_pem().decode())
+    server, ca = localhost_tls
+    client = ssl.create_default_context(cadata=ca)
     client.check_hostname = False
     return server, client
 
