@@ -507,9 +507,7 @@ class Http2Connection(asyncio.Protocol):
                 self.reset(stream, ErrorCodes.INTERNAL_ERROR)
             elif not stream.body_done:
                 self.reset(stream, ErrorCodes.NO_ERROR)  # the answer is complete: stop sending the body
-        if stream.unacked:  # received, never read: the connection's window needs it back
-            self.h2.acknowledge_received_data(stream.unacked, stream.id)
-            stream.unacked = 0
+        stream.acknowledge()  # received, never read: the connection's window needs it back
         self.flush_soon()
         if not self.streams:
             _ = self.h2.open_inbound_streams  # h2 forgets its closed streams when it counts the open ones
