@@ -452,15 +452,8 @@ class _Guarded(asyncio.Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self.http2:  # a stranger's frames wait for their turn as its requests would
-            if self.waiting is not None:
-                self.waiting.append(data)
-            elif self.known:
-                self.inner.data_received(data)
-            else:
-                self._line_up([data])
-            return
-        self._arm()
+        if not self.http2:  # HTTP/2 has deadlines of its own; a stranger's frames line up as requests do
+            self._arm()
         if self.waiting is not None:
             self.waiting.append(data)
         elif self.known or self.busy or data.startswith(PROBE_STARTS):
@@ -475,7 +468,8 @@ class _Guarded(asyncio.Protocol):
         decrypted) until the request reaches the handlers (:meth:`ConnectionGuard.middleware`).
         Over HTTP/2, what came is handed over and reading resumes: what comes next lines up again."""
         assert self.transport is not None
-        if self.http2:
+        if self.http2:  # no request ends in sight of this layer: the turn is this read's alone
+            self.turn = False
             self.transport.end_wait()
             self.inner.data_received(data)
             return
