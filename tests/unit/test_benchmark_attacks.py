@@ -8,11 +8,11 @@ from benchmarks.attacks import AttackResult, Results, WatchResult, render, side_
 from benchmarks.stats import Summary
 
 
-def attack(who: str, target: str, idle: float, during: float) -> AttackResult:
+def attack(who: str, target: str, idle: float, during: float, rounds: int = 1) -> AttackResult:
     def summary(p99: float) -> Summary:
         return Summary(count=10, p50=p99 / 2, p99=p99, total=p99 * 10)
     return AttackResult(who, target, 150, 100 << 20, 150 << 20, 101 << 20, Counter({"401": 150}),
-                        summary(idle), summary(during), summary(idle), summary(during * 2))
+                        summary(idle), summary(during), summary(idle), summary(during * 2), rounds)
 
 
 def test_each_attack_row_puts_kube_apiservers_ratio_next_to_ours() -> None:
@@ -44,3 +44,11 @@ def test_the_section_has_both_targets_rows_and_the_side_by_side_table() -> None:
     assert "| stranger | kube-apiserver | 150 |" in text and "| stranger | mcs-apiserver | 150 |" in text
     assert "| stranger | 20.0x, 10 GETs | 10.0x, 10 GETs |" in text
     assert "**11.0 KiB per watch over plain TCP**" in text
+
+
+def test_a_row_that_pools_several_floods_says_how_many() -> None:
+    results = Results(attacks=[attack("stranger", "mcs-apiserver", 0.010, 0.200, rounds=4),
+                               attack("holder", "mcs-apiserver", 0.010, 0.020)])
+    text = render(results, "python3 -m benchmarks.attacks")
+    assert "| stranger | mcs-apiserver | 4 x 150 |" in text
+    assert "| holder | mcs-apiserver | 150 |" in text
