@@ -734,6 +734,20 @@ async def _run_in_own_clusterset(connections: int, watches: int, hold: float, ro
         return await run(own.bench.state_dir, connections, watches, hold, rounds)
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command as BENCHMARKS.md shows it: a path of this run's own (under /tmp, as ``--state-dir``'s
+    and ``--output``'s usually are) is shown as what it stands for, not dropped from its flag."""
+    shown = []
+    for arg in argv:
+        flag, equals, value = arg.partition("=")
+        if arg.startswith("/tmp"):
+            arg = "DIR" if shown and shown[-1] == "--state-dir" else "FILE"
+        elif equals and value.startswith("/tmp"):
+            arg = f"{flag}={'DIR' if flag == '--state-dir' else 'FILE'}"
+        shown.append(arg)
+    return " ".join(["python3 -m benchmarks.attacks", *shown])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.attacks", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, help="a running local ClusterSet (default: bring one up)")
@@ -744,8 +758,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="floods of strangers per measurement, their GETs pooled (a flood lasts under a second)")
     parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
     args = parser.parse_args(argv)
-    command = "python3 -m benchmarks.attacks " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])
-                                                           if not a.startswith("/tmp"))
+    command = shown_command(argv if argv is not None else sys.argv[1:])
     if args.state_dir is not None:
         results = asyncio.run(run(args.state_dir.resolve(), args.connections, args.watches, args.hold, args.rounds))
     else:

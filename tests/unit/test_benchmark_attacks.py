@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from benchmarks.attacks import AttackResult, Results, WatchResult, render, side_by_side, watch_rows
+from benchmarks.attacks import AttackResult, Results, WatchResult, render, shown_command, side_by_side, watch_rows
 from benchmarks.stats import Summary
 
 
@@ -52,3 +52,10 @@ def test_a_row_that_pools_several_floods_says_how_many() -> None:
     text = render(results, "python3 -m benchmarks.attacks")
     assert "| stranger | mcs-apiserver | 4 x 150 |" in text
     assert "| holder | mcs-apiserver | 150 |" in text
+
+
+def test_the_shown_command_keeps_each_flag_and_names_what_a_temporary_path_stood_for() -> None:
+    assert shown_command(["--state-dir", "/tmp/cs1", "--output", "/tmp/out.md", "--rounds", "2"]) == (
+        "python3 -m benchmarks.attacks --state-dir DIR --output FILE --rounds 2")
+    assert shown_command(["--state-dir=/tmp/cs1"]) == "python3 -m benchmarks.attacks --state-dir=DIR"
+    assert shown_command([]) == "python3 -m benchmarks.attacks"
