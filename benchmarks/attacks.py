@@ -429,6 +429,7 @@ async def measure_attack(target: Target, who: str, identity: str | None, connect
     idle_kept: list[float] = []
     during_kept: list[float] = []
     peak = 0
+    context = target.context(identity)
     for _ in range(rounds):
         ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
         probe = spawn.Process(target=_probe, args=(target, 100, ready, stop, out))
@@ -436,7 +437,6 @@ async def measure_attack(target: Target, who: str, identity: str | None, connect
         try:
             await loop.run_in_executor(None, ready.wait)
             with RSSSampler(target) as sampler:
-                context = target.context(identity)
                 answers.update(await asyncio.gather(*(slow_body(aimed_at or target, context, hold)
                                                       for _ in range(connections))))
                 stop.set()
@@ -763,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run(args.state_dir.resolve(), args.connections, args.watches, args.hold, args.rounds))
     else:
         results = asyncio.run(_run_in_own_clusterset(args.connections, args.watches, args.hold, args.rounds))
-    section = render(results, command.strip())
+    section = render(results, command)
     write(args.output, section)
     print(section)
     return 0

@@ -212,9 +212,8 @@ class Watcher:
 
     def _put(self, event: Event | None) -> None:
         self.pending.append(event)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self.waiter is not None:
+            _wake(self.waiter)
 
     async def wait(self, until: float) -> bool:
         """Wait until something is pending or the loop's clock reaches ``until``; whether something is."""
