@@ -56,7 +56,7 @@ import ssl
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -85,6 +85,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("mcs_apiserver.api.limits")
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 #: etcd's default --max-request-bytes: the largest object kube-apiserver can store.
@@ -308,6 +309,51 @@ class Limiter:
                     del self.watches_by_user[user]
 
         return limit_watches
+
+
+class _TurnLine(Generic[T]):
+    """What waits for turns of the event loop: at most ``per_turn`` items start per turn (``start``
+    says whether an item did: one that is gone takes no turn), in arrival order, or, beyond
+    ``newest_first_after`` waiting, the newest first. A turn scheduled by a callback runs after the
+    loop has polled for I/O again, so what is already being served goes on between turns. The
+    strangers' line and the handshake line are each one of these."""
+
+    __slots__ = ("_items", "_per_turn", "_start", "_newest_first_after", "_turns")
+
+    def __init__(self, per_turn: int, start: Callable[[T], bool], newest_first_after: int | None = None) -> None:
+        self._items: deque[T] = deque()
+        self._per_turn = per_turn
+        self._start = start
+        self._newest_first_after = newest_first_after
+        self._turns: asyncio.Handle | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def append(self, item: T) -> None:
+        self._items.append(item)
+        if self._turns is None:
+            self._turns = asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def remove(self, item: T) -> None:
+        self._items.remove(item)
+
+    def close(self) -> None:
+        """Nothing more starts: what waited is forgotten."""
+        if self._turns is not None:
+            self._turns.cancel()
+            self._turns = None
+        self._items.clear()
+
+    def _next_turn(self) -> None:
+        items, started = self._items, 0
+        while items and started < self._per_turn:
+            newest = self._newest_first_after is not None and len(items) > self._newest_first_after
+            started += self._start(items.pop() if newest else items.popleft())
+        self._turns = asyncio.get_running_loop().call_soon(self._next_turn) if items else None
 
 
 class _Transport:
@@ -537,8 +583,7 @@ class ConnectionGuard:
         self.trusts = trusts
         self.connections: dict[Any, _Guarded] = {}  # by the transport aiohttp sees
         self.holds_bodies = False  # see admission_gate
-        self.line: deque[_Guarded] = deque()
-        self._turns: asyncio.Handle | None = None
+        self.line: _TurnLine[_Guarded] = _TurnLine(STRANGERS_PER_TURN, _Guarded.take_turn)
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory, self)
@@ -558,16 +603,6 @@ class ConnectionGuard:
 
     def line_up(self, stranger: _Guarded) -> None:
         self.line.append(stranger)
-        if self._turns is None:
-            self._turns = asyncio.get_running_loop().call_soon(self._next_turn)
-
-    def _next_turn(self) -> None:
-        """Start the next strangers' requests, then come back in the next turn of the loop (a
-        callback scheduled by a callback runs after the loop has polled for I/O again)."""
-        started = 0
-        while self.line and started < STRANGERS_PER_TURN:
-            started += self.line.popleft().take_turn()
-        self._turns = asyncio.get_running_loop().call_soon(self._next_turn) if self.line else None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -630,8 +665,8 @@ class _PacedListener:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Accepted, handshake not started: when each is given up (its handshake time is up).
         self._deadlines: dict[socket.socket, asyncio.TimerHandle] = {}
-        self._line: deque[socket.socket] = deque()  # their ClientHello is in
-        self._turns: asyncio.Handle | None = None
+        #: Their ClientHello is in.
+        self._line: _TurnLine[socket.socket] = _TurnLine(HANDSHAKES_PER_TURN, self._start, LIFO_AFTER)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock, self._accept_all)
 
@@ -653,19 +688,15 @@ class _PacedListener:
     def _heard(self, conn: socket.socket) -> None:
         self._loop.remove_reader(conn)
         self._line.append(conn)
-        if self._turns is None:
-            self._turns = self._loop.call_soon(self._next_turn)
 
-    def _next_turn(self) -> None:
-        """Start the next handshakes, then come back in the next turn of the loop."""
-        for _ in range(min(HANDSHAKES_PER_TURN, len(self._line))):
-            conn = self._line.pop() if len(self._line) > LIFO_AFTER else self._line.popleft()
-            deadline = self._deadlines.pop(conn)
-            deadline.cancel()
-            task = self._loop.create_task(self._handshake(conn, deadline.when() - self._loop.time()))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self._turns = self._loop.call_soon(self._next_turn) if self._line else None
+    def _start(self, conn: socket.socket) -> bool:
+        """Start a connection's handshake (its turn in the line)."""
+        deadline = self._deadlines.pop(conn)
+        deadline.cancel()
+        task = self._loop.create_task(self._handshake(conn, deadline.when() - self._loop.time()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
 
     def _give_up(self, conn: socket.socket) -> None:
         log.debug("closing a connection that did not start its TLS handshake in time")
@@ -687,15 +718,13 @@ class _PacedListener:
     async def close(self) -> None:
         self._loop.remove_reader(self.sock)
         self.sock.close()
-        if self._turns is not None:
-            self._turns.cancel()
         for conn, deadline in list(self._deadlines.items()):
             deadline.cancel()
             if conn not in self._line:
                 self._loop.remove_reader(conn)
             conn.close()
         self._deadlines.clear()
-        self._line.clear()
+        self._line.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
