@@ -10,7 +10,8 @@ of BENCHMARKS.md (between its own markers, above the figures ``python3 -m benchm
   webhook client certificate (what only a holder of that certificate can do: it exercises the limits
   themselves). RSS of the instance is sampled every 100 ms; a normal GET (through the front-proxy
   identity, straight to the instance) is timed all along, from a process of its own, on new
-  connections and on a kept-alive one, and compared with the same GETs idle.
+  connections and on a kept-alive one side by side, and compared with the same GETs idle, also side
+  by side (so that a kept-alive GET waits for the probe's own handshakes in both).
 * **Watches**: ``--watches`` watches opened straight to the instance, each on its own TLS connection
   as the aggregator opens them; RSS growth per watch; then every client goes at once: the time until
   ``apiserver_registered_watchers`` is back, and the RSS after.
@@ -32,6 +33,7 @@ import ssl
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,23 +98,28 @@ the instance gives free pages back every 10 s (`malloc_trim`); what stays is reu
 watches (a second round of 1,000 grew RSS by 0.9 MiB)."""
 #: The reading of the side-by-side table of the last run (written after it).
 NOTES_SIDE_BY_SIDE = """
-Same floods, same client processes, same 2 CPUs. Each stranger row now pools 4 floods (a flood is over in
-0.3 s: one flood's "during" was 8-13 GETs, so its p99 was its slowest GET). In this run ours rose 2.1x
-and 8.2x on new connections (one GET of 144 ms among 29 in the second) and 3.2x and 3.1x kept-alive;
-kube-apiserver's 3.8x and 7.3x, 4.3x and 8.4x. The idle p99s of this run were high (5.9-7.4 ms
-kept-alive, against 2-3 ms in quieter runs), which flatters every ratio; the medians say more: kept-alive
-1.45 ms idle, 4.2-4.8 ms during a flood on us, 1.53 ms during the same flood on member-2's instance (last
-row). So the GETs wait mostly for the attacked instance's own work, not only for the CPUs the flood's
-client takes: the 3x target is not met reliably. Tried this session and not kept (interleaved A/B, 6-8
-floods each, pooled): holding both lines (handshakes, strangers' requests) while a known client's request
-is being served, up to 10 ms: kept-alive p99 8.3x against 5.2x, median unchanged (3.75 against 3.56 ms);
-starting the newest and the oldest waiting handshakes in turn instead of the newest first: a GET on a
-new connection still waited 202 ms once (its connection arrives among the flood's, whose client sends
-its ClientHellos over the whole 0.3 s); the attacking client at idle CPU priority (SCHED_IDLE): 4.3x /
-4.7x; pinned to one CPU: 4.6x / 5.5x. A handshake is the largest piece of a stranger's cost (0.26 ms of
-OpenSSL without a client certificate, 0.70 ms with one, measured in memory; a third of the instance's
-CPU during a flood) and runs on the event loop: moving it to a thread (OpenSSL releases the GIL) would
-need a TLS layer of our own under uvloop, which adopts no finished handshake."""
+Same floods, same client processes, same 2 CPUs. Each stranger row pools 4 floods (a flood is over in
+0.2-0.3 s: one flood's "during" is 6-13 GETs). The probe sends its GETs on new connections and on the
+kept-alive one side by side when idle too, as it does during a flood: until this run its idle kept-alive
+GETs ran alone, did not wait for the probe's own handshakes, and so part of every kept-alive ratio was the
+probe's own doing. In this run, kept-alive (the aggregator's case): ours 2.0x and 2.4x, kube-apiserver's
+15.3x and 5.2x; medians 1.10 ms idle, 2.9-3.1 ms during a flood on us, 1.48 ms during the same flood on
+member-2's instance (last row). On new connections: ours 4.1x and 2.8x, kube-apiserver's 12.7x and 5.7x.
+So the 3x target is met kept-alive, not on new connections. A timeline of an instrumented instance (accept,
+ClientHello, handshake start, connection made, request) showed why: the slow new connections (48 and
+140 ms) waited in the handshake line (newest first beyond 8 waiting, and the flood's client sends
+ClientHellos newer than theirs for 0.1 s or more); the others spent 7-14 ms in their handshake, whose
+flights each wait for a turn of a busy loop. A known client's connection cannot be told from a stranger's
+before its handshake is done (TLS 1.3 sends the client certificate last). Tried and not kept (interleaved,
+10 floods each, pooled): each line starting an item every other turn of the loop rather than every turn:
+kept-alive median during 2.41 against 3.67 ms and p99 2.37x against 2.48x, but new connections 11.9x
+against 3.0x (one GET of 115 ms); both lines skipping a turn when a known client's bytes arrive:
+kept-alive 2.94x, new 6.9x. Earlier: holding both lines while a known client's request is served (p99
+worse, median unchanged); the newest and the oldest waiting handshakes in turn (a new connection still
+waited 202 ms); the attacking client at idle CPU priority or pinned to one CPU (no better). A handshake is
+the largest piece of a stranger's cost (0.26 ms of OpenSSL without a client certificate, 0.70 ms with one,
+in memory) and runs on the event loop: moving it to a thread (OpenSSL releases the GIL) would need a TLS
+layer of our own under uvloop, which adopts no finished handshake."""
 #: The row whose flood goes to member-2's instance while member-1's is measured.
 BYSTANDER = "stranger, aimed at member-2's instance (member-1's not attacked)"
 BEGIN = "<!-- benchmarks.attacks: begin -->"
@@ -284,12 +291,27 @@ async def kept_alive_latencies(target: Target, until: asyncio.Event | None, coun
     return samples
 
 
+async def both_latencies(target: Target, until: asyncio.Event, count: int) -> tuple[list[float], list[float]]:
+    """GETs on new connections and on a kept-alive one, side by side in one loop, until either has
+    ``count`` or ``until`` is set. Idle and during a flood alike: a kept-alive GET measured alone would
+    not wait for the probe's own handshakes, as it does beside the new connections'."""
+    async def then_stop(samples: Awaitable[list[float]]) -> list[float]:
+        try:
+            return await samples
+        finally:
+            until.set()
+
+    fresh, kept = await asyncio.gather(then_stop(latencies(target, until, count)),
+                                       then_stop(kept_alive_latencies(target, until, count)))
+    return fresh, kept
+
+
 def _probe(target: Target, idle_count: int, ready: Any, stop: Any, out: Any) -> None:
     """In a process of its own (so that the attacking client's busy loop does not delay it): GETs on
-    new connections and on a kept-alive one, ``idle_count`` each before ``ready``, then until ``stop``."""
+    new connections and on a kept-alive one, side by side, until ``idle_count`` of one kind before
+    ``ready``, then until ``stop``."""
     async def main() -> tuple[list[float], ...]:
-        idle = await latencies(target, None, idle_count)
-        idle_kept = await kept_alive_latencies(target, None, idle_count)
+        idle, idle_kept = await both_latencies(target, asyncio.Event(), idle_count)
         ready.set()
         until = asyncio.Event()
 
@@ -299,9 +321,8 @@ def _probe(target: Target, idle_count: int, ready: Any, stop: Any, out: Any) -> 
             until.set()
 
         waiter = asyncio.create_task(watch_stop())
-        during, during_kept = await asyncio.gather(latencies(target, until, 10_000),
-                                                   kept_alive_latencies(target, until, 10_000))
-        await waiter
+        during, during_kept = await both_latencies(target, until, 10_000)
+        waiter.cancel()
         return idle, during, idle_kept, during_kept
 
     out.put(asyncio.run(main()))
