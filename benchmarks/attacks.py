@@ -122,6 +122,8 @@ in memory) and runs on the event loop: moving it to a thread (OpenSSL releases t
 layer of our own under uvloop, which adopts no finished handshake."""
 #: The row whose flood goes to member-2's instance while member-1's is measured.
 BYSTANDER = "stranger, aimed at member-2's instance (member-1's not attacked)"
+#: The row whose GETs go through member-1's kube-apiserver, as a user's do, while its instance is flooded.
+AS_USERS_GET = "stranger, GETs through kube-apiserver (as kubectl's)"
 BEGIN = "<!-- benchmarks.attacks: begin -->"
 END = "<!-- benchmarks.attacks: end -->"
 
@@ -167,11 +169,11 @@ class Target:
                    'scope="namespace",subresource="",verb="WATCH"')
 
     def through(self, kube: Target) -> Target:
-        """This instance's views as users reach them: through ``kube``, whose aggregator proxies them here
-        (kube-apiserver's transport chooses h2 when the instance offers it: one connection, a stream per
-        watch). Its pid and watch gauge are still the instance's."""
+        """This instance's views as users reach them (``kubectl get clustersets``): through ``kube``, whose
+        aggregator proxies them here (kube-apiserver's transport chooses h2 when the instance offers it: one
+        connection, a stream per request or watch). Its pid and watch gauge are still the instance's."""
         return Target(self.name + " through kube-apiserver", kube.port, self.pid, kube.pki, kube.ca,
-                      kube.server_hostname, kube.identity, kube.headers, kube.get_path,
+                      kube.server_hostname, kube.identity, kube.headers, self.get_path,
                       f"{VIEWS}/serviceimports?watch=1&timeoutSeconds=900", self.watch_gauge)
 
     def context(self, identity: str | None, alpn: list[str] | None = None) -> ssl.SSLContext:
@@ -666,9 +668,11 @@ def render(results: Results, command: str) -> str:
              "`/api/v1/namespaces/default` with the admin certificate; the certificate holders have no "
              "counterpart there (kube-apiserver does not trust the webhook client CA). A stranger's flood is over in "
              "well under a second, so each stranger row pools the GETs of several floods (connections: floods x "
-             "connections); a holder's lasts its hold. The last row aims the strangers' floods at member-2's "
+             "connections); a holder's lasts its hold. The second last row aims the strangers' floods at member-2's "
              "instance while member-1's is measured: what a flood costs a server that is not attacked, through the "
-             "CPUs they share.", "",
+             "CPUs they share. The last row floods member-1's instance and sends the GETs as a user's reach it: to "
+             "member-1's kube-apiserver (admin certificate), whose aggregator proxies them to the instance over its "
+             "own kept-alive HTTP/2 connection; a new connection there is a handshake with kube-apiserver.", "",
              "| attacker | target | connections | RSS idle | RSS peak | RSS after | answers | GET p50/p99 idle "
              "| GET p50/p99 during | kept-alive GET p50/p99 idle | kept-alive GET p50/p99 during |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -737,6 +741,9 @@ async def run(state_dir: Path, connections: int, watches: int, hold: float, roun
     bystander = Target.of(state_dir, "member-2")
     progress(f"slow bodies: {rounds} x {connections} strangers to member-2's instance, GETs to member-1's")
     results.attacks.append(await measure_attack(ours, BYSTANDER, None, connections, hold, rounds, aimed_at=bystander))
+    progress(f"slow bodies: {rounds} x {connections} strangers to member-1's instance, GETs through kube-apiserver")
+    results.attacks.append(await measure_attack(ours.through(kube), AS_USERS_GET, None, connections, hold, rounds,
+                                                aimed_at=ours))
     # Through kube-apiserver first: after the direct watches, the instance's heap would have room for them
     # freed by those, and the growth would say nothing.
     progress(f"watches: {watches} to {ours.name} through kube-apiserver")
