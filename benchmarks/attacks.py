@@ -87,9 +87,9 @@ NOTES_WATCHES = """
 Watches reach the instance through kube-apiserver's aggregator, which talks HTTP/2 to it: every watch is
 a stream of one TLS connection (the "through kube-apiserver" row, 1 connection for 1,000 watches), and
 costs what the watch itself needs (its request and response, handler task, h2's stream state and our
-list of pending events) at 13.3 KiB in the last run on this machine: within the 20 KB target. A watch
-that comes straight over HTTP/1.1 (the first row; only a client that bypasses the aggregator does that)
-still costs its own connection: the server's SSL object with its session and the client's certificate
+list of pending events) at 11.4 KiB in the last run on this machine: within the 20 KB target. A watch
+that comes straight on a connection of its own (the first row; only a client that bypasses the aggregator
+does that) still costs its own connection: the server's SSL object with its session and the client's certificate
 (about 22 KiB of heap with OpenSSL 3.0), uvloop's buffers, and aiohttp's protocol; kube-apiserver,
 served the same way, grows more per watch than we do. Before HTTP/2, every aggregated watch cost that,
 49 KiB. Watchers wait on a list and one future rather than an asyncio.Queue woken through wait_for (4
@@ -98,28 +98,35 @@ the instance gives free pages back every 10 s (`malloc_trim`); what stays is reu
 watches (a second round of 1,000 grew RSS by 0.9 MiB)."""
 #: The reading of the side-by-side table of the last run (written after it).
 NOTES_SIDE_BY_SIDE = """
-Same floods, same client processes, same 2 CPUs. Each stranger row pools 4 floods (a flood is over in
-0.2-0.3 s: one flood's "during" is 6-13 GETs). The probe sends its GETs on new connections and on the
-kept-alive one side by side when idle too, as it does during a flood: until this run its idle kept-alive
-GETs ran alone, did not wait for the probe's own handshakes, and so part of every kept-alive ratio was the
-probe's own doing. In this run, kept-alive (the aggregator's case): ours 2.0x and 2.4x, kube-apiserver's
-15.3x and 5.2x; medians 1.10 ms idle, 2.9-3.1 ms during a flood on us, 1.48 ms during the same flood on
-member-2's instance (last row). On new connections: ours 4.1x and 2.8x, kube-apiserver's 12.7x and 5.7x.
-So the 3x target is met kept-alive, not on new connections. A timeline of an instrumented instance (accept,
-ClientHello, handshake start, connection made, request) showed why: the slow new connections (48 and
-140 ms) waited in the handshake line (newest first beyond 8 waiting, and the flood's client sends
-ClientHellos newer than theirs for 0.1 s or more); the others spent 7-14 ms in their handshake, whose
-flights each wait for a turn of a busy loop. A known client's connection cannot be told from a stranger's
-before its handshake is done (TLS 1.3 sends the client certificate last). Tried and not kept (interleaved,
-10 floods each, pooled): each line starting an item every other turn of the loop rather than every turn:
-kept-alive median during 2.41 against 3.67 ms and p99 2.37x against 2.48x, but new connections 11.9x
-against 3.0x (one GET of 115 ms); both lines skipping a turn when a known client's bytes arrive:
-kept-alive 2.94x, new 6.9x. Earlier: holding both lines while a known client's request is served (p99
-worse, median unchanged); the newest and the oldest waiting handshakes in turn (a new connection still
-waited 202 ms); the attacking client at idle CPU priority or pinned to one CPU (no better). A handshake is
-the largest piece of a stranger's cost (0.26 ms of OpenSSL without a client certificate, 0.70 ms with one,
-in memory) and runs on the event loop: moving it to a thread (OpenSSL releases the GIL) would need a TLS
-layer of our own under uvloop, which adopts no finished handshake."""
+Same floods, same client processes, same 2 CPUs, a ClusterSet of the benchmark's own. Each stranger row
+pools 4 floods (a flood is over in 0.2-0.3 s: one flood's "during" is 6-13 GETs, so a row's p99 is about
+its slowest GET). The probe sends its GETs on new connections and on the kept-alive one side by side when
+idle too, as it does during a flood: until this run its idle kept-alive GETs ran alone and never waited for
+the probe's own handshakes, so part of each kept-alive ratio was the probe's own doing. In this run:
+- kept-alive, the aggregator's case: ours 2.9x and 2.6x, kube-apiserver's 5.6x and 12.5x; certificate
+  holders 2.2x and 2.0x; medians 1.1 ms idle, 2.5-3.0 ms during a flood on us, 1.07 ms during the same
+  flood on member-2's instance;
+- a user's GET, through member-1's kube-apiserver while its instance is flooded (last row): 1.7x on
+  kube-apiserver's kept-alive connection, 3.0x with a new connection to kube-apiserver per GET (as
+  kubectl opens);
+- on new connections straight to the instance, which only the aggregator opens, and rarely: ours 2.7x and
+  4.2x, kube-apiserver's 4.7x and 11.2x; certificate holders 3.3x and 3.6x.
+The 3x target is met kept-alive and through kube-apiserver, not reliably on new connections to the
+instance. A timeline of an instrumented instance (accept, ClientHello, handshake start, connection made,
+request) showed why: the slow new connections (48 and 140 ms in that run) waited in the handshake line
+(newest first beyond 8 waiting, and the flood's client sends ClientHellos newer than theirs for 0.1 s or
+more); the others spent 7-14 ms in their handshake, whose flights each wait for a turn of a busy loop. A
+known client's connection cannot be told from a stranger's before its handshake is done (TLS 1.3 sends the
+client certificate last). Tried and not kept (interleaved, 10 floods each, pooled): each line starting an
+item every other turn of the loop rather than every turn: kept-alive median during 2.41 against 3.67 ms
+and p99 2.37x against 2.48x, but new connections 11.9x against 3.0x (one GET of 115 ms); both lines
+skipping a turn when a known client's bytes arrive: kept-alive 2.94x, new 6.9x. Earlier: holding both
+lines while a known client's request is served (p99 worse, median unchanged); the newest and the oldest
+waiting handshakes in turn (a new connection still waited 202 ms); the attacking client at idle CPU
+priority or pinned to one CPU (no better). A handshake is the largest piece of a stranger's cost (0.26 ms
+of OpenSSL without a client certificate, 0.70 ms with one, in memory) and runs on the event loop: moving
+it to a thread (OpenSSL releases the GIL) would need a TLS layer of our own under uvloop, which adopts no
+finished handshake."""
 #: The row whose flood goes to member-2's instance while member-1's is measured.
 BYSTANDER = "stranger, aimed at member-2's instance (member-1's not attacked)"
 #: The row whose GETs go through member-1's kube-apiserver, as a user's do, while its instance is flooded.
@@ -452,7 +459,7 @@ async def measure_attack(target: Target, who: str, identity: str | None, connect
     idle_kept: list[float] = []
     during_kept: list[float] = []
     peak = 0
-    context = target.context(identity)
+    context = (aimed_at or target).context(identity)  # the attacked server's CA
     for _ in range(rounds):
         ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
         probe = spawn.Process(target=_probe, args=(target, 100, ready, stop, out))
